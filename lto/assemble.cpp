@@ -1,0 +1,150 @@
+// Stage 6: assemble.
+//
+// The output must be the file stock lld writes for the original command, so
+// lld writes it, from a command that differs from the original only where
+// bitcode was:
+//  - a bitcode file becomes its shim (see shim.cpp), at its own position;
+//  - an archive with bitcode members becomes its members in order, native
+//    members as they are (a thin archive's member is the file it names, a
+//    regular archive's is copied out) and bitcode members by their shims.
+//    Under --whole-archive the members are plain files. Otherwise they are
+//    wrapped in --start-lib/--end-lib so native members stay lazy, and each
+//    shim of a member that the thin link extracted stands outside, loaded;
+//    members the thin link did not extract are left out.
+//  - the native objects come after every input, in lld's task order, which is
+//    where lld adds the objects its in-process LTO produces.
+// lld's in-process LTO adds those objects after all inputs, so their sections
+// land after every native input's in each output section, as here; the shims
+// put each symbol into lld's symbol table where the bitcode would have.
+#include "lto/assemble.h"
+
+#include "lto/shim.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <sstream>
+#include <unordered_set>
+
+namespace thinfarm {
+
+namespace {
+
+Status makeDir(const std::string &path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+    return failed("cannot create directory " + path);
+  return ok();
+}
+
+} // namespace
+
+Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const AssembleInput &in) {
+  const std::string nativeDir = in.scratch + "/native";
+  const std::string shimDir = in.scratch + "/shim";
+  const std::string memberDir = in.scratch + "/member";
+  TF_CHECK(makeDir(nativeDir));
+  TF_CHECK(makeDir(shimDir));
+  TF_CHECK(makeDir(memberDir));
+
+  // Names that reach lld's output: globals of every native object and input.
+  std::unordered_set<std::string> live;
+  std::vector<std::string> nativePaths;
+  for (size_t i = 0; i < in.natives.size(); ++i) {
+    std::string path = nativeDir + "/" + std::to_string(i) + ".o";
+    TF_CHECK(writeFileAtomic(path, in.natives[i].object));
+    TF_CHECK(collectGlobalSymbols(in.thin.modules[i].identifier,
+                                  Blob::fromString(in.natives[i].object), live));
+    nativePaths.push_back(std::move(path));
+  }
+  for (const InputFile &f : in.inputs.files) {
+    if (f.kind == FileKind::Elf)
+      TF_CHECK(collectGlobalSymbols(f.path, f.bytes, live));
+    for (const ExpandedMember &m : f.members)
+      if (m.kind == FileKind::Elf)
+        TF_CHECK(collectGlobalSymbols(f.path + "(" + m.member.name + ")", m.member.bytes, live));
+  }
+
+  // One shim per module of the thin link.
+  std::map<std::string, std::string> shimOf; // identifier -> path
+  std::string_view like = in.natives.empty() ? std::string_view() : in.natives[0].object;
+  for (size_t i = 0; i < in.thin.modules.size(); ++i) {
+    const std::string &id = in.thin.modules[i].identifier;
+    auto facts = in.facts.find(id);
+    assert(facts != in.facts.end());
+    TF_TRY(std::string shim, writeShim(shimSymbols(facts->second.symbols, live), like));
+    std::string path = shimDir + "/" + std::to_string(i) + ".o";
+    TF_CHECK(writeFileAtomic(path, shim));
+    shimOf.emplace(id, std::move(path));
+  }
+
+  std::vector<std::string> argv{tc.lld};
+  size_t nextFile = 0, memberCount = 0;
+  for (size_t a = 0; a < in.cmd.args.size(); ++a) {
+    const Arg &arg = in.cmd.args[a];
+    const InputFile *f = nullptr;
+    if (nextFile < in.inputs.files.size() && in.inputs.files[nextFile].argIndex == a)
+      f = &in.inputs.files[nextFile++];
+    if (!f || !f->hasBitcode) {
+      argv.insert(argv.end(), arg.tokens.begin(), arg.tokens.end());
+      continue;
+    }
+    if (f->kind == FileKind::Bitcode) {
+      auto shim = shimOf.find(f->path);
+      if (shim == shimOf.end())
+        continue; // lazy and not extracted by the thin link
+      if (f->lazy)
+        argv.insert(argv.end(), {"--end-lib", shim->second, "--start-lib"});
+      else
+        argv.push_back(shim->second);
+      continue;
+    }
+    // An archive with bitcode members.
+    if (f->lazy)
+      return unimplemented(f->path + ": an archive with bitcode inside --start-lib");
+    if (!f->wholeArchive)
+      argv.push_back("--start-lib");
+    for (const ExpandedMember &m : f->members) {
+      if (m.kind == FileKind::Bitcode) {
+        auto shim = shimOf.find(m.identifier);
+        if (shim == shimOf.end()) {
+          if (f->wholeArchive)
+            return failed("the thin link did not load " + m.identifier + " from a --whole-archive");
+          continue;
+        }
+        if (f->wholeArchive)
+          argv.push_back(shim->second);
+        else
+          argv.insert(argv.end(), {"--end-lib", shim->second, "--start-lib"});
+        continue;
+      }
+      if (!m.member.path.empty()) {
+        argv.push_back(m.member.path);
+        continue;
+      }
+      std::string path = memberDir + "/" + std::to_string(memberCount++) + "-" + m.member.name;
+      TF_CHECK(writeFileAtomic(path, m.member.bytes.bytes()));
+      argv.push_back(std::move(path));
+    }
+    if (!f->wholeArchive)
+      argv.push_back("--end-lib");
+  }
+  argv.insert(argv.end(), nativePaths.begin(), nativePaths.end());
+  return argv;
+}
+
+Status assemble(const Toolchain &tc, const AssembleInput &in) {
+  TF_TRY(std::vector<std::string> argv, reassemblyCommand(tc, in));
+  TF_TRY(ProcessOutput out, runProcess(argv, /*captureStderr=*/true));
+  // The thin link already printed what lld says about the inputs; print only
+  // what is new.
+  std::istringstream lines(out.stderrText);
+  for (std::string line; std::getline(lines, line);)
+    if (in.thin.diagnostics.find(line) == std::string::npos)
+      std::fprintf(stderr, "%s\n", line.c_str());
+  if (out.exitCode != 0)
+    return failed("reassembly link failed (" + tc.lld + " exited with " +
+                  std::to_string(out.exitCode) + ")");
+  return ok();
+}
+
+} // namespace thinfarm

@@ -1,0 +1,150 @@
+// Reading bitcode modules and native objects without compiling anything.
+//
+// The IR symbol table (lto::InputFile) is what lld resolves symbols against;
+// it is stored in the bitcode, so reading it costs no IR parsing. Module asm
+// is only reachable through the module itself: a lazily loaded module reads
+// global declarations and the asm string, not function bodies.
+#include "lto/bitcode.h"
+
+#include <llvm/Bitcode/BitcodeReader.h>
+#include <llvm/IR/GlobalValue.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+#include <llvm/LTO/LTO.h>
+#include <llvm/Object/ELFObjectFile.h>
+#include <llvm/Object/ObjectFile.h>
+#include <llvm/Support/Error.h>
+#include <llvm/Support/MemoryBuffer.h>
+
+namespace thinfarm {
+
+namespace {
+std::string message(llvm::Error e) { return llvm::toString(std::move(e)); }
+
+uint8_t elfVisibility(llvm::GlobalValue::VisibilityTypes v) {
+  switch (v) {
+  case llvm::GlobalValue::DefaultVisibility: return 0;  // STV_DEFAULT
+  case llvm::GlobalValue::HiddenVisibility: return 2;   // STV_HIDDEN
+  case llvm::GlobalValue::ProtectedVisibility: return 3; // STV_PROTECTED
+  }
+  return 0;
+}
+} // namespace
+
+std::vector<std::string> parseIncbins(std::string_view text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = text.find(".incbin", pos)) != std::string_view::npos) {
+    pos += 7;
+    if (pos < text.size() && text[pos] != ' ' && text[pos] != '\t')
+      continue;
+    while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t'))
+      ++pos;
+    std::string file;
+    if (pos < text.size() && text[pos] == '"') {
+      for (++pos; pos < text.size() && text[pos] != '"'; ++pos) {
+        if (text[pos] == '\\' && pos + 1 < text.size())
+          ++pos;
+        file += text[pos];
+      }
+    } else {
+      while (pos < text.size() && text[pos] != ',' && text[pos] != '\n' &&
+             text[pos] != ';' && text[pos] != ' ' && text[pos] != '\t')
+        file += text[pos++];
+    }
+    if (!file.empty())
+      out.push_back(std::move(file));
+  }
+  return out;
+}
+
+Result<ModuleFacts> inspectModule(const Module &m) {
+  llvm::MemoryBufferRef ref(llvm::StringRef(m.bitcode.bytes().data(), m.bitcode.size()),
+                            m.identifier);
+  auto list = llvm::getBitcodeModuleList(ref);
+  if (!list)
+    return failed(m.identifier + ": invalid bitcode: " + message(list.takeError()));
+  if (list->size() != 1)
+    return unimplemented(m.identifier + ": bitcode holds " + std::to_string(list->size()) +
+                         " modules (split LTO unit)");
+  llvm::BitcodeModule &bm = (*list)[0];
+  auto info = bm.getLTOInfo();
+  if (!info)
+    return failed(m.identifier + ": invalid bitcode: " + message(info.takeError()));
+
+  ModuleFacts facts;
+  facts.thin = info->IsThinLTO;
+
+  auto input = llvm::lto::InputFile::create(ref);
+  if (!input)
+    return failed(m.identifier + ": invalid bitcode: " + message(input.takeError()));
+  for (const llvm::lto::InputFile::Symbol &s : (*input)->symbols()) {
+    IRSymbol sym;
+    sym.name = s.getName().str();
+    sym.undefined = s.isUndefined();
+    sym.weak = s.isWeak();
+    sym.tls = s.isTLS();
+    sym.common = s.isCommon();
+    sym.visibility = elfVisibility(s.getVisibility());
+    facts.symbols.push_back(std::move(sym));
+  }
+
+  llvm::LLVMContext ctx;
+  auto lazy = bm.getLazyModule(ctx, /*ShouldLazyLoadMetadata=*/true, /*IsImporting=*/false);
+  if (!lazy)
+    return failed(m.identifier + ": invalid bitcode: " + message(lazy.takeError()));
+  const std::string &asmText = (*lazy)->getModuleInlineAsm();
+  if (asmText.find(".incbin") != std::string::npos)
+    facts.incbins = parseIncbins(asmText);
+  return facts;
+}
+
+Status collectGlobalSymbols(std::string_view name, const Blob &elf,
+                            std::unordered_set<std::string> &out) {
+  llvm::MemoryBufferRef ref(llvm::StringRef(elf.bytes().data(), elf.size()),
+                            llvm::StringRef(name.data(), name.size()));
+  auto obj = llvm::object::ObjectFile::createELFObjectFile(ref);
+  if (!obj)
+    return failed(std::string(name) + ": invalid ELF object: " + message(obj.takeError()));
+  auto *elfObj = llvm::dyn_cast<llvm::object::ELFObjectFileBase>(obj->get());
+  if (!elfObj)
+    return failed(std::string(name) + ": not an ELF object");
+  for (const llvm::object::ELFSymbolRef &sym : elfObj->symbols()) {
+    if (sym.getBinding() == 0 /*STB_LOCAL*/)
+      continue;
+    auto symName = sym.getName();
+    if (!symName)
+      return failed(std::string(name) + ": bad symbol name: " + message(symName.takeError()));
+    out.insert(symName->str());
+  }
+  return ok();
+}
+
+} // namespace thinfarm
+
+#include "lto/run.h"
+
+namespace thinfarm {
+
+Result<ModuleFactsMap> inspectModules(const std::map<std::string, Blob> &modules,
+                                      unsigned threads) {
+  std::vector<const std::pair<const std::string, Blob> *> list;
+  for (const auto &entry : modules)
+    list.push_back(&entry);
+  std::vector<std::optional<Result<ModuleFacts>>> results(list.size());
+  std::vector<size_t> order(list.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  parallelFor(order, threads, [&](size_t i) {
+    results[i] = inspectModule(Module{list[i]->first, list[i]->second});
+  });
+  ModuleFactsMap out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (!results[i]->ok())
+      return std::move(*results[i]).error();
+    out.emplace(list[i]->first, std::move(*results[i]).value());
+  }
+  return out;
+}
+
+} // namespace thinfarm

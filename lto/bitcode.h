@@ -1,0 +1,45 @@
+#pragma once
+
+#include "lto/link.h"
+
+#include <cstdint>
+#include <map>
+#include <unordered_set>
+
+namespace thinfarm {
+
+// A symbol of a module's IR symbol table, in the form lld sees it.
+struct IRSymbol {
+  std::string name;
+  bool undefined = false;
+  bool weak = false;
+  bool tls = false;
+  bool common = false;
+  uint8_t visibility = 0; // ELF STV_*
+};
+
+struct ModuleFacts {
+  bool thin = false;              // a ThinLTO module (has a summary, not regular LTO)
+  std::vector<IRSymbol> symbols;  // in symbol-table order
+  std::vector<std::string> incbins; // files its module-level asm pulls in
+};
+
+// Reads what the driver needs to know of one module without compiling it:
+// its LTO kind, its IR symbol table, and the .incbin files of its module asm.
+Result<ModuleFacts> inspectModule(const Module &m);
+
+// Adds the names of every global (non-local) symbol of a native ELF object.
+Status collectGlobalSymbols(std::string_view name, const Blob &elf,
+                            std::unordered_set<std::string> &out);
+
+// Parses the operands of .incbin directives in assembly text.
+std::vector<std::string> parseIncbins(std::string_view asmText);
+
+} // namespace thinfarm
+
+namespace thinfarm {
+struct Inputs;
+using ModuleFactsMap = std::map<std::string, ModuleFacts>;
+// inspectModule for every module the link could load, on `threads` threads.
+Result<ModuleFactsMap> inspectModules(const std::map<std::string, Blob> &modules, unsigned threads);
+} // namespace thinfarm

@@ -1,0 +1,185 @@
+// The link driver: a ThinLTO link as a list of stages.
+//
+//   parse → expand archives → inspect modules → thin link → plan jobs → run → assemble
+//
+// A link without bitcode, a full-LTO link, or one that uses something the
+// split does not model goes to stock ld.lld-19 unchanged (the last kind with
+// a one-line notice), so thinfarm-ld is never the reason a link differs.
+#include "lto/driver.h"
+
+#include "lto/assemble.h"
+#include "lto/backend.h"
+#include "lto/bitcode.h"
+#include "lto/expand.h"
+#include "lto/parse.h"
+#include "lto/plan.h"
+#include "lto/run.h"
+#include "lto/thin_link.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+namespace thinfarm {
+
+namespace {
+
+// Why the link goes to stock lld instead of being split.
+struct PassThrough {
+  std::string notice; // empty: nothing worth saying (not a ThinLTO link)
+};
+
+struct Linked {};
+
+using Outcome = std::variant<Linked, PassThrough>;
+
+// A scratch directory for the link's intermediate files, removed at the end.
+class Scratch {
+public:
+  static Result<Scratch> create(const DriverContext &ctx) {
+    std::string templ = ctx.tempDir + "/thinfarm-XXXXXX";
+    if (!mkdtemp(templ.data()))
+      return failed("cannot create a scratch directory in " + ctx.tempDir);
+    return Scratch(templ, ctx.keepTemps);
+  }
+  Scratch(Scratch &&o) noexcept : path_(std::move(o.path_)), keep_(o.keep_) { o.path_.clear(); }
+  Scratch(const Scratch &) = delete;
+  ~Scratch() {
+    std::error_code ec;
+    if (!path_.empty() && !keep_)
+      std::filesystem::remove_all(path_, ec);
+  }
+  const std::string &path() const { return path_; }
+
+private:
+  Scratch(std::string p, bool keep) : path_(std::move(p)), keep_(keep) {}
+  std::string path_;
+  bool keep_;
+};
+
+std::string baseName(const std::string &p) {
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+Status checkSplittable(const Inputs &inputs) {
+  for (const InputFile &f : inputs.files) {
+    if (f.kind == FileKind::SharedObject)
+      return unimplemented(f.path + ": shared objects in a ThinLTO link");
+    if (f.kind == FileKind::Other)
+      return unimplemented(f.path + ": linker scripts as inputs of a ThinLTO link");
+  }
+  return ok();
+}
+
+// Full LTO passes through unchanged; a link that mixes the two is not split.
+Result<bool> isThinLink(const ModuleFactsMap &facts) {
+  size_t thin = 0;
+  for (const auto &[id, f] : facts)
+    thin += f.thin;
+  if (thin == 0)
+    return false;
+  if (thin != facts.size())
+    return unimplemented("the link mixes ThinLTO and full LTO bitcode");
+  return true;
+}
+
+void printDiagnostics(const Toolchain &tc, const std::vector<BackendOutput> &natives) {
+  std::string prog = baseName(tc.lld);
+  for (const BackendOutput &out : natives)
+    for (const Diagnostic &d : out.diagnostics) {
+      const char *sev = d.severity == Severity::Warning ? "warning: "
+                        : d.severity == Severity::Error ? "error: "
+                                                        : "";
+      std::fprintf(stderr, "%s: %s%s\n", prog.c_str(), sev, d.text.c_str());
+    }
+}
+
+// Whether any operand names bitcode, directly or in an archive: decides only
+// whether a fall-back is worth a notice.
+bool mentionsBitcode(const std::vector<std::string> &args) {
+  for (const std::string &a : args) {
+    if (a.empty() || a[0] == '-')
+      continue;
+    auto bytes = Blob::mapFile(a[0] == '@' ? a.substr(1) : a);
+    if (!bytes)
+      continue;
+    FileKind kind = classify(bytes->bytes());
+    if (kind == FileKind::Bitcode)
+      return true;
+    if (a[0] == '@')
+      if (mentionsBitcode(tokenizeResponseFile(bytes->bytes())))
+        return true;
+    if (kind == FileKind::Archive)
+      if (auto ar = readArchive(a, *bytes))
+        for (const ArchiveMember &m : ar->members)
+          if (classify(m.bytes.bytes()) == FileKind::Bitcode)
+            return true;
+  }
+  return false;
+}
+
+Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::string> &args) {
+  TF_TRY(LinkCommand cmd, parseCommandLine(args));
+  auto expanded = expandInputs(cmd);
+  if (!expanded) // a missing or unreadable input: lld's own message says it best
+    return Outcome(PassThrough{});
+  Inputs inputs = std::move(*expanded);
+  if (inputs.modules.empty())
+    return Outcome(PassThrough{});
+  TF_CHECK(checkSplittable(inputs));
+  unsigned threads = ctx.threads ? ctx.threads : cmd.threads ? cmd.threads : defaultThreads();
+  TF_TRY(ModuleFactsMap facts, inspectModules(inputs.modules, threads));
+  TF_TRY(bool thin, isThinLink(facts));
+  if (!thin)
+    return Outcome(PassThrough{});
+
+  TF_TRY(Scratch scratch, Scratch::create(ctx));
+  TF_TRY(ThinLinkResult thinLink, runThinLink(ctx.toolchain, cmd, scratch.path()));
+  std::fputs(thinLink.diagnostics.c_str(), stderr);
+  TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));
+  TF_TRY(BackendProcess backend, BackendProcess::initialize(cmd.backend));
+  TF_TRY(std::vector<BackendOutput> natives, runJobs(backend, jobs, threads));
+  printDiagnostics(ctx.toolchain, natives);
+  TF_CHECK(assemble(ctx.toolchain,
+                    AssembleInput{cmd, inputs, facts, thinLink, natives, scratch.path()}));
+  return Outcome(Linked{});
+}
+
+} // namespace
+
+DriverContext DriverContext::fromEnvironment() {
+  DriverContext ctx;
+  ctx.toolchain = Toolchain::fromEnvironment();
+  if (const char *t = std::getenv("TMPDIR"); t && *t)
+    ctx.tempDir = t;
+  if (const char *k = std::getenv("THINFARM_KEEP_TEMPS"); k && *k && std::string(k) != "0")
+    ctx.keepTemps = true;
+  if (const char *j = std::getenv("THINFARM_JOBS"); j && *j)
+    ctx.threads = static_cast<unsigned>(std::strtoul(j, nullptr, 10));
+  return ctx;
+}
+
+int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
+  auto outcome = splitLink(ctx, args);
+  if (outcome.ok()) {
+    if (std::holds_alternative<Linked>(*outcome))
+      return 0;
+    const auto &pass = std::get<PassThrough>(*outcome);
+    if (!pass.notice.empty())
+      std::fprintf(stderr, "thinfarm-ld: %s\n", pass.notice.c_str());
+    execLld(ctx.toolchain, args);
+  }
+  const Error &e = outcome.error();
+  if (e.kind == ErrorKind::Unimplemented) {
+    // Only worth a notice when the link would have been split.
+    if (mentionsBitcode(args))
+      std::fprintf(stderr, "thinfarm-ld: note: %s; linking with %s instead\n", e.message.c_str(),
+                 ctx.toolchain.lld.c_str());
+    execLld(ctx.toolchain, args);
+  }
+  std::fprintf(stderr, "thinfarm-ld: error: %s\n", e.message.c_str());
+  return 1;
+}
+
+} // namespace thinfarm

@@ -1,0 +1,50 @@
+// A backend job: one module's ThinLTO backend as a self-contained value.
+//
+// Everything the backend reads is in the job, by content: the module's
+// bitcode, its index shard, the bitcode of every module it imports from, and
+// the files its module asm pulls in with .incbin (by their path relative to
+// the build directory, which is how the assembler looks them up). With the
+// backend configuration that is all a machine needs to produce the same
+// native object as lld's in-process ThinLTO, so a job can run in this process,
+// in a child, or on another machine.
+#pragma once
+
+#include "lto/link.h"
+
+#include <cstdint>
+
+namespace thinfarm {
+
+struct IncbinFile {
+  std::string path; // as written in the asm, relative to the build directory
+  Blob bytes;
+};
+
+struct BackendJob {
+  unsigned task = 0;   // position in lld's task order; names the output
+  Module module;
+  Blob indexShard;
+  std::vector<Module> imports;
+  std::vector<IncbinFile> incbins;
+  // Scheduling estimate: bitcode bytes of the module and its imports.
+  uint64_t cost() const {
+    uint64_t c = module.bitcode.size();
+    for (const Module &m : imports)
+      c += m.bitcode.size() / 8; // imports are read lazily, mostly skipped
+    return c;
+  }
+};
+
+enum class Severity { Error, Warning, Remark, Note };
+
+struct Diagnostic {
+  Severity severity;
+  std::string text;
+};
+
+struct BackendOutput {
+  std::string object; // the native ELF object
+  std::vector<Diagnostic> diagnostics;
+};
+
+} // namespace thinfarm

@@ -1,0 +1,66 @@
+// The model of one link that the driver's stages hand to each other.
+//
+// parse        argv                  -> LinkCommand (classified arguments)
+// expand       LinkCommand           -> Inputs (every file and archive member, bitcode or native)
+// thin link    LinkCommand, Inputs   -> ThinLinkResult (module list, index shards, import lists)
+// plan         ThinLinkResult, ...   -> BackendJobs (self-contained values)
+// run          BackendJobs           -> native objects
+// assemble     everything above      -> the output file, written by ld.lld-19
+#pragma once
+
+#include "lto/blob.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace thinfarm {
+
+// One argument after response-file expansion, with its original spelling.
+struct Arg {
+  enum class Kind {
+    Option,         // passed on as spelled
+    Input,          // a file operand
+    Library,        // -lNAME / -l:FILE, resolved against -L paths
+    WholeArchive,   // --whole-archive
+    NoWholeArchive, // --no-whole-archive
+    StartLib,       // --start-lib
+    EndLib,         // --end-lib
+    Static,         // -Bstatic / -static: -l finds only archives
+    Dynamic,        // -Bdynamic
+  };
+  Kind kind = Kind::Option;
+  std::vector<std::string> tokens; // one or two tokens, as on the command line
+  std::string value;               // Input: path; Library: NAME or :FILE
+};
+
+// Everything lld's createConfig() reads from the command line, so a backend
+// configured from it produces what lld's in-process ThinLTO produces.
+struct BackendConfig {
+  int optLevel = 2;   // --lto-O, -plugin-opt=O
+  int cgOptLevel = 2; // CodeGenOptLevel, derived from optLevel as lld does
+  bool relocatable = false;
+  bool pic = false;
+  // LLVM command-line options in the order lld parses them: -plugin-opt=mcpu=,
+  // then -plugin-opt=-X, then -mllvm X.
+  std::vector<std::string> llvmOptions;
+  std::vector<std::string> mllvm; // the -mllvm subset (lto::Config::MllvmArgs)
+};
+
+struct LinkCommand {
+  std::vector<std::string> original; // argv[1..] as given (response files unexpanded)
+  std::vector<Arg> args;             // expanded and classified
+  std::string output = "a.out";
+  std::vector<std::string> libraryPaths; // -L, in order
+  BackendConfig backend;
+  unsigned threads = 0; // --thinlto-jobs, 0 = one per core
+};
+
+// A module of the link: a bitcode file or archive member under the exact
+// identifier lld gives it.
+struct Module {
+  std::string identifier; // "init/main.o", "vmlinux.a(main.o at 208618)"
+  Blob bitcode;
+};
+
+} // namespace thinfarm

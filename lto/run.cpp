@@ -1,0 +1,76 @@
+// Stage 5: run the backend jobs.
+//
+// The jobs are independent, so the only question is order: a pool that takes
+// the largest modules first keeps every core busy to the end (the classic LPT
+// rule); in the kernel a few modules (page allocator, scheduler, vt) cost ten
+// times the median and must not start last. Bitcode size predicts the cost
+// well enough and is known before anything runs.
+#include "lto/run.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include <sched.h>
+
+namespace thinfarm {
+
+unsigned defaultThreads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void parallelFor(const std::vector<size_t> &order, unsigned threads,
+                 const std::function<void(size_t)> &fn) {
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < order.size();)
+      fn(order[k]);
+  };
+  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(order.size())));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t)
+    pool.emplace_back(worker);
+  worker();
+  for (std::thread &t : pool)
+    t.join();
+}
+
+Result<std::vector<BackendOutput>> runJobs(const BackendProcess &backend,
+                                           const std::vector<BackendJob> &jobs, unsigned threads) {
+  std::vector<size_t> order(jobs.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return jobs[a].cost() > jobs[b].cost(); });
+
+  std::vector<BackendOutput> outputs(jobs.size());
+  std::mutex mu;
+  std::vector<std::pair<size_t, std::string>> failures;
+  std::atomic<bool> stop{false};
+  parallelFor(order, threads, [&](size_t i) {
+    if (stop.load())
+      return;
+    auto r = backend.run(jobs[i]);
+    if (r.ok()) {
+      outputs[i] = std::move(*r);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    failures.emplace_back(i, r.error().message);
+    stop = true; // no point compiling the rest of a link that failed
+  });
+  if (!failures.empty()) {
+    std::sort(failures.begin(), failures.end());
+    std::string msg;
+    for (auto &[i, text] : failures)
+      msg += (msg.empty() ? "" : "\n") + text;
+    return failed(msg);
+  }
+  return outputs;
+}
+
+} // namespace thinfarm

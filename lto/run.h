@@ -1,0 +1,23 @@
+#pragma once
+
+#include "lto/backend.h"
+
+#include <functional>
+
+namespace thinfarm {
+
+// Threads to use when the command line does not say: one per core.
+unsigned defaultThreads();
+
+// Calls fn(i) for every i in order[0..n) on `threads` threads; indices are
+// taken in the order given, so callers put the costliest first.
+void parallelFor(const std::vector<size_t> &order, unsigned threads,
+                 const std::function<void(size_t)> &fn);
+
+// Stage 5: runs every job on a local thread pool, longest first so the last
+// job to start is a short one. Returns one output per job, in job order, or
+// an error naming every module whose backend failed.
+Result<std::vector<BackendOutput>> runJobs(const BackendProcess &backend,
+                                           const std::vector<BackendJob> &jobs, unsigned threads);
+
+} // namespace thinfarm
