@@ -13,6 +13,8 @@
 // change a field not set here.
 #include "lto/backend.h"
 
+#include "lto/crash.h"
+
 #include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/CodeGen/CommandFlags.h>
 #include <llvm/IR/DiagnosticInfo.h>
@@ -111,6 +113,8 @@ Result<BackendProcess> BackendProcess::initialize(const BackendConfig &config) {
   // Registers the codegen options (-mcpu, -mattr, -relocation-model, ...)
   // that InitTargetOptionsFromCodeGenFlags reads, as lld does at start-up.
   static llvm::codegen::RegisterCodeGenFlags registerFlags; // LLVM's option registry is process-wide
+  llvm::install_fatal_error_handler(
+      [](void *, const char *reason, bool) { reportFatal(reason); }, nullptr);
   llvm::InitializeAllTargets();
   llvm::InitializeAllTargetMCs();
   llvm::InitializeAllAsmPrinters();
@@ -135,6 +139,7 @@ Result<BackendOutput> BackendProcess::run(const BackendJob &job) const {
     out.diagnostics.push_back(toDiagnostic(di));
   };
   const std::string &id = job.module.identifier;
+  CrashScope scope("compiling", id);
   auto fail = [&](const std::string &what) -> Error {
     return failed("backend of " + id + ": " + what);
   };

@@ -6,6 +6,8 @@
 // global declarations and the asm string, not function bodies.
 #include "lto/bitcode.h"
 
+#include "lto/crash.h"
+
 #include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/IR/GlobalValue.h>
 #include <llvm/IR/LLVMContext.h>
@@ -59,6 +61,7 @@ std::vector<std::string> parseIncbins(std::string_view text) {
 }
 
 Result<ModuleFacts> inspectModule(const Module &m) {
+  CrashScope scope("reading", m.identifier);
   llvm::MemoryBufferRef ref(llvm::StringRef(m.bitcode.bytes().data(), m.bitcode.size()),
                             m.identifier);
   auto list = llvm::getBitcodeModuleList(ref);

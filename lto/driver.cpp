@@ -16,9 +16,13 @@
 #include "lto/run.h"
 #include "lto/thin_link.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace thinfarm {
 
@@ -29,7 +33,10 @@ struct PassThrough {
   std::string notice; // empty: nothing worth saying (not a ThinLTO link)
 };
 
-struct Linked {};
+struct Linked {
+  size_t modules = 0;
+  size_t jobsLocal = 0;
+};
 
 using Outcome = std::variant<Linked, PassThrough>;
 
@@ -143,7 +150,45 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   printDiagnostics(ctx.toolchain, natives);
   TF_CHECK(assemble(ctx.toolchain,
                     AssembleInput{cmd, inputs, facts, thinLink, natives, scratch.path()}));
-  return Outcome(Linked{});
+  return Outcome(Linked{thinLink.modules.size(), jobs.size()});
+}
+
+std::string jsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// $THINFARM_LOG: one JSON line per ThinLTO link, appended with one write so
+// concurrent links (make -j) never interleave.
+void appendLog(const DriverContext &ctx, const std::string &line) {
+  if (ctx.logPath.empty())
+    return;
+  int fd = ::open(ctx.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    std::fprintf(stderr, "thinfarm-ld: warning: cannot open THINFARM_LOG %s\n", ctx.logPath.c_str());
+    return;
+  }
+  std::string text = line + "\n";
+  if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    std::fprintf(stderr, "thinfarm-ld: warning: cannot write THINFARM_LOG %s\n", ctx.logPath.c_str());
+  ::close(fd);
+}
+
+std::string outputOf(const std::vector<std::string> &args) {
+  auto cmd = parseCommandLine(args);
+  return cmd ? cmd->output : std::string();
 }
 
 } // namespace
@@ -155,16 +200,28 @@ DriverContext DriverContext::fromEnvironment() {
     ctx.tempDir = t;
   if (const char *k = std::getenv("THINFARM_KEEP_TEMPS"); k && *k && std::string(k) != "0")
     ctx.keepTemps = true;
+  if (const char *l = std::getenv("THINFARM_LOG"); l && *l)
+    ctx.logPath = l;
   if (const char *j = std::getenv("THINFARM_JOBS"); j && *j)
     ctx.threads = static_cast<unsigned>(std::strtoul(j, nullptr, 10));
   return ctx;
 }
 
 int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
+  auto start = std::chrono::steady_clock::now();
   auto outcome = splitLink(ctx, args);
   if (outcome.ok()) {
-    if (std::holds_alternative<Linked>(*outcome))
+    if (const auto *linked = std::get_if<Linked>(&*outcome)) {
+      double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      char seconds[32];
+      std::snprintf(seconds, sizeof seconds, "%.3f", wall);
+      appendLog(ctx, "{\"output\":" + jsonString(outputOf(args)) +
+                         ",\"modules\":" + std::to_string(linked->modules) +
+                         ",\"jobs_local\":" + std::to_string(linked->jobsLocal) +
+                         ",\"jobs_remote\":0,\"cache_hits\":0,\"wall_seconds\":" + seconds +
+                         ",\"workers\":{\"local\":" + std::to_string(linked->jobsLocal) + "}}");
       return 0;
+    }
     const auto &pass = std::get<PassThrough>(*outcome);
     if (!pass.notice.empty())
       std::fprintf(stderr, "thinfarm-ld: %s\n", pass.notice.c_str());
@@ -173,9 +230,12 @@ int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
   const Error &e = outcome.error();
   if (e.kind == ErrorKind::Unimplemented) {
     // Only worth a notice when the link would have been split.
-    if (mentionsBitcode(args))
+    if (mentionsBitcode(args)) {
       std::fprintf(stderr, "thinfarm-ld: note: %s; linking with %s instead\n", e.message.c_str(),
-                 ctx.toolchain.lld.c_str());
+                   ctx.toolchain.lld.c_str());
+      appendLog(ctx, "{\"output\":" + jsonString(outputOf(args)) +
+                         ",\"fallback\":" + jsonString(e.message) + "}");
+    }
     execLld(ctx.toolchain, args);
   }
   std::fprintf(stderr, "thinfarm-ld: error: %s\n", e.message.c_str());

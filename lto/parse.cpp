@@ -337,7 +337,7 @@ Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
     arg.tokens.push_back(tok);
     if (tok.size() < 2 || tok[0] != '-') {
       if (tok == "-")
-        return unimplemented("reading input from standard input");
+        return unimplemented("input - (standard input)");
       arg.kind = Arg::Kind::Input;
       arg.value = tok;
       cmd.args.push_back(std::move(arg));
