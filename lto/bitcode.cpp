@@ -12,6 +12,7 @@
 #include <llvm/IR/GlobalValue.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
+#include <llvm/IR/ModuleSummaryIndex.h>
 #include <llvm/LTO/LTO.h>
 #include <llvm/Object/ELFObjectFile.h>
 #include <llvm/Object/ObjectFile.h>
@@ -100,6 +101,19 @@ Result<ModuleFacts> inspectModule(const Module &m) {
   if (asmText.find(".incbin") != std::string::npos)
     facts.incbins = parseIncbins(asmText);
   return facts;
+}
+
+Status checkSummary(const Module &m) {
+  CrashScope scope("reading", m.identifier);
+  llvm::MemoryBufferRef ref(llvm::StringRef(m.bitcode.bytes().data(), m.bitcode.size()),
+                            m.identifier);
+  auto input = llvm::lto::InputFile::create(ref);
+  if (!input)
+    return failed(m.identifier + ": invalid bitcode: " + message(input.takeError()));
+  auto index = llvm::getModuleSummaryIndex(ref);
+  if (!index)
+    return failed(m.identifier + ": invalid bitcode: " + message(index.takeError()));
+  return ok();
 }
 
 Status collectGlobalSymbols(std::string_view name, const Blob &elf,

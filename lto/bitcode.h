@@ -28,6 +28,10 @@ struct ModuleFacts {
 // its LTO kind, its IR symbol table, and the .incbin files of its module asm.
 Result<ModuleFacts> inspectModule(const Module &m);
 
+// Reads the module's summary and IR symbol table as the thin link does; an
+// error names the module. Used to explain a failed thin link.
+Status checkSummary(const Module &m);
+
 // Adds the names of every global (non-local) symbol of a native ELF object.
 Status collectGlobalSymbols(std::string_view name, const Blob &elf,
                             std::unordered_set<std::string> &out);

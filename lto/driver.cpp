@@ -142,7 +142,7 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
     return Outcome(PassThrough{});
 
   TF_TRY(Scratch scratch, Scratch::create(ctx));
-  TF_TRY(ThinLinkResult thinLink, runThinLink(ctx.toolchain, cmd, scratch.path()));
+  TF_TRY(ThinLinkResult thinLink, runThinLink(ctx.toolchain, cmd, inputs.modules, scratch.path()));
   std::fputs(thinLink.diagnostics.c_str(), stderr);
   TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));
   TF_TRY(BackendProcess backend, BackendProcess::initialize(cmd.backend));

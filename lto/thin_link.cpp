@@ -12,6 +12,8 @@
 // backend needs, and a self-contained piece of a job.
 #include "lto/thin_link.h"
 
+#include "lto/bitcode.h"
+
 #include <sstream>
 
 namespace thinfarm {
@@ -33,6 +35,7 @@ std::vector<std::string> lines(std::string_view text) {
 } // namespace
 
 Result<ThinLinkResult> runThinLink(const Toolchain &tc, const LinkCommand &cmd,
+                                   const std::map<std::string, Blob> &modules,
                                    const std::string &scratch) {
   std::string prefix = scratch + "/";
   std::string list = scratch + "/thinlto.index-list";
@@ -43,9 +46,17 @@ Result<ThinLinkResult> runThinLink(const Toolchain &tc, const LinkCommand &cmd,
   argv.push_back("--thinlto-prefix-replace=;" + prefix);
 
   TF_TRY(ProcessOutput out, runProcess(argv, /*captureStderr=*/true));
-  if (out.exitCode != 0)
+  if (out.exitCode != 0) {
+    // lld does not always say which input it choked on; find it.
+    std::string culprit;
+    for (const auto &[id, bitcode] : modules)
+      if (Status s = checkSummary(Module{id, bitcode}); !s.ok()) {
+        culprit = s.error().message + "\n";
+        break;
+      }
     return failed("thin link failed (" + tc.lld + " exited with " +
-                  std::to_string(out.exitCode) + ")\n" + out.stderrText);
+                  std::to_string(out.exitCode) + ")\n" + culprit + out.stderrText);
+  }
 
   ThinLinkResult r;
   r.diagnostics = std::move(out.stderrText);

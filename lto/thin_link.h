@@ -20,7 +20,9 @@ struct ThinLinkResult {
 
 // Stage 3: runs the thin link, lld with the original arguments plus
 // --thinlto-index-only, writing index shards and import lists under scratch.
+// On failure, names the first module whose summary does not read.
 Result<ThinLinkResult> runThinLink(const Toolchain &tc, const LinkCommand &cmd,
+                                   const std::map<std::string, Blob> &modules,
                                    const std::string &scratch);
 
 } // namespace thinfarm

@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# Integration cases for thinfarm-ld on small programs built with clang-19.
+#
+# Each case links the same inputs with stock ld.lld-19 and with thinfarm-ld and
+# compares the outputs byte for byte (cmp), then checks with llvm-nm-19 /
+# llvm-readelf-19 that the case exercised what it claims. THINFARM_LOG proves
+# that a link was split rather than passed to lld: without that, an identical
+# output would prove nothing.
+#
+# usage: cases.sh CASE   (THINFARM_LD=path/to/thinfarm-ld)
+set -euo pipefail
+
+TFLD=${THINFARM_LD:?set THINFARM_LD to the thinfarm-ld binary}
+CASE=${1:?usage: cases.sh CASE}
+W=$(mktemp -d "${TMPDIR:-/tmp}/thinfarm-case-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+cd "$W"
+export THINFARM_LOG=$W/log.jsonl
+
+fail() { echo "FAIL [$CASE]: $*" >&2; exit 1; }
+ccthin() { clang-19 --target=x86_64-linux-gnu -O2 -flto=thin -ffreestanding -fno-pic "$@"; }
+ccnative() { clang-19 --target=x86_64-linux-gnu -O2 -ffreestanding -fno-pic "$@"; }
+
+# link_both ARGS...: stock into stock.out, thinfarm into tf.out; both must succeed
+# and agree byte for byte.
+link_both() {
+  ld.lld-19 "$@" -o stock.out 2> stock.err || fail "stock ld.lld-19 failed: $(cat stock.err)"
+  "$TFLD" "$@" -o tf.out 2> tf.err || fail "thinfarm-ld failed: $(cat tf.err)"
+  cmp stock.out tf.out || fail "outputs differ"
+}
+
+# expect_split N: the last link was split into N backend jobs.
+expect_split() {
+  [ -s log.jsonl ] || fail "no THINFARM_LOG line: the link was not split"
+  tail -n1 log.jsonl | grep -q "\"modules\":$1,\"jobs_local\":$1," ||
+    fail "expected a split into $1 modules, log says: $(tail -n1 log.jsonl)"
+  if grep -q "thinfarm-ld: note" tf.err; then fail "unexpected notice: $(cat tf.err)"; fi
+}
+
+write_start() {
+  cat > start.c <<'C'
+int compute(int);
+void _start(void) {
+  int rc = compute(5) & 0xff;
+  __asm__ volatile("mov %0, %%edi\n\tmov $60, %%eax\n\tsyscall" :: "r"(rc) : "rdi", "rax");
+  __builtin_unreachable();
+}
+C
+}
+
+case_relocatable() {
+  cat > a.c <<'C'
+int helper(int);
+int native_fn(int);
+static int sq(int x) { return x * x; }
+int compute(int x) { int s = 0; for (int i = 0; i < x; i++) s += helper(i) + sq(i); return s + native_fn(x); }
+C
+  echo 'int helper(int x) { return x * 3 + 1; }' > b.c
+  echo 'int native_fn(int x) { return x - 1; }' > n.c
+  ccthin -c a.c b.c && ccnative -c n.c
+  link_both -r a.o n.o b.o
+  expect_split 2
+  llvm-nm-19 tf.out | grep -q ' T helper$' || fail "helper missing from output"
+  llvm-nm-19 tf.out | grep -q ' T native_fn$' || fail "native_fn missing from output"
+}
+
+case_executable() {
+  write_start
+  echo 'int helper(int x) { return x * 3 + 1; }' > b.c
+  echo 'int helper(int); int compute(int x) { int s = 0; for (int i = 0; i < x; i++) s += helper(i); return s; }' > c.c
+  ccthin -c start.c b.c c.c
+  link_both -static -e _start --build-id=sha1 start.o c.o b.o
+  expect_split 3
+  set +e; ./tf.out; rc=$?; set -e
+  [ "$rc" = 35 ] || fail "executable returned $rc, expected 35"
+}
+
+case_thin_archive() {
+  mkdir -p sub
+  echo 'int t1(void) { return 1; }' > sub/t1.c
+  echo 'int t2(void) { return 2; }' > sub/t2.c
+  echo 'int tn(void) { return 3; }' > sub/tn.c
+  echo 'int t1(void); int top(void) { return t1(); }' > top.c
+  ccthin -c sub/t1.c -o sub/t1.o && ccthin -c sub/t2.c -o sub/t2.o && ccnative -c sub/tn.c -o sub/tn.o
+  ccthin -c top.c
+  llvm-ar-19 rcsT lib.a sub/t1.o sub/tn.o sub/t2.o
+  link_both -r top.o --whole-archive lib.a --no-whole-archive
+  expect_split 3
+  for s in t1 t2 tn top; do llvm-nm-19 tf.out | grep -q " T $s\$" || fail "$s missing"; done
+}
+
+case_lazy_archive() {
+  write_start
+  echo 'int used_fn(int); int nat_fn(int); int compute(int x) { return used_fn(x) + nat_fn(x); }' > main.c
+  echo 'int used_fn(int x) { return x * 7; }' > used.c
+  echo 'int unused_fn(int x) { return x * 11; }' > unused.c
+  echo 'int nat_fn(int x) { return x + 2; }' > nat.c
+  echo 'int natunused_fn(int x) { return x + 4; }' > natunused.c
+  ccthin -c start.c main.c used.c unused.c && ccnative -c nat.c natunused.c
+  llvm-ar-19 rcs lib.a unused.o nat.o used.o natunused.o
+  link_both -static -e _start start.o main.o lib.a
+  expect_split 3
+  llvm-nm-19 tf.out | grep -q ' used_fn$' || fail "used_fn was not extracted"
+  llvm-nm-19 tf.out | grep -q ' nat_fn$' || fail "nat_fn was not extracted"
+  if llvm-nm-19 tf.out | grep -q 'unused_fn'; then fail "an unreferenced member was linked"; fi
+  set +e; ./tf.out; rc=$?; set -e
+  [ "$rc" = 42 ] || fail "executable returned $rc, expected 42"
+}
+
+case_start_lib() {
+  echo 'int l1(int); int f(int x) { return l1(x); }' > f.c
+  echo 'int l1(int x) { return x + 1; }' > l1.c
+  echo 'int l2(int x) { return x + 2; }' > l2.c
+  ccthin -c f.c l1.c l2.c
+  link_both -r f.o --start-lib l1.o l2.o --end-lib
+  expect_split 2
+  if llvm-nm-19 tf.out | grep -q ' l2$'; then fail "l2 was linked"; fi
+}
+
+case_weak_hidden() {
+  cat > a.c <<'C'
+__attribute__((weak)) int overridable(void) { return 1; }
+__attribute__((weak)) int weak_only(void) { return 2; }
+__attribute__((visibility("hidden"))) int hidden_fn(void) { return 3; }
+__attribute__((visibility("protected"))) int protected_fn(void) { return 4; }
+extern int weak_ref(void) __attribute__((weak));
+int use(void) { return overridable() + weak_only() + hidden_fn() + (weak_ref ? weak_ref() : 0); }
+C
+  echo 'int overridable(void) { return 10; } __attribute__((visibility("hidden"))) int hidden_fn(void);  int b(void) { return hidden_fn(); }' > b.c
+  ccthin -c a.c b.c
+  link_both -r a.o b.o
+  expect_split 2
+  syms=$(llvm-readelf-19 -s tf.out)
+  echo "$syms" | grep -Eq 'FUNC +GLOBAL +HIDDEN +[0-9]+ hidden_fn$' || fail "hidden_fn lost its visibility: $syms"
+  echo "$syms" | grep -Eq 'FUNC +GLOBAL +PROTECTED +[0-9]+ protected_fn$' || fail "protected_fn lost its visibility"
+  echo "$syms" | grep -Eq 'FUNC +WEAK +DEFAULT +[0-9]+ weak_only$' || fail "weak_only is not weak"
+  echo "$syms" | grep -Eq 'FUNC +GLOBAL +DEFAULT +[0-9]+ overridable$' || fail "the strong overridable did not win"
+  echo "$syms" | grep -Eq 'NOTYPE +WEAK +DEFAULT +UND weak_ref$' || fail "weak_ref is not a weak undefined"
+}
+
+case_incbin() {
+  printf 'thinfarm-incbin-payload-1\n' > payload.bin
+  cat > blob.c <<'C'
+__asm__(".pushsection .rodata.payload,\"a\"\n.globl payload\npayload:\n.incbin \"payload.bin\"\n.globl payload_end\npayload_end:\n.popsection\n");
+extern const char payload[];
+const char *get(void) { return payload; }
+C
+  ccthin -c blob.c
+  link_both -r blob.o
+  expect_split 1
+  llvm-readelf-19 -x .rodata.payload tf.out | grep -q 'thinfarm-incbin-' || fail "payload not in output"
+  # The backend reads the file when it runs: a changed payload changes the output.
+  printf 'thinfarm-incbin-payload-2\n' > payload.bin
+  "$TFLD" -r blob.o -o tf2.out
+  if cmp -s tf.out tf2.out; then fail "the .incbin file was not read by the backend"; fi
+  ld.lld-19 -r blob.o -o stock2.out
+  cmp stock2.out tf2.out || fail "outputs differ after the payload changed"
+}
+
+case_response_file() {
+  mkdir -p "my dir"
+  echo 'int r2(int); int r1(int x) { return r2(x) * 2; }' > "my dir/r1.c"
+  echo 'int r2(int x) { return x + 5; }' > r2.c
+  ccthin -c "my dir/r1.c" -o "my dir/r1.o" && ccthin -c r2.c
+  printf "'my dir/r1.o'\n\"r2.o\"\n" > link.mod
+  echo "-r @link.mod" > args.rsp
+  link_both @args.rsp
+  expect_split 2
+  grep -q 'my dir/r1.o' log.jsonl || true
+}
+
+case_mllvm() {
+  echo 'int g(int); int f(int x) { return g(x) + 1; } int h(int x) { return x; }' > f.c
+  echo 'int g(int x) { return x * 2; }' > g.c
+  ccthin -c f.c g.c
+  link_both -r -mllvm -align-all-functions=6 f.o g.o
+  expect_split 2
+  llvm-readelf-19 -S tf.out | grep -E '\.text\.f ' | grep -Eq ' 64$' ||
+    fail "-mllvm -align-all-functions=6 did not reach the backend: $(llvm-readelf-19 -S tf.out | grep text)"
+  "$TFLD" -r f.o g.o -o plain.out
+  if cmp -s plain.out tf.out; then fail "the -mllvm option changed nothing"; fi
+  # --lto-O and -plugin-opt forms reach it too.
+  link_both -r --lto-O1 -plugin-opt=-align-all-functions=5 f.o g.o
+  expect_split 2
+}
+
+case_backend_error() {
+  echo 'int g(void) { return 1; }' > good.c
+  echo 'int bad(void) { __asm__("not_an_instruction %eax"); return 0; }' > bad.c
+  ccthin -c good.c bad.c
+  if "$TFLD" -r good.o bad.o -o tf.out 2> tf.err; then fail "a failing backend did not fail the link"; fi
+  grep -q 'thinfarm-ld: error: backend of bad.o: ' tf.err || fail "error does not name bad.o: $(cat tf.err)"
+  grep -q 'invalid instruction mnemonic' tf.err || fail "error does not carry LLVM's message: $(cat tf.err)"
+  [ ! -e tf.out ] || fail "an output was left behind"
+}
+
+# Every one-byte corruption of a module: thinfarm-ld either links, or fails
+# with exit status 1 and a message naming the module; it dies of a signal only
+# where stock lld does too. Some corruptions reach the backend.
+case_corrupt_bitcode() {
+  echo 'int helper(int); int big(int x) { int s = 0; for (int i = 0; i < x; i++) s += helper(i) * i; return s; }' > a.c
+  echo 'int helper(int x) { return x * 3 + 1; }' > b.c
+  ccthin -c a.c b.c
+  export LLVM_DISABLE_SYMBOLIZATION=1 # lld's crash dumps need no symbols here
+  size=$(stat -c %s a.o)
+  mkdir -p bad
+  python3 - <<'PY'
+d = open('a.o', 'rb').read()
+for off in range(40, len(d), 16):
+    e = bytearray(d); e[off] ^= 0xff
+    open('bad/%d.o' % off, 'wb').write(e)
+PY
+  backend_errors=0
+  for ((off = 40; off < size; off += 16)); do
+    cp "bad/$off.o" c.o
+    rm -f tf.out
+    set +e; "$TFLD" -r c.o b.o -o tf.out 2> tf.err; rc=$?; set -e
+    if [ "$rc" -gt 128 ]; then
+      set +e; ld.lld-19 -r c.o b.o -o stock.out 2>/dev/null; src=$?; set -e
+      [ "$src" -gt 128 ] || fail "offset $off: thinfarm-ld died of signal $((rc - 128)), stock lld did not"
+      continue
+    fi
+    if [ "$rc" = 1 ]; then
+      grep -q 'c\.o' tf.err || fail "offset $off: error does not name c.o: $(cat tf.err)"
+      [ ! -e tf.out ] || fail "offset $off: an output was left behind"
+      if grep -q 'error: backend of c.o' tf.err; then backend_errors=$((backend_errors + 1)); fi
+    fi
+  done
+  [ "$backend_errors" -gt 0 ] || fail "no corruption reached the backend"
+  echo "corruptions that failed in the backend: $backend_errors"
+}
+
+case_non_lto() {
+  echo 'int n(void) { return 1; }' > n.c
+  ccnative -c n.c
+  link_both -r n.o
+  [ ! -e log.jsonl ] || fail "a non-LTO link was logged as a ThinLTO link"
+  [ "$("$TFLD" --version)" = "$(ld.lld-19 --version)" ] || fail "--version differs"
+  "$TFLD" --version | grep -q 'LLD 19' || fail "--version does not say LLD 19"
+}
+
+case_fallback() {
+  echo 'int f(void) { return 1; }' > f.c
+  ccthin -c f.c
+  link_both -r f.o -Map out.map
+  grep -q 'thinfarm-ld: note: option -Map is not supported by the split link; linking with ld.lld-19 instead' tf.err ||
+    fail "no fall-back notice: $(cat tf.err)"
+  [ "$(wc -l < tf.err)" = 1 ] || fail "the notice is not one line"
+  grep -q '"fallback"' log.jsonl || fail "fall-back not logged"
+}
+
+case_full_lto() {
+  echo 'int g(int); int f(int x) { return g(x); }' > f.c
+  echo 'int g(int x) { return x + 1; }' > g.c
+  clang-19 -O2 -flto=full -c f.c g.c
+  link_both -r f.o g.o
+  [ ! -s tf.err ] || fail "full LTO printed something: $(cat tf.err)"
+  [ ! -e log.jsonl ] || fail "full LTO was logged as split"
+}
+
+case_missing_input() {
+  echo 'int f(void) { return 1; }' > f.c
+  ccthin -c f.c
+  if "$TFLD" -r f.o nothere.o -o tf.out 2> tf.err; then fail "linked with a missing input"; fi
+  grep -q "nothere.o" tf.err || fail "error does not name the missing file: $(cat tf.err)"
+}
+
+"case_$CASE"
+echo "ok: $CASE"
