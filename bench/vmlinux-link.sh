@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark: the test kernel's vmlinux.o link, stock ld.lld-19 against
+# thinfarm-ld (local thread pool), in paired runs on the same machine.
+# Each pair runs both links back to back, alternating which goes first; the
+# outputs are compared with cmp every time. Prints each pair, then the median
+# wall times and the median of the per-pair ratios thinfarm/stock.
+#
+# usage: bench/vmlinux-link.sh [PAIRS]   (default 5)
+# Needs a built test kernel: THINFARM_KERNEL_WORK (default build/kernel-work,
+# as left by the kernel test) and THINFARM_LD (default build/lto/thinfarm-ld).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PAIRS=${1:-5}
+TFLD=$(readlink -f "${THINFARM_LD:-build/lto/thinfarm-ld}")
+OUT=$(readlink -f "${THINFARM_KERNEL_WORK:-build/kernel-work}")/out
+[ -f "$OUT/vmlinux.a" ] || { echo "no built kernel in $OUT: run the kernel test first" >&2; exit 1; }
+
+# The link command kbuild ran, without the linker, its output and objtool.
+cmdline=$(sed -n 's/^cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
+read -r -a args <<< "$cmdline"
+args=("${args[@]:1}")
+clean=()
+for ((i = 0; i < ${#args[@]}; i++)); do
+  if [ "${args[i]}" = -o ]; then i=$((i + 1)); continue; fi
+  clean+=("${args[i]}")
+done
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+timed() { # LINKER OUTPUT -> seconds on stdout
+  local t0 t1
+  t0=$(date +%s.%N)
+  (cd "$OUT" && "$1" "${clean[@]}" -o "$2" 2> /dev/null)
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo "vmlinux.o link: ld.lld-19 vs thinfarm-ld, $PAIRS paired runs, $(nproc) cores"
+echo "command: ${clean[*]}"
+: > "$TMP/stock" ; : > "$TMP/tf" ; : > "$TMP/ratio"
+for ((p = 1; p <= PAIRS; p++)); do
+  if ((p % 2)); then
+    s=$(timed ld.lld-19 "$TMP/stock.o"); t=$(timed "$TFLD" "$TMP/tf.o")
+  else
+    t=$(timed "$TFLD" "$TMP/tf.o"); s=$(timed ld.lld-19 "$TMP/stock.o")
+  fi
+  cmp "$TMP/stock.o" "$TMP/tf.o" || { echo "outputs differ" >&2; exit 1; }
+  r=$(echo "$t / $s" | bc -l)
+  echo "$s" >> "$TMP/stock"; echo "$t" >> "$TMP/tf"; echo "$r" >> "$TMP/ratio"
+  printf 'pair %d: stock %.2f s  thinfarm %.2f s  ratio %.3f  (identical)\n' "$p" "$s" "$t" "$r"
+done
+printf 'median: stock %.2f s  thinfarm %.2f s  ratio thinfarm/stock %.3f\n' \
+  "$(median < "$TMP/stock")" "$(median < "$TMP/tf")" "$(median < "$TMP/ratio")"
