@@ -104,7 +104,7 @@ boot() {
   cat > "$WORK/init.sh" <<INIT
 #!/bin/sh
 echo $MARKER
-/bin/busybox poweroff -f
+/bin/busybox reboot -f
 INIT
   cat > "$WORK/initramfs.list" <<LIST
 dir /dev 755 0 0
