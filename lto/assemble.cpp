@@ -38,35 +38,44 @@ Status makeDir(const std::string &path) {
 
 } // namespace
 
+Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &job,
+                                BackendOutput &&out) {
+  NativeObject n;
+  n.path = scratch + "/native/" + std::to_string(job.task) + ".o";
+  TF_CHECK(writeFileAtomic(n.path, out.object));
+  TF_CHECK(collectGlobalSymbols(job.module.identifier, out.object, n.globals));
+  n.elfHeader = out.object.substr(0, 64);
+  n.diagnostics = std::move(out.diagnostics);
+  return n;
+}
+
 Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const AssembleInput &in) {
-  const std::string nativeDir = in.scratch + "/native";
   const std::string shimDir = in.scratch + "/shim";
   const std::string memberDir = in.scratch + "/member";
-  TF_CHECK(makeDir(nativeDir));
   TF_CHECK(makeDir(shimDir));
   TF_CHECK(makeDir(memberDir));
 
   // Names that reach lld's output: globals of every native object and input.
   std::unordered_set<std::string> live;
   std::vector<std::string> nativePaths;
-  for (size_t i = 0; i < in.natives.size(); ++i) {
-    std::string path = nativeDir + "/" + std::to_string(i) + ".o";
-    TF_CHECK(writeFileAtomic(path, in.natives[i].object));
-    TF_CHECK(collectGlobalSymbols(in.thin.modules[i].identifier,
-                                  Blob::fromString(in.natives[i].object), live));
-    nativePaths.push_back(std::move(path));
+  for (const NativeObject &n : in.natives) {
+    live.insert(n.globals.begin(), n.globals.end());
+    nativePaths.push_back(n.path);
   }
+  std::vector<std::string> inputGlobals;
   for (const InputFile &f : in.inputs.files) {
     if (f.kind == FileKind::Elf)
-      TF_CHECK(collectGlobalSymbols(f.path, f.bytes, live));
+      TF_CHECK(collectGlobalSymbols(f.path, f.bytes.bytes(), inputGlobals));
     for (const ExpandedMember &m : f.members)
       if (m.kind == FileKind::Elf)
-        TF_CHECK(collectGlobalSymbols(f.path + "(" + m.member.name + ")", m.member.bytes, live));
+        TF_CHECK(collectGlobalSymbols(f.path + "(" + m.member.name + ")",
+                                      m.member.bytes.bytes(), inputGlobals));
   }
+  live.insert(inputGlobals.begin(), inputGlobals.end());
 
   // One shim per module of the thin link.
   std::map<std::string, std::string> shimOf; // identifier -> path
-  std::string_view like = in.natives.empty() ? std::string_view() : in.natives[0].object;
+  std::string_view like = in.natives.empty() ? std::string_view() : in.natives[0].elfHeader;
   for (size_t i = 0; i < in.thin.modules.size(); ++i) {
     const std::string &id = in.thin.modules[i].identifier;
     auto facts = in.facts.find(id);
@@ -134,16 +143,19 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
 
 Status assemble(const Toolchain &tc, const AssembleInput &in) {
   TF_TRY(std::vector<std::string> argv, reassemblyCommand(tc, in));
-  TF_TRY(ProcessOutput out, runProcess(argv, /*captureStderr=*/true));
+  std::string errPath = in.scratch + "/reassembly.stderr";
+  TF_TRY(Child child, Child::spawn(argv, errPath));
+  TF_TRY(int exitCode, child.wait());
+  TF_TRY(std::string errText, readFile(errPath));
   // The thin link already printed what lld says about the inputs; print only
   // what is new.
-  std::istringstream lines(out.stderrText);
+  std::istringstream lines(errText);
   for (std::string line; std::getline(lines, line);)
     if (in.thin.diagnostics.find(line) == std::string::npos)
       std::fprintf(stderr, "%s\n", line.c_str());
-  if (out.exitCode != 0)
+  if (exitCode != 0)
     return failed("reassembly link failed (" + tc.lld + " exited with " +
-                  std::to_string(out.exitCode) + ")");
+                  std::to_string(exitCode) + ")");
   return ok();
 }
 

@@ -13,9 +13,14 @@ struct AssembleInput {
   const Inputs &inputs;
   const ModuleFactsMap &facts;
   const ThinLinkResult &thin;
-  const std::vector<BackendOutput> &natives; // one per thin-link module, task order
+  const std::vector<NativeObject> &natives; // one per thin-link module, task order
   std::string scratch;
 };
+
+// Writes a finished job's native object to scratch/native/<task>.o and reads
+// its global symbols. Thread-safe.
+Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &job,
+                                BackendOutput &&out);
 
 // The reassembly command: the original arguments with every bitcode input
 // replaced by its shim and the native objects appended. Writes the shims,

@@ -116,9 +116,9 @@ Status checkSummary(const Module &m) {
   return ok();
 }
 
-Status collectGlobalSymbols(std::string_view name, const Blob &elf,
-                            std::unordered_set<std::string> &out) {
-  llvm::MemoryBufferRef ref(llvm::StringRef(elf.bytes().data(), elf.size()),
+Status collectGlobalSymbols(std::string_view name, std::string_view elf,
+                            std::vector<std::string> &out) {
+  llvm::MemoryBufferRef ref(llvm::StringRef(elf.data(), elf.size()),
                             llvm::StringRef(name.data(), name.size()));
   auto obj = llvm::object::ObjectFile::createELFObjectFile(ref);
   if (!obj)
@@ -132,7 +132,7 @@ Status collectGlobalSymbols(std::string_view name, const Blob &elf,
     auto symName = sym.getName();
     if (!symName)
       return failed(std::string(name) + ": bad symbol name: " + message(symName.takeError()));
-    out.insert(symName->str());
+    out.push_back(symName->str());
   }
   return ok();
 }

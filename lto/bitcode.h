@@ -32,9 +32,9 @@ Result<ModuleFacts> inspectModule(const Module &m);
 // error names the module. Used to explain a failed thin link.
 Status checkSummary(const Module &m);
 
-// Adds the names of every global (non-local) symbol of a native ELF object.
-Status collectGlobalSymbols(std::string_view name, const Blob &elf,
-                            std::unordered_set<std::string> &out);
+// Appends the names of every global (non-local) symbol of a native ELF object.
+Status collectGlobalSymbols(std::string_view name, std::string_view elf,
+                            std::vector<std::string> &out);
 
 // Parses the operands of .incbin directives in assembly text.
 std::vector<std::string> parseIncbins(std::string_view asmText);

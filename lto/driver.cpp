@@ -22,6 +22,7 @@
 #include <filesystem>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace thinfarm {
@@ -91,9 +92,9 @@ Result<bool> isThinLink(const ModuleFactsMap &facts) {
   return true;
 }
 
-void printDiagnostics(const Toolchain &tc, const std::vector<BackendOutput> &natives) {
+void printDiagnostics(const Toolchain &tc, const std::vector<NativeObject> &natives) {
   std::string prog = baseName(tc.lld);
-  for (const BackendOutput &out : natives)
+  for (const NativeObject &out : natives)
     for (const Diagnostic &d : out.diagnostics) {
       const char *sev = d.severity == Severity::Warning ? "warning: "
                         : d.severity == Severity::Error ? "error: "
@@ -126,7 +127,25 @@ bool mentionsBitcode(const std::vector<std::string> &args) {
   return false;
 }
 
+// $THINFARM_TIMING: one stderr line per stage with its wall time.
+class StageClock {
+public:
+  explicit StageClock(bool on) : on_(on), last_(std::chrono::steady_clock::now()) {}
+  void lap(const char *stage) {
+    auto now = std::chrono::steady_clock::now();
+    if (on_)
+      std::fprintf(stderr, "thinfarm-ld: %-12s %8.3f s\n", stage,
+                   std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+private:
+  bool on_;
+  std::chrono::steady_clock::time_point last_;
+};
+
 Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::string> &args) {
+  StageClock clock(ctx.timing);
   TF_TRY(LinkCommand cmd, parseCommandLine(args));
   auto expanded = expandInputs(cmd);
   if (!expanded) // a missing or unreadable input: lld's own message says it best
@@ -135,21 +154,33 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   if (inputs.modules.empty())
     return Outcome(PassThrough{});
   TF_CHECK(checkSplittable(inputs));
+  clock.lap("parse+expand");
   unsigned threads = ctx.threads ? ctx.threads : cmd.threads ? cmd.threads : defaultThreads();
+  TF_TRY(Scratch scratch, Scratch::create(ctx));
+  // The thin link (one core, in lld) overlaps the inspection (the others).
+  TF_TRY(PendingThinLink pending, PendingThinLink::start(ctx.toolchain, cmd, scratch.path()));
   TF_TRY(ModuleFactsMap facts, inspectModules(inputs.modules, threads));
   TF_TRY(bool thin, isThinLink(facts));
   if (!thin)
     return Outcome(PassThrough{});
-
-  TF_TRY(Scratch scratch, Scratch::create(ctx));
-  TF_TRY(ThinLinkResult thinLink, runThinLink(ctx.toolchain, cmd, inputs.modules, scratch.path()));
+  clock.lap("inspect");
+  TF_TRY(ThinLinkResult thinLink, pending.finish(inputs.modules));
   std::fputs(thinLink.diagnostics.c_str(), stderr);
+  clock.lap("thin link");
   TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));
   TF_TRY(BackendProcess backend, BackendProcess::initialize(cmd.backend));
-  TF_TRY(std::vector<BackendOutput> natives, runJobs(backend, jobs, threads));
+  clock.lap("plan");
+  if (::mkdir((scratch.path() + "/native").c_str(), 0755) != 0)
+    return failed("cannot create " + scratch.path() + "/native");
+  auto keep = [&](const BackendJob &job, BackendOutput &&out) {
+    return keepNative(scratch.path(), job, std::move(out));
+  };
+  TF_TRY(std::vector<NativeObject> natives, runJobs(backend, jobs, threads, keep));
+  clock.lap("backends");
   printDiagnostics(ctx.toolchain, natives);
   TF_CHECK(assemble(ctx.toolchain,
                     AssembleInput{cmd, inputs, facts, thinLink, natives, scratch.path()}));
+  clock.lap("assemble");
   return Outcome(Linked{thinLink.modules.size(), jobs.size()});
 }
 
@@ -200,6 +231,8 @@ DriverContext DriverContext::fromEnvironment() {
     ctx.tempDir = t;
   if (const char *k = std::getenv("THINFARM_KEEP_TEMPS"); k && *k && std::string(k) != "0")
     ctx.keepTemps = true;
+  if (const char *t = std::getenv("THINFARM_TIMING"); t && *t && std::string(t) != "0")
+    ctx.timing = true;
   if (const char *l = std::getenv("THINFARM_LOG"); l && *l)
     ctx.logPath = l;
   if (const char *j = std::getenv("THINFARM_JOBS"); j && *j)

@@ -13,6 +13,7 @@ struct DriverContext {
   std::string tempDir = "/tmp"; // $TMPDIR
   bool keepTemps = false;       // $THINFARM_KEEP_TEMPS: leave the scratch directory
   unsigned threads = 0;         // $THINFARM_JOBS; 0 = the command line's or one per core
+  bool timing = false;          // $THINFARM_TIMING: print each stage's wall time
   std::string logPath;          // $THINFARM_LOG: one JSON line per ThinLTO link
   static DriverContext fromEnvironment();
 };

@@ -47,4 +47,14 @@ struct BackendOutput {
   std::vector<Diagnostic> diagnostics;
 };
 
+// What the link keeps of a finished job: the native object, written to the
+// scratch directory, and what the reassembly needs to know of it. Made on the
+// worker thread as each job finishes, so it overlaps the remaining backends.
+struct NativeObject {
+  std::string path;
+  std::vector<std::string> globals; // names of its non-local symbols
+  std::string elfHeader;            // its first 64 bytes: the ELF identity shims copy
+  std::vector<Diagnostic> diagnostics;
+};
+
 } // namespace thinfarm

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <csignal>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -20,53 +21,45 @@ Toolchain Toolchain::fromEnvironment() {
   return tc;
 }
 
-Result<ProcessOutput> runProcess(const std::vector<std::string> &argv, bool captureStderr) {
+Result<Child> Child::spawn(const std::vector<std::string> &argv, const std::string &stderrPath) {
   std::vector<char *> cargv;
   for (const std::string &a : argv)
     cargv.push_back(const_cast<char *>(a.c_str()));
   cargv.push_back(nullptr);
-
-  int pipefd[2] = {-1, -1};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  if (captureStderr) {
-    if (pipe2(pipefd, O_CLOEXEC) != 0)
-      return failed(std::string("pipe: ") + std::strerror(errno));
-    posix_spawn_file_actions_adddup2(&actions, pipefd[1], 2);
-  }
+  if (!stderrPath.empty())
+    posix_spawn_file_actions_addopen(&actions, 2, stderrPath.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
   int rc = posix_spawnp(&pid, cargv[0], &actions, nullptr, cargv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (captureStderr)
-    ::close(pipefd[1]);
-  if (rc != 0) {
-    if (captureStderr)
-      ::close(pipefd[0]);
+  if (rc != 0)
     return failed("cannot run " + argv[0] + ": " + std::strerror(rc));
-  }
-  ProcessOutput out;
-  if (captureStderr) {
-    char buf[4096];
-    for (;;) {
-      ssize_t n = ::read(pipefd[0], buf, sizeof buf);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      out.stderrText.append(buf, static_cast<size_t>(n));
-    }
-    ::close(pipefd[0]);
-  }
+  return Child(pid, argv[0]);
+}
+
+Result<int> Child::wait() {
+  if (pid_ < 0)
+    return failed(name_ + ": already waited for");
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR)
-      return failed("waitpid: " + std::string(std::strerror(errno)));
+  while (waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) {
+      pid_ = -1;
+      return failed("waiting for " + name_ + ": " + std::strerror(errno));
+    }
   }
+  pid_ = -1;
   if (WIFEXITED(status))
-    out.exitCode = WEXITSTATUS(status);
-  else
-    out.exitCode = 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  return out;
+    return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+Child::~Child() {
+  if (pid_ >= 0) { // abandoned: its result is not wanted
+    ::kill(pid_, SIGKILL);
+    (void)wait();
+  }
 }
 
 void execLld(const Toolchain &tc, const std::vector<std::string> &args) {

@@ -39,15 +39,16 @@ void parallelFor(const std::vector<size_t> &order, unsigned threads,
     t.join();
 }
 
-Result<std::vector<BackendOutput>> runJobs(const BackendProcess &backend,
-                                           const std::vector<BackendJob> &jobs, unsigned threads) {
+Result<std::vector<NativeObject>> runJobs(const BackendProcess &backend,
+                                          const std::vector<BackendJob> &jobs, unsigned threads,
+                                          const KeepOutput &keep) {
   std::vector<size_t> order(jobs.size());
   for (size_t i = 0; i < order.size(); ++i)
     order[i] = i;
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return jobs[a].cost() > jobs[b].cost(); });
 
-  std::vector<BackendOutput> outputs(jobs.size());
+  std::vector<NativeObject> outputs(jobs.size());
   std::mutex mu;
   std::vector<std::pair<size_t, std::string>> failures;
   std::atomic<bool> stop{false};
@@ -56,8 +57,12 @@ Result<std::vector<BackendOutput>> runJobs(const BackendProcess &backend,
       return;
     auto r = backend.run(jobs[i]);
     if (r.ok()) {
-      outputs[i] = std::move(*r);
-      return;
+      auto kept = keep(jobs[i], std::move(*r));
+      if (kept.ok()) {
+        outputs[i] = std::move(*kept);
+        return;
+      }
+      r = std::move(kept).error();
     }
     std::lock_guard<std::mutex> lock(mu);
     failures.emplace_back(i, r.error().message);

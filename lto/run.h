@@ -14,10 +14,14 @@ unsigned defaultThreads();
 void parallelFor(const std::vector<size_t> &order, unsigned threads,
                  const std::function<void(size_t)> &fn);
 
+// Keeps a finished job's output; runs on the worker thread that ran the job.
+using KeepOutput = std::function<Result<NativeObject>(const BackendJob &, BackendOutput &&)>;
+
 // Stage 5: runs every job on a local thread pool, longest first so the last
-// job to start is a short one. Returns one output per job, in job order, or
-// an error naming every module whose backend failed.
-Result<std::vector<BackendOutput>> runJobs(const BackendProcess &backend,
-                                           const std::vector<BackendJob> &jobs, unsigned threads);
+// job to start is a short one. Returns one NativeObject per job, in job
+// order, or an error naming every module whose backend failed.
+Result<std::vector<NativeObject>> runJobs(const BackendProcess &backend,
+                                          const std::vector<BackendJob> &jobs, unsigned threads,
+                                          const KeepOutput &keep);
 
 } // namespace thinfarm

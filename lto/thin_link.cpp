@@ -34,19 +34,23 @@ std::vector<std::string> lines(std::string_view text) {
 }
 } // namespace
 
-Result<ThinLinkResult> runThinLink(const Toolchain &tc, const LinkCommand &cmd,
-                                   const std::map<std::string, Blob> &modules,
-                                   const std::string &scratch) {
-  std::string prefix = scratch + "/";
-  std::string list = scratch + "/thinlto.index-list";
+Result<PendingThinLink> PendingThinLink::start(const Toolchain &tc, const LinkCommand &cmd,
+                                               const std::string &scratch) {
   std::vector<std::string> argv{tc.lld};
   argv.insert(argv.end(), cmd.original.begin(), cmd.original.end());
-  argv.push_back("--thinlto-index-only=" + list);
+  argv.push_back("--thinlto-index-only=" + scratch + "/thinlto.index-list");
   argv.push_back("--thinlto-emit-imports-files");
-  argv.push_back("--thinlto-prefix-replace=;" + prefix);
+  argv.push_back("--thinlto-prefix-replace=;" + scratch + "/");
+  TF_TRY(Child child, Child::spawn(argv, scratch + "/thinlink.stderr"));
+  return PendingThinLink(std::move(child), scratch, tc.lld);
+}
 
-  TF_TRY(ProcessOutput out, runProcess(argv, /*captureStderr=*/true));
-  if (out.exitCode != 0) {
+Result<ThinLinkResult> PendingThinLink::finish(const std::map<std::string, Blob> &modules) {
+  const std::string prefix = scratch_ + "/";
+  const std::string list = scratch_ + "/thinlto.index-list";
+  TF_TRY(int exitCode, child_.wait());
+  TF_TRY(std::string stderrText, readFile(scratch_ + "/thinlink.stderr"));
+  if (exitCode != 0) {
     // lld does not always say which input it choked on; find it.
     std::string culprit;
     for (const auto &[id, bitcode] : modules)
@@ -54,12 +58,12 @@ Result<ThinLinkResult> runThinLink(const Toolchain &tc, const LinkCommand &cmd,
         culprit = s.error().message + "\n";
         break;
       }
-    return failed("thin link failed (" + tc.lld + " exited with " +
-                  std::to_string(out.exitCode) + ")\n" + culprit + out.stderrText);
+    return failed("thin link failed (" + lld_ + " exited with " + std::to_string(exitCode) +
+                  ")\n" + culprit + stderrText);
   }
 
   ThinLinkResult r;
-  r.diagnostics = std::move(out.stderrText);
+  r.diagnostics = std::move(stderrText);
   TF_TRY(std::string listText, readFile(list));
   for (const std::string &line : lines(listText)) {
     if (!line.starts_with(prefix))

@@ -20,9 +20,22 @@ struct ThinLinkResult {
 
 // Stage 3: runs the thin link, lld with the original arguments plus
 // --thinlto-index-only, writing index shards and import lists under scratch.
-// On failure, names the first module whose summary does not read.
-Result<ThinLinkResult> runThinLink(const Toolchain &tc, const LinkCommand &cmd,
-                                   const std::map<std::string, Blob> &modules,
-                                   const std::string &scratch);
+// The thin link runs as a child process while the driver inspects modules.
+class PendingThinLink {
+public:
+  // Starts lld on the original arguments plus the index-only options.
+  static Result<PendingThinLink> start(const Toolchain &tc, const LinkCommand &cmd,
+                                       const std::string &scratch);
+  // Waits and reads the index list, shards and import lists. On failure,
+  // names the first module whose summary does not read.
+  Result<ThinLinkResult> finish(const std::map<std::string, Blob> &modules);
+
+private:
+  PendingThinLink(Child c, std::string scratch, std::string lld)
+      : child_(std::move(c)), scratch_(std::move(scratch)), lld_(std::move(lld)) {}
+  Child child_;
+  std::string scratch_;
+  std::string lld_;
+};
 
 } // namespace thinfarm
