@@ -42,7 +42,7 @@ Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &jo
                                 BackendOutput &&out) {
   NativeObject n;
   n.path = scratch + "/native/" + std::to_string(job.task) + ".o";
-  TF_CHECK(writeFileAtomic(n.path, out.object));
+  TF_CHECK(writeFile(n.path, out.object));
   TF_CHECK(collectGlobalSymbols(job.module.identifier, out.object, n.globals));
   n.elfHeader = out.object.substr(0, 64);
   n.diagnostics = std::move(out.diagnostics);
@@ -82,7 +82,7 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
     assert(facts != in.facts.end());
     TF_TRY(std::string shim, writeShim(shimSymbols(facts->second.symbols, live), like));
     std::string path = shimDir + "/" + std::to_string(i) + ".o";
-    TF_CHECK(writeFileAtomic(path, shim));
+    TF_CHECK(writeFile(path, shim));
     shimOf.emplace(id, std::move(path));
   }
 
@@ -131,7 +131,7 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
         continue;
       }
       std::string path = memberDir + "/" + std::to_string(memberCount++) + "-" + m.member.name;
-      TF_CHECK(writeFileAtomic(path, m.member.bytes.bytes()));
+      TF_CHECK(writeFile(path, m.member.bytes.bytes()));
       argv.push_back(std::move(path));
     }
     if (!f->wholeArchive)

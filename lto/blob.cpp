@@ -72,11 +72,10 @@ Blob Blob::slice(size_t offset, size_t size) const {
   return b;
 }
 
-Status writeFileAtomic(const std::string &path, std::string_view bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+Status writeFile(const std::string &path, std::string_view bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    return failed("cannot create " + errnoText(tmp));
+    return failed("cannot create " + errnoText(path));
   const char *p = bytes.data();
   size_t left = bytes.size();
   while (left > 0) {
@@ -84,23 +83,15 @@ Status writeFileAtomic(const std::string &path, std::string_view bytes) {
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
-      Error e = failed("cannot write " + errnoText(tmp));
+      Error e = failed("cannot write " + errnoText(path));
       ::close(fd);
-      ::unlink(tmp.c_str());
       return e;
     }
     p += n;
     left -= static_cast<size_t>(n);
   }
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return failed("cannot write " + errnoText(tmp));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    Error e = failed("cannot rename to " + errnoText(path));
-    ::unlink(tmp.c_str());
-    return e;
-  }
+  if (::close(fd) != 0)
+    return failed("cannot write " + errnoText(path));
   return ok();
 }
 

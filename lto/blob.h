@@ -31,9 +31,8 @@ private:
   std::string_view bytes_;
 };
 
-// Writes bytes to path through a temporary file and rename, so a reader never
-// sees a half-written file.
-Status writeFileAtomic(const std::string &path, std::string_view bytes);
+// Writes bytes to path directly: for private scratch files nobody else reads.
+Status writeFile(const std::string &path, std::string_view bytes);
 Result<std::string> readFile(const std::string &path);
 
 } // namespace thinfarm

@@ -227,8 +227,11 @@ std::string outputOf(const std::vector<std::string> &args) {
 DriverContext DriverContext::fromEnvironment() {
   DriverContext ctx;
   ctx.toolchain = Toolchain::fromEnvironment();
+  // Scratch files are many and short-lived: tmpfs unless TMPDIR says otherwise.
   if (const char *t = std::getenv("TMPDIR"); t && *t)
     ctx.tempDir = t;
+  else if (::access("/dev/shm", W_OK | X_OK) == 0)
+    ctx.tempDir = "/dev/shm";
   if (const char *k = std::getenv("THINFARM_KEEP_TEMPS"); k && *k && std::string(k) != "0")
     ctx.keepTemps = true;
   if (const char *t = std::getenv("THINFARM_TIMING"); t && *t && std::string(t) != "0")

@@ -10,7 +10,7 @@ namespace thinfarm {
 // What the driver needs from its environment, read once in main().
 struct DriverContext {
   Toolchain toolchain;
-  std::string tempDir = "/tmp"; // $TMPDIR
+  std::string tempDir = "/tmp"; // scratch: $TMPDIR, else /dev/shm, else /tmp
   bool keepTemps = false;       // $THINFARM_KEEP_TEMPS: leave the scratch directory
   unsigned threads = 0;         // $THINFARM_JOBS; 0 = the command line's or one per core
   bool timing = false;          // $THINFARM_TIMING: print each stage's wall time
