@@ -21,6 +21,7 @@
 #include "lto/shim.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <sstream>
@@ -97,10 +98,22 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
       argv.insert(argv.end(), arg.tokens.begin(), arg.tokens.end());
       continue;
     }
+    // A lazy module the thin link did not load is left out; its defined names
+    // then never enter lld's symbol table, which matters only if they reach
+    // the output.
+    auto leaveOut = [&](const std::string &id) -> Status {
+      for (const IRSymbol &s : in.facts.at(id).symbols)
+        if (!s.undefined && live.count(s.name))
+          return unimplemented(id + " is not loaded but defines " + s.name +
+                               ", which the output has");
+      return ok();
+    };
     if (f->kind == FileKind::Bitcode) {
       auto shim = shimOf.find(f->path);
-      if (shim == shimOf.end())
-        continue; // lazy and not extracted by the thin link
+      if (shim == shimOf.end()) {
+        TF_CHECK(leaveOut(f->path));
+        continue;
+      }
       if (f->lazy)
         argv.insert(argv.end(), {"--end-lib", shim->second, "--start-lib"});
       else
@@ -118,6 +131,7 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
         if (shim == shimOf.end()) {
           if (f->wholeArchive)
             return failed("the thin link did not load " + m.identifier + " from a --whole-archive");
+          TF_CHECK(leaveOut(m.identifier));
           continue;
         }
         if (f->wholeArchive)
@@ -132,17 +146,23 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
       }
       std::string path = memberDir + "/" + std::to_string(memberCount++) + "-" + m.member.name;
       TF_CHECK(writeFile(path, m.member.bytes.bytes()));
+      in.lazy.setReassemblyName(memberName(*f, m), path);
       argv.push_back(std::move(path));
     }
     if (!f->wholeArchive)
       argv.push_back("--end-lib");
   }
   argv.insert(argv.end(), nativePaths.begin(), nativePaths.end());
+  argv.push_back("--why-extract=" + in.scratch + "/reassembly.why");
   return argv;
 }
 
 Status assemble(const Toolchain &tc, const AssembleInput &in) {
   TF_TRY(std::vector<std::string> argv, reassemblyCommand(tc, in));
+  // The last -o wins: lld writes beside the output, which appears only once
+  // the link is known to be right.
+  const std::string tmpOutput = in.cmd.output + ".thinfarm-tmp";
+  argv.insert(argv.end(), {"-o", tmpOutput});
   std::string errPath = in.scratch + "/reassembly.stderr";
   TF_TRY(Child child, Child::spawn(argv, errPath));
   TF_TRY(int exitCode, child.wait());
@@ -153,9 +173,22 @@ Status assemble(const Toolchain &tc, const AssembleInput &in) {
   for (std::string line; std::getline(lines, line);)
     if (in.thin.diagnostics.find(line) == std::string::npos)
       std::fprintf(stderr, "%s\n", line.c_str());
-  if (exitCode != 0)
+  if (exitCode != 0) {
+    ::unlink(tmpOutput.c_str());
     return failed("reassembly link failed (" + tc.lld + " exited with " +
                   std::to_string(exitCode) + ")");
+  }
+  auto loaded = readWhyExtract(in.scratch + "/reassembly.why");
+  Status same = loaded.ok() ? in.lazy.checkSameNativeExtractions(in.thin.extractions, *loaded)
+                            : Status(std::move(loaded).error());
+  if (!same.ok()) {
+    ::unlink(tmpOutput.c_str());
+    return std::move(same).error();
+  }
+  if (::rename(tmpOutput.c_str(), in.cmd.output.c_str()) != 0) {
+    ::unlink(tmpOutput.c_str());
+    return failed("cannot rename the output into place: " + in.cmd.output);
+  }
   return ok();
 }
 

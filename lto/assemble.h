@@ -2,6 +2,7 @@
 
 #include "lto/bitcode.h"
 #include "lto/expand.h"
+#include "lto/extraction.h"
 #include "lto/job.h"
 #include "lto/lld.h"
 #include "lto/thin_link.h"
@@ -15,6 +16,7 @@ struct AssembleInput {
   const ThinLinkResult &thin;
   const std::vector<NativeObject> &natives; // one per thin-link module, task order
   std::string scratch;
+  LazyInputs &lazy;
 };
 
 // Writes a finished job's native object to scratch/native/<task>.o and reads
@@ -27,7 +29,10 @@ Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &jo
 // natives and regular-archive members it names under scratch.
 Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const AssembleInput &in);
 
-// Stage 6: runs the reassembly link; lld writes the output atomically.
+// Stage 6: runs the reassembly link into a temporary file beside the output,
+// checks that it loaded the same archive members as lld's own resolution, and
+// renames it into place. A mismatch is Unimplemented: nothing is left behind
+// and the caller links with stock lld.
 Status assemble(const Toolchain &tc, const AssembleInput &in);
 
 } // namespace thinfarm

@@ -70,6 +70,19 @@ std::string baseName(const std::string &p) {
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
+// -u/--undefined/--require-defined: lld resolves those names before reading
+// any input.
+bool hasUndefinedOption(const LinkCommand &cmd) {
+  for (const Arg &a : cmd.args) {
+    std::string_view t = a.tokens[0];
+    if (t.starts_with("--"))
+      t.remove_prefix(1);
+    if (t.starts_with("-u") || t.starts_with("-undefined") || t.starts_with("-require-defined"))
+      return true;
+  }
+  return false;
+}
+
 Status checkSplittable(const Inputs &inputs) {
   for (const InputFile &f : inputs.files) {
     if (f.kind == FileKind::SharedObject)
@@ -167,6 +180,8 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   TF_TRY(ThinLinkResult thinLink, pending.finish(inputs.modules));
   std::fputs(thinLink.diagnostics.c_str(), stderr);
   clock.lap("thin link");
+  LazyInputs lazy(inputs);
+  TF_CHECK(lazy.checkBitcodePlacement(thinLink.extractions, hasUndefinedOption(cmd)));
   TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));
   TF_TRY(BackendProcess backend, BackendProcess::initialize(cmd.backend));
   clock.lap("plan");
@@ -179,7 +194,7 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   clock.lap("backends");
   printDiagnostics(ctx.toolchain, natives);
   TF_CHECK(assemble(ctx.toolchain,
-                    AssembleInput{cmd, inputs, facts, thinLink, natives, scratch.path()}));
+                    AssembleInput{cmd, inputs, facts, thinLink, natives, scratch.path(), lazy}));
   clock.lap("assemble");
   return Outcome(Linked{thinLink.modules.size(), jobs.size()});
 }

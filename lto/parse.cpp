@@ -208,7 +208,7 @@ constexpr Spec kOptions[] = {
     {"error-unresolved-symbols", Form::Flag, Effect::Pass},
     {"O", Form::Value, Effect::Pass}, // linker -O1: string merging, not LTO
     {"EL", Form::Flag, Effect::Pass},
-    {"why-extract", Form::Value, Effect::Pass},
+    {"why-extract", Form::Value, Effect::Unsafe}, // the split uses it itself
 };
 
 bool isMultiLetter(std::string_view name) { return name.size() > 1; }

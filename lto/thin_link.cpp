@@ -41,6 +41,7 @@ Result<PendingThinLink> PendingThinLink::start(const Toolchain &tc, const LinkCo
   argv.push_back("--thinlto-index-only=" + scratch + "/thinlto.index-list");
   argv.push_back("--thinlto-emit-imports-files");
   argv.push_back("--thinlto-prefix-replace=;" + scratch + "/");
+  argv.push_back("--why-extract=" + scratch + "/thinlink.why");
   TF_TRY(Child child, Child::spawn(argv, scratch + "/thinlink.stderr"));
   return PendingThinLink(std::move(child), scratch, tc.lld);
 }
@@ -64,6 +65,7 @@ Result<ThinLinkResult> PendingThinLink::finish(const std::map<std::string, Blob>
 
   ThinLinkResult r;
   r.diagnostics = std::move(stderrText);
+  TF_TRY(r.extractions, readWhyExtract(scratch_ + "/thinlink.why"));
   TF_TRY(std::string listText, readFile(list));
   for (const std::string &line : lines(listText)) {
     if (!line.starts_with(prefix))

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "lto/expand.h"
+#include "lto/extraction.h"
 #include "lto/lld.h"
 
 namespace thinfarm {
@@ -16,6 +17,7 @@ struct ThinLinkResult {
   // lazily-available bitcode that was not extracted is absent.
   std::vector<ThinModule> modules;
   std::string diagnostics; // what lld printed
+  std::vector<Extraction> extractions; // what lld loaded lazily, in order
 };
 
 // Stage 3: runs the thin link, lld with the original arguments plus

@@ -107,6 +107,38 @@ case_lazy_archive() {
   [ "$rc" = 42 ] || fail "executable returned $rc, expected 42"
 }
 
+# lld loads m.o only when n.o, later in the archive, references it: its symbols
+# enter lld's table at n.o's load, not at m.o's position. The split cannot
+# place them there, so it must fall back, and say so.
+case_late_extraction() {
+  echo 'int foo(int); int compute(int x) { return foo(x); }' > main.c
+  echo 'int fresh_ref(int); int bar(int x) { return fresh_ref(x) + 1; }' > m.c
+  echo 'int bar(int); int foo(int x) { return bar(x) * 2; }' > n.c
+  echo 'int fresh_ref(int x) { return x; }' > f.c
+  ccthin -c main.c m.c n.c f.c
+  llvm-ar-19 rcs lib.a m.o n.o
+  link_both -r main.o lib.a f.o
+  grep -q 'lib.a(m.o) is loaded by a later reference (from lib.a(n.o))' tf.err ||
+    fail "no fall-back notice: $(cat tf.err)"
+  grep -q '"fallback"' log.jsonl || fail "fall-back not logged"
+}
+
+# A shim references what its module defined. Here that reference would make
+# lld load a native archive member that defines the same name weakly, which
+# stock lld never loads (the bitcode already defined it). The reassembly's
+# --why-extract report differs from the thin link's: fall back, say so, and
+# leave no temporary output behind.
+case_shim_pulls_member() {
+  echo 'int foo(int x) { return x + 1; }' > main.c
+  echo '__attribute__((weak)) int foo(int x) { return x + 100; } int extra(int x) { return x; }' > n.c
+  ccthin -c main.c && ccnative -c n.c
+  llvm-ar-19 rcs lib.a n.o
+  link_both -r main.o lib.a
+  grep -q 'the reassembly link loaded lib.a(n.o) out of step' tf.err || fail "no notice: $(cat tf.err)"
+  if llvm-nm-19 tf.out | grep -q extra; then fail "lib.a(n.o) was linked"; fi
+  [ -z "$(ls ./*.thinfarm-tmp 2>/dev/null)" ] || fail "a temporary output was left behind"
+}
+
 case_start_lib() {
   echo 'int l1(int); int f(int x) { return l1(x); }' > f.c
   echo 'int l1(int x) { return x + 1; }' > l1.c

@@ -1,0 +1,110 @@
+// What lld loads lazily, and checks that the reassembly link loads the same.
+//
+// lld reads an archive member (or a --start-lib file) only when a symbol it
+// defines is referenced; before that, its defined names sit in the symbol
+// table as lazy symbols. The reassembly link replaces lazily loaded bitcode
+// with eagerly loaded shims, which is exact only when lld loaded that bitcode
+// at its own position. Both links report what they loaded (--why-extract):
+// the thin link's report says whether the placement is exact, and comparing
+// the two reports says whether the reassembly loaded the same native members.
+#include "lto/extraction.h"
+
+#include <sstream>
+
+namespace thinfarm {
+
+Result<std::vector<Extraction>> readWhyExtract(const std::string &path) {
+  TF_TRY(std::string text, readFile(path));
+  std::vector<Extraction> out;
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line); // header: reference extracted symbol
+  while (std::getline(in, line)) {
+    size_t t1 = line.find('\t');
+    size_t t2 = t1 == std::string::npos ? t1 : line.find('\t', t1 + 1);
+    if (t2 == std::string::npos)
+      return failed(path + ": malformed --why-extract line: " + line);
+    out.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1)});
+  }
+  return out;
+}
+
+std::string memberName(const InputFile &archive, const ExpandedMember &m) {
+  return archive.path + "(" + (m.member.path.empty() ? m.member.name : m.member.path) + ")";
+}
+
+LazyInputs::LazyInputs(const Inputs &inputs) {
+  for (const InputFile &f : inputs.files) {
+    std::pair<size_t, size_t> pos{f.argIndex, 0};
+    if (f.kind != FileKind::Archive) {
+      if (f.lazy)
+        lazy_[f.path] = {pos, f.kind == FileKind::Bitcode, f.path};
+      else
+        eager_[f.path] = pos;
+      continue;
+    }
+    for (size_t i = 0; i < f.members.size(); ++i) {
+      const ExpandedMember &m = f.members[i];
+      std::string name = memberName(f, m);
+      std::pair<size_t, size_t> mpos{f.argIndex, i + 1};
+      if (f.wholeArchive) {
+        eager_[name] = mpos;
+        continue;
+      }
+      // An archive with bitcode becomes --start-lib files in the reassembly:
+      // a thin archive's member under its path (regular ones: see
+      // setReassemblyName); an archive without bitcode stays as it is.
+      std::string reassembly = f.hasBitcode && !m.member.path.empty() ? m.member.path : name;
+      lazy_[name] = {mpos, m.kind == FileKind::Bitcode, reassembly};
+    }
+  }
+}
+
+void LazyInputs::setReassemblyName(const std::string &thinName, const std::string &path) {
+  auto it = lazy_.find(thinName);
+  if (it != lazy_.end())
+    it->second.reassemblyName = path;
+}
+
+Status LazyInputs::checkBitcodePlacement(const std::vector<Extraction> &thin,
+                                         bool hasUndefinedOption) const {
+  std::map<std::string, bool> onTime;
+  for (const Extraction &e : thin) {
+    auto x = lazy_.find(e.extracted);
+    if (x == lazy_.end())
+      continue; // e.g. a shared object's needed library
+    bool ok = false;
+    if (e.reference == "<internal>") {
+      ok = hasUndefinedOption; // -u is resolved before any input is read
+    } else if (auto r = eager_.find(e.reference); r != eager_.end()) {
+      ok = r->second < x->second.position;
+    } else if (auto r = lazy_.find(e.reference); r != lazy_.end()) {
+      ok = onTime[e.reference] && r->second.position < x->second.position;
+    }
+    onTime[e.extracted] = ok;
+    if (!ok && x->second.bitcode)
+      return unimplemented(e.extracted + " is loaded by a later reference (from " + e.reference +
+                           "), which the split cannot place where lld does");
+  }
+  return ok();
+}
+
+Status LazyInputs::checkSameNativeExtractions(const std::vector<Extraction> &thin,
+                                              const std::vector<Extraction> &reassembly) const {
+  std::vector<std::string> expected, actual;
+  for (const Extraction &e : thin)
+    if (auto x = lazy_.find(e.extracted); x != lazy_.end() && !x->second.bitcode)
+      expected.push_back(x->second.reassemblyName);
+  for (const Extraction &e : reassembly)
+    actual.push_back(e.extracted);
+  if (expected == actual)
+    return ok();
+  size_t i = 0;
+  while (i < expected.size() && i < actual.size() && expected[i] == actual[i])
+    ++i;
+  std::string what = i < actual.size() ? "loaded " + actual[i] : "did not load " + expected[i];
+  return unimplemented("the reassembly link " + what +
+                       " out of step with lld's own resolution");
+}
+
+} // namespace thinfarm
