@@ -65,11 +65,6 @@ private:
   bool keep_;
 };
 
-std::string baseName(const std::string &p) {
-  size_t slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 // -u/--undefined/--require-defined: lld resolves those names before reading
 // any input.
 bool hasUndefinedOption(const LinkCommand &cmd) {

@@ -23,11 +23,6 @@ bool fileExists(const std::string &p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string baseName(const std::string &p) {
-  size_t slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 Result<std::string> findLibrary(const LinkCommand &cmd, const std::string &name,
                                 bool isStatic) {
   for (const std::string &dir : cmd.libraryPaths) {
@@ -46,6 +41,11 @@ Result<std::string> findLibrary(const LinkCommand &cmd, const std::string &name,
 }
 
 } // namespace
+
+std::string baseName(const std::string &p) {
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
 
 FileKind classify(std::string_view b) {
   if (b.starts_with("BC\xC0\xDE") || b.starts_with("\xDE\xC0\x17\x0B"))

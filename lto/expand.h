@@ -10,6 +10,8 @@ namespace thinfarm {
 
 enum class FileKind { Bitcode, Elf, SharedObject, Archive, Other };
 FileKind classify(std::string_view bytes);
+std::string baseName(const std::string &path); // the part after the last '/'
+
 
 // One member of an archive the link reads, classified.
 struct ExpandedMember {
