@@ -63,14 +63,20 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
     live.insert(n.globals.begin(), n.globals.end());
     nativePaths.push_back(n.path);
   }
+  // Only native inputs lld loads count: a lazy member or --start-lib file it
+  // never loaded puts nothing into lld's output.
+  std::unordered_set<std::string> loaded;
+  for (const Extraction &e : in.thin.extractions)
+    loaded.insert(e.extracted);
   std::vector<std::string> inputGlobals;
   for (const InputFile &f : in.inputs.files) {
-    if (f.kind == FileKind::Elf)
+    if (f.kind == FileKind::Elf && (!f.lazy || loaded.count(f.path)))
       TF_CHECK(collectGlobalSymbols(f.path, f.bytes.bytes(), inputGlobals));
-    for (const ExpandedMember &m : f.members)
-      if (m.kind == FileKind::Elf)
-        TF_CHECK(collectGlobalSymbols(f.path + "(" + m.member.name + ")",
-                                      m.member.bytes.bytes(), inputGlobals));
+    for (const ExpandedMember &m : f.members) {
+      std::string name = memberName(f, m);
+      if (m.kind == FileKind::Elf && (f.wholeArchive || loaded.count(name)))
+        TF_CHECK(collectGlobalSymbols(name, m.member.bytes.bytes(), inputGlobals));
+    }
   }
   live.insert(inputGlobals.begin(), inputGlobals.end());
 

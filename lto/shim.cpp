@@ -9,8 +9,8 @@
 // that only references that module's symbols, and the native objects after
 // all inputs in lld's task order. A name that LTO dropped or internalized
 // never reaches lld's output (nothing regular defines or references it), so a
-// shim lists only names that some native object or native input has as a
-// global. Binding and visibility follow lld's merging rules, so the output
+// shim lists only names that some native object, or native input lld loads,
+// has as a global (a lazy member lld never loaded does not count). Binding and visibility follow lld's merging rules, so the output
 // symbol keeps the attributes it has in a stock link. Types: lld gives
 // bitcode symbols STT_NOTYPE, or STT_TLS for thread-locals.
 //

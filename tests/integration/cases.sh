@@ -139,6 +139,25 @@ case_shim_pulls_member() {
   [ -z "$(ls ./*.thinfarm-tmp 2>/dev/null)" ] || fail "a temporary output was left behind"
 }
 
+# LTO drops maybe() and with it the only reference to foo; the archive member
+# that defines foo is never loaded (a weak reference does not load members).
+# foo must not appear in the output: a native input lld never loaded does not
+# keep a name alive.
+case_unloaded_member_symbols() {
+  write_start
+  cat > main.c <<'C'
+extern int foo(void) __attribute__((weak));
+int maybe(void) { return foo ? foo() : 0; }
+int compute(int x) { return x; }
+C
+  echo 'int foo(void) { return 5; }' > n.c
+  ccthin -c start.c main.c && ccnative -c n.c
+  llvm-ar-19 rcs lib.a n.o
+  link_both -static -e _start start.o main.o lib.a
+  expect_split 2
+  if llvm-nm-19 tf.out | grep -q ' foo$'; then fail "foo reached the output"; fi
+}
+
 case_start_lib() {
   echo 'int l1(int); int f(int x) { return l1(x); }' > f.c
   echo 'int l1(int x) { return x + 1; }' > l1.c
