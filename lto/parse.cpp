@@ -18,10 +18,7 @@
 #include "lto/parse.h"
 
 #include <algorithm>
-#include <array>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
 namespace thinfarm {
 

@@ -14,7 +14,6 @@
 
 #include "lto/bitcode.h"
 
-#include <sstream>
 
 namespace thinfarm {
 

@@ -47,7 +47,6 @@ Error storeError(const std::string &what, const rocksdb::Status &s) {
 
 struct Store::Impl {
   std::unique_ptr<rocksdb::DB> db;
-  std::string dir;
 
   Status writeBatch(rocksdb::WriteBatch &batch, const std::string &what) {
     rocksdb::Status s = db->Write(rocksdb::WriteOptions(), &batch);
@@ -113,7 +112,6 @@ Result<Store> Store::open(const std::string &dir) {
     return failed("cannot open the store in " + dir + ": " + s.ToString());
   auto impl = std::make_unique<Impl>();
   impl->db.reset(db);
-  impl->dir = dir;
   return Store(std::move(impl));
 }
 
