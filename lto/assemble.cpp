@@ -29,15 +29,6 @@
 
 namespace thinfarm {
 
-namespace {
-
-Status makeDir(const std::string &path) {
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
-    return failed("cannot create directory " + path);
-  return ok();
-}
-
-} // namespace
 
 Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &job,
                                 BackendOutput &&out) {
@@ -53,8 +44,6 @@ Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &jo
 Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const AssembleInput &in) {
   const std::string shimDir = in.scratch + "/shim";
   const std::string memberDir = in.scratch + "/member";
-  TF_CHECK(makeDir(shimDir));
-  TF_CHECK(makeDir(memberDir));
 
   // Names that reach lld's output: globals of every native object and input.
   std::unordered_set<std::string> live;

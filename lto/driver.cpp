@@ -29,12 +29,12 @@ namespace thinfarm {
 
 namespace {
 
-// Why the link goes to stock lld instead of being split.
-struct PassThrough {
-  std::string notice; // empty: nothing worth saying (not a ThinLTO link)
-};
+// Not a ThinLTO link: it goes to stock lld unchanged, silently. (A ThinLTO
+// link the split cannot handle is an Unimplemented error instead, with a notice.)
+struct PassThrough {};
 
 struct Linked {
+  std::string output;
   size_t modules = 0;
   size_t jobsLocal = 0;
 };
@@ -44,11 +44,17 @@ using Outcome = std::variant<Linked, PassThrough>;
 // A scratch directory for the link's intermediate files, removed at the end.
 class Scratch {
 public:
+  // Layout: native/<task>.o, shim/<task>.o, member/ (regular archive
+  // members), and the thin link's shards and import lists by module path.
   static Result<Scratch> create(const DriverContext &ctx) {
     std::string templ = ctx.tempDir + "/thinfarm-XXXXXX";
     if (!mkdtemp(templ.data()))
       return failed("cannot create a scratch directory in " + ctx.tempDir);
-    return Scratch(templ, ctx.keepTemps);
+    Scratch s(templ, ctx.keepTemps);
+    for (const char *sub : {"/native", "/shim", "/member"})
+      if (::mkdir((templ + sub).c_str(), 0755) != 0)
+        return failed("cannot create " + templ + sub);
+    return s;
   }
   Scratch(Scratch &&o) noexcept : path_(std::move(o.path_)), keep_(o.keep_) { o.path_.clear(); }
   Scratch(const Scratch &) = delete;
@@ -180,8 +186,6 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));
   TF_TRY(BackendProcess backend, BackendProcess::initialize(cmd.backend));
   clock.lap("plan");
-  if (::mkdir((scratch.path() + "/native").c_str(), 0755) != 0)
-    return failed("cannot create " + scratch.path() + "/native");
   auto keep = [&](const BackendJob &job, BackendOutput &&out) {
     return keepNative(scratch.path(), job, std::move(out));
   };
@@ -191,7 +195,7 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   TF_CHECK(assemble(ctx.toolchain,
                     AssembleInput{cmd, inputs, facts, thinLink, natives, scratch.path(), lazy}));
   clock.lap("assemble");
-  return Outcome(Linked{thinLink.modules.size(), jobs.size()});
+  return Outcome(Linked{cmd.output, thinLink.modules.size(), jobs.size()});
 }
 
 std::string jsonString(std::string_view s) {
@@ -261,16 +265,13 @@ int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
       double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       char seconds[32];
       std::snprintf(seconds, sizeof seconds, "%.3f", wall);
-      appendLog(ctx, "{\"output\":" + jsonString(outputOf(args)) +
+      appendLog(ctx, "{\"output\":" + jsonString(linked->output) +
                          ",\"modules\":" + std::to_string(linked->modules) +
                          ",\"jobs_local\":" + std::to_string(linked->jobsLocal) +
                          ",\"jobs_remote\":0,\"cache_hits\":0,\"wall_seconds\":" + seconds +
                          ",\"workers\":{\"local\":" + std::to_string(linked->jobsLocal) + "}}");
       return 0;
     }
-    const auto &pass = std::get<PassThrough>(*outcome);
-    if (!pass.notice.empty())
-      std::fprintf(stderr, "thinfarm-ld: %s\n", pass.notice.c_str());
     execLld(ctx.toolchain, args);
   }
   const Error &e = outcome.error();
