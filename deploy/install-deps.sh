@@ -8,7 +8,7 @@ pkgs=(
   capnproto libcapnp-dev libzmq3-dev cppzmq-dev librocksdb-dev libssl-dev
   libboost-dev libboost-system-dev libgtest-dev
   linux-source-6.1 flex bison libelf-dev bc cpio busybox-static qemu-system-x86
-  xz-utils zstd
+  xz-utils zstd iproute2
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,7 +14,9 @@
 #include "lto/parse.h"
 #include "lto/plan.h"
 #include "lto/run.h"
+#include "lto/run_farm.h"
 #include "lto/thin_link.h"
+#include "coordinator/local_farm.h"
 
 #include <chrono>
 #include <cstdio>
@@ -36,7 +38,7 @@ struct PassThrough {};
 struct Linked {
   std::string output;
   size_t modules = 0;
-  size_t jobsLocal = 0;
+  RunResult run;
 };
 
 using Outcome = std::variant<Linked, PassThrough>;
@@ -184,18 +186,17 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   LazyInputs lazy(inputs);
   TF_CHECK(lazy.checkBitcodePlacement(thinLink.extractions, hasUndefinedOption(cmd)));
   TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));
-  TF_TRY(BackendProcess backend, BackendProcess::initialize(cmd.backend));
   clock.lap("plan");
   auto keep = [&](const BackendJob &job, BackendOutput &&out) {
     return keepNative(scratch.path(), job, std::move(out));
   };
-  TF_TRY(std::vector<NativeObject> natives, runJobs(backend, jobs, threads, keep));
+  TF_TRY(RunResult run, runBackends(ctx, cmd, jobs, threads, keep));
   clock.lap("backends");
-  printDiagnostics(ctx.toolchain, natives);
+  printDiagnostics(ctx.toolchain, run.natives);
   TF_CHECK(assemble(ctx.toolchain,
-                    AssembleInput{cmd, inputs, facts, thinLink, natives, scratch.path(), lazy}));
+                    AssembleInput{cmd, inputs, facts, thinLink, run.natives, scratch.path(), lazy}));
   clock.lap("assemble");
-  return Outcome(Linked{cmd.output, thinLink.modules.size(), jobs.size()});
+  return Outcome(Linked{cmd.output, thinLink.modules.size(), std::move(run)});
 }
 
 std::string jsonString(std::string_view s) {
@@ -252,6 +253,15 @@ DriverContext DriverContext::fromEnvironment() {
     ctx.timing = true;
   if (const char *l = std::getenv("THINFARM_LOG"); l && *l)
     ctx.logPath = l;
+  if (const char *c = std::getenv("THINFARM_COORDINATOR"); c && *c)
+    ctx.coordinator = c;
+  else
+    ctx.coordinator = configuredCoordinator();
+  ctx.cacheDir = defaultCacheDir();
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  ctx.programDir = ec ? "." : self.parent_path().string();
+  ctx.progress = ::isatty(2);
   if (const char *j = std::getenv("THINFARM_JOBS"); j && *j)
     ctx.threads = static_cast<unsigned>(std::strtoul(j, nullptr, 10));
   return ctx;
@@ -265,11 +275,15 @@ int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
       double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       char seconds[32];
       std::snprintf(seconds, sizeof seconds, "%.3f", wall);
+      std::string workers;
+      for (const auto &[name, n] : linked->run.workers)
+        workers += (workers.empty() ? "" : ",") + jsonString(name) + ":" + std::to_string(n);
       appendLog(ctx, "{\"output\":" + jsonString(linked->output) +
                          ",\"modules\":" + std::to_string(linked->modules) +
-                         ",\"jobs_local\":" + std::to_string(linked->jobsLocal) +
-                         ",\"jobs_remote\":0,\"cache_hits\":0,\"wall_seconds\":" + seconds +
-                         ",\"workers\":{\"local\":" + std::to_string(linked->jobsLocal) + "}}");
+                         ",\"jobs_local\":" + std::to_string(linked->run.local) +
+                         ",\"jobs_remote\":" + std::to_string(linked->run.remote) +
+                         ",\"cache_hits\":0,\"merged\":" + std::to_string(linked->run.merged) +
+                         ",\"wall_seconds\":" + seconds + ",\"workers\":{" + workers + "}}");
       return 0;
     }
     execLld(ctx.toolchain, args);

@@ -15,6 +15,13 @@ struct DriverContext {
   unsigned threads = 0;         // $THINFARM_JOBS; 0 = the command line's or one per core
   bool timing = false;          // $THINFARM_TIMING: print each stage's wall time
   std::string logPath;          // $THINFARM_LOG: one JSON line per ThinLTO link
+  // Where backends run: $THINFARM_COORDINATOR, else `coordinator = ADDRESS` in
+  // the config file ($XDG_CONFIG_HOME/thinfarm/config, ~/.config/thinfarm/config);
+  // empty: the embedded default, a local coordinator; "off": in this process.
+  std::string coordinator;
+  std::string cacheDir;   // the embedded default's store: $THINFARM_CACHE_DIR, ~/.cache/thinfarm
+  std::string programDir; // where thinfarm-ld lives: its siblings are found there
+  bool progress = false;  // stderr is a terminal: show a progress line
   static DriverContext fromEnvironment();
 };
 

@@ -35,13 +35,6 @@ struct BackendJob {
   }
 };
 
-enum class Severity { Error, Warning, Remark, Note };
-
-struct Diagnostic {
-  Severity severity;
-  std::string text;
-};
-
 struct BackendOutput {
   std::string object; // the native ELF object
   std::vector<Diagnostic> diagnostics;

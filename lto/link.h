@@ -8,6 +8,7 @@
 // assemble     everything above      -> the output file, written by ld.lld-19
 #pragma once
 
+#include "base/backend.h"
 #include "lto/blob.h"
 
 #include <optional>
@@ -32,19 +33,6 @@ struct Arg {
   Kind kind = Kind::Option;
   std::vector<std::string> tokens; // one or two tokens, as on the command line
   std::string value;               // Input: path; Library: NAME or :FILE
-};
-
-// Everything lld's createConfig() reads from the command line, so a backend
-// configured from it produces what lld's in-process ThinLTO produces.
-struct BackendConfig {
-  int optLevel = 2;   // --lto-O, -plugin-opt=O
-  int cgOptLevel = 2; // CodeGenOptLevel, derived from optLevel as lld does
-  bool relocatable = false;
-  bool pic = false;
-  // LLVM command-line options in the order lld parses them: -plugin-opt=mcpu=,
-  // then -plugin-opt=-X, then -mllvm X.
-  std::vector<std::string> llvmOptions;
-  std::vector<std::string> mllvm; // the -mllvm subset (lto::Config::MllvmArgs)
 };
 
 struct LinkCommand {

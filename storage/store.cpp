@@ -209,6 +209,27 @@ Result<std::optional<std::string>> Store::get(const Digest &digest) {
   return std::optional<std::string>(std::move(out));
 }
 
+Result<std::optional<std::string>> Store::getChunk(const Digest &digest, uint32_t index) {
+  if (digest.size <= kChunkSize) {
+    if (index != 0)
+      return failed("blob " + digest.text() + " has one chunk, not " + std::to_string(index + 1));
+    return get(digest);
+  }
+  TF_TRY(bool present, impl_->has(digest));
+  if (!present)
+    return std::optional<std::string>();
+  if (index >= chunkCount(digest.size))
+    return failed("blob " + digest.text() + " has no chunk " + std::to_string(index));
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), chunkKey(digest, index), &value);
+  if (!s.ok() || value.size() != std::min<uint64_t>(kChunkSize, digest.size - uint64_t(index) * kChunkSize)) {
+    impl_->drop(digest);
+    return failed("blob " + digest.text() + ": chunk " + std::to_string(index) +
+                  " is missing or truncated; dropped from the store");
+  }
+  return std::optional<std::string>(std::move(value));
+}
+
 Result<Store::Writer> Store::write(const Digest &digest) {
   auto st = std::make_unique<Writer::State>();
   st->impl = impl_.get();
@@ -220,8 +241,13 @@ Store::Writer::Writer(std::unique_ptr<State> s) : s_(std::move(s)) {}
 Store::Writer::Writer(Writer &&) noexcept = default;
 
 Store::Writer::~Writer() {
-  if (s_ && !s_->done && s_->large() && s_->nextChunk > 0)
-    s_->impl->drop(s_->digest); // unfinished: its chunks are garbage
+  // Unfinished: its chunks are garbage, unless another writer completed the
+  // same blob meanwhile (the chunks are then that blob's, byte for byte).
+  if (s_ && !s_->done && s_->large() && s_->nextChunk > 0) {
+    auto present = s_->impl->has(s_->digest);
+    if (present.ok() && !*present)
+      s_->impl->drop(s_->digest);
+  }
 }
 
 Status Store::Writer::append(std::string_view bytes) {

@@ -49,6 +49,11 @@ public:
   // The blob's bytes, checked against its digest; nullopt when absent.
   Result<std::optional<std::string>> get(const Digest &digest);
 
+  // One kChunkSize piece of a blob, for serving downloads chunk by chunk. A
+  // small blob is checked against its digest; a large blob's chunk cannot be
+  // on its own, so the receiver checks the assembled blob. nullopt: absent.
+  Result<std::optional<std::string>> getChunk(const Digest &digest, uint32_t index);
+
   // Streams a blob in chunks of at most kChunkSize to `sink`, checking the
   // digest as it goes; an error after the last chunk means the consumer must
   // discard what it received. Absent: a Failed error saying so.

@@ -1,0 +1,157 @@
+#include "coordinator/client.h"
+
+#include "coordinator/retry.h"
+
+#include <random>
+#include <thread>
+
+namespace thinfarm {
+
+using namespace std::chrono_literals;
+
+namespace {
+using Clock = std::chrono::steady_clock;
+// The coordinator reports progress every second; this much silence means it is gone.
+constexpr auto kSilence = 10s;
+} // namespace
+
+Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::vector<bool> &done,
+                           const TakeResult &take, const ShowProgress &progress,
+                           FarmOutcome &outcome) {
+  // Results that arrive while a transfer is under way wait here.
+  std::vector<wire::Message> queued;
+  auto other = [&](wire::Message &&m) { queued.push_back(std::move(m)); };
+
+  std::vector<Digest> digests;
+  for (const wire::BlobRef &b : sub.blobs)
+    digests.push_back(b.digest);
+  TF_TRY(std::vector<Digest> missing, wire::findMissing(sock, digests, other));
+  if (!missing.empty()) {
+    std::sort(missing.begin(), missing.end());
+    std::vector<wire::BlobRef> up;
+    for (const wire::BlobRef &b : sub.blobs)
+      if (std::binary_search(missing.begin(), missing.end(), b.digest))
+        up.push_back(b);
+    TF_CHECK(wire::upload(sock, up, other));
+  }
+
+  wire::Session session;
+  session.sessionId = std::random_device{}() | static_cast<uint64_t>(std::random_device{}()) << 32;
+  session.toolchain = sub.toolchain;
+  session.output = sub.output;
+  session.config = sub.config;
+  for (const wire::JobSpec &j : sub.jobs)
+    if (!done[j.task])
+      session.jobs.push_back(j);
+  size_t remaining = session.jobs.size();
+  if (remaining == 0)
+    return ok();
+  uint64_t submitId = sock.newRequestId();
+  TF_CHECK(sock.send(wire::Message{submitId, session}));
+  struct End {
+    wire::Socket &sock;
+    uint64_t id;
+    ~End() { (void)sock.send(wire::Message{0, wire::EndSession{id}}); }
+  } end{sock, session.sessionId};
+
+  auto lastHeard = Clock::now();
+  auto lastBeat = Clock::now();
+  while (remaining > 0) {
+    if (queued.empty()) {
+      auto r = sock.receive(1s);
+      auto now = Clock::now();
+      if (now - lastBeat >= 1s) {
+        lastBeat = now;
+        (void)sock.send(wire::Message{0, wire::Heartbeat{}});
+      }
+      if (!r) {
+        if (now - lastHeard > kSilence)
+          return Error{ErrorKind::Disconnected,
+                       "the coordinator at " + endpoint_ + " stopped answering"};
+        continue;
+      }
+      lastHeard = now;
+      if (!r->message.ok())
+        return std::move(r->message).error();
+      queued.push_back(std::move(*r->message));
+    }
+    wire::Message m = std::move(queued.front());
+    queued.erase(queued.begin());
+    if (auto *e = m.get<wire::ErrorMsg>())
+      return Error{e->kind, e->message};
+    if (auto *p = m.get<wire::Progress>()) {
+      if (p->sessionId == session.sessionId && progress)
+        progress(*p);
+      continue;
+    }
+    auto *res = m.get<wire::JobResult>();
+    if (!res || res->sessionId != session.sessionId || res->task >= done.size() || done[res->task])
+      continue;
+    if (res->error) {
+      if (res->error->kind == ErrorKind::Failed) {
+        outcome.backendFailure = res->error->message;
+        return failed(res->error->message);
+      }
+      // Lost on the farm: this one finishes locally.
+      done[res->task] = true;
+      outcome.unfinished.push_back(res->task);
+      outcome.why = res->error->message;
+      --remaining;
+      continue;
+    }
+    FarmResult fr;
+    fr.task = res->task;
+    fr.diagnostics = std::move(res->diagnostics);
+    fr.worker = std::move(res->worker);
+    fr.merged = res->merged;
+    TF_CHECK(wire::download(
+        sock, std::span<const Digest>(&res->native, 1),
+        [&](const Digest &, std::string &&bytes) {
+          fr.native = std::move(bytes);
+          return ok();
+        },
+        other));
+    lastHeard = Clock::now();
+    outcome.merged += fr.merged;
+    done[fr.task] = true;
+    --remaining;
+    TF_CHECK(take(std::move(fr)));
+  }
+  return ok();
+}
+
+Result<FarmOutcome> FarmClient::run(const FarmSubmission &sub, const TakeResult &take,
+                                    const ShowProgress &progress) {
+  FarmOutcome outcome;
+  uint32_t tasks = 0;
+  for (const wire::JobSpec &j : sub.jobs)
+    tasks = std::max(tasks, j.task + 1);
+  std::vector<bool> done(tasks, false);
+  int overloaded = 0, disconnected = 0;
+  for (;;) {
+    TF_TRY(wire::Socket sock, wire::Socket::connect(ctx_, endpoint_));
+    Status st = attempt(sock, sub, done, take, progress, outcome);
+    if (st.ok())
+      return outcome;
+    const Error &e = st.error();
+    int &count = e.kind == ErrorKind::Overloaded ? overloaded : disconnected;
+    Next next = nextStep(e.kind, count++);
+    if (next == Next::GiveUp && !outcome.backendFailure.empty())
+      return failed(outcome.backendFailure); // the link fails, as it would locally
+    if (next == Next::BackOff) {
+      std::this_thread::sleep_for(backOffDelay(count));
+      continue;
+    }
+    if (next == Next::Reconnect)
+      continue;
+    // The farm cannot finish the link (GiveUp on an infrastructure error
+    // included: asking again gives the same answer): this machine does.
+    for (const wire::JobSpec &j : sub.jobs)
+      if (!done[j.task])
+        outcome.unfinished.push_back(j.task);
+    outcome.why = e.message;
+    return outcome;
+  }
+}
+
+} // namespace thinfarm

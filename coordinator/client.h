@@ -1,0 +1,64 @@
+// The client side of the coordinator: what thinfarm-ld uses to run a link's
+// backend jobs on a farm.
+//
+// One session per link: find which blobs the coordinator's store lacks,
+// upload them, submit the jobs, then take results as they come (downloading
+// each native object), heartbeating meanwhile. Errors follow retry.h: an
+// overloaded coordinator is retried after a pause; a lost one is reconnected
+// once and the unfinished jobs resubmitted; after that the jobs still
+// unfinished come back to the caller to run locally. A job whose backend
+// failed ends the session with that error.
+#pragma once
+
+#include "wire/blob_transfer.h"
+
+#include <functional>
+#include <map>
+
+namespace thinfarm {
+
+struct FarmSubmission {
+  std::string toolchain;
+  std::string output;
+  BackendConfig config;
+  std::vector<wire::JobSpec> jobs;   // task = index into the caller's jobs
+  std::vector<wire::BlobRef> blobs;  // every blob the jobs name, each once
+};
+
+struct FarmResult {
+  uint32_t task = 0;
+  std::string native;
+  std::vector<Diagnostic> diagnostics;
+  std::string worker;
+  bool merged = false;
+};
+
+struct FarmOutcome {
+  std::vector<uint32_t> unfinished; // tasks to run locally
+  std::string why;                  // why they were not finished on the farm
+  size_t merged = 0;
+  std::string backendFailure; // set when a job's backend failed
+};
+
+// Called with each result as it arrives; an error ends the session.
+using TakeResult = std::function<Status(FarmResult &&)>;
+using ShowProgress = std::function<void(const wire::Progress &)>;
+
+class FarmClient {
+public:
+  FarmClient(wire::Context &ctx, std::string endpoint) : ctx_(ctx), endpoint_(std::move(endpoint)) {}
+
+  // Runs the submission. Failed: a backend failed (the message names the
+  // module); every other way the farm can let the link down ends in an
+  // outcome listing the unfinished tasks.
+  Result<FarmOutcome> run(const FarmSubmission &sub, const TakeResult &take,
+                          const ShowProgress &progress);
+
+private:
+  Status attempt(wire::Socket &sock, const FarmSubmission &sub, std::vector<bool> &done,
+                 const TakeResult &take, const ShowProgress &progress, FarmOutcome &outcome);
+  wire::Context &ctx_;
+  std::string endpoint_;
+};
+
+} // namespace thinfarm

@@ -1,0 +1,137 @@
+#include "coordinator/coordinator.h"
+
+#include "worker/worker.h"
+
+#include <cstdio>
+#include <thread>
+
+namespace thinfarm {
+
+using namespace std::chrono_literals;
+
+namespace {
+constexpr const char *kPoolEndpoint = "inproc://thinfarm-local-slots";
+}
+
+Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, CoordinatorOptions o) {
+  TF_TRY(Store store, Store::open(o.storeDir));
+  std::vector<std::string> endpoints = o.listen;
+  if (o.localSlots)
+    endpoints.push_back(kPoolEndpoint);
+  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, endpoints));
+  return std::unique_ptr<Coordinator>(
+      new Coordinator(ctx, std::move(o), std::move(store), std::move(sock)));
+}
+
+Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock)
+    : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), sock_(std::move(sock)),
+      blobs_(store_), lastClient_(Clock::now()) {}
+
+Coordinator::~Coordinator() {
+  if (pool_)
+    pool_->stop();
+}
+
+void Coordinator::flush() {
+  for (auto &[peer, msg] : out_) {
+    Status st = sock_.send(peer, msg);
+    if (!st.ok() && options_.verbose)
+      std::fprintf(stderr, "thinfarm-coordinator: cannot send %s: %s\n", wire::kindName(msg.body),
+                   st.error().message.c_str());
+  }
+  out_.clear();
+}
+
+void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
+  if (!r.message.ok()) {
+    // A malformed frame: say so to the sender and go on serving.
+    std::fprintf(stderr, "thinfarm-coordinator: warning: %s\n", r.message.error().message.c_str());
+    out_.push_back({r.peer, wire::errorReply(0, ErrorKind::Failed, r.message.error().message)});
+    return;
+  }
+  wire::Message &m = *r.message;
+  uint64_t id = m.requestId;
+  const wire::PeerId &peer = r.peer;
+  std::visit(
+      [&](auto &&body) {
+        using T = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<T, wire::RegisterWorker>) {
+          if (options_.verbose)
+            std::fprintf(stderr, "thinfarm-coordinator: worker %s registered a slot (%s)\n",
+                         body.name.c_str(), body.toolchain.c_str());
+          scheduler_.onRegister(peer, body, id, now, out_);
+        } else if constexpr (std::is_same_v<T, wire::Heartbeat>) {
+          scheduler_.onHeartbeat(peer, now, out_);
+        } else if constexpr (std::is_same_v<T, wire::JobResult>) {
+          scheduler_.onJobResult(peer, std::move(body), now, out_);
+        } else {
+          lastClient_ = now;
+          if constexpr (std::is_same_v<T, wire::Session>)
+            scheduler_.onSubmit(peer, std::move(body), id, now, out_);
+          else if constexpr (std::is_same_v<T, wire::EndSession>)
+            scheduler_.onEndSession(peer, body.sessionId);
+          else if constexpr (std::is_same_v<T, wire::FindMissing>)
+            blobs_.onFindMissing(peer, id, body, out_);
+          else if constexpr (std::is_same_v<T, wire::PutChunk>)
+            blobs_.onPutChunk(peer, id, std::move(body), out_);
+          else if constexpr (std::is_same_v<T, wire::GetChunk>)
+            blobs_.onGetChunk(peer, id, body, out_);
+          else
+            out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
+                                                   std::string("the coordinator does not take ") +
+                                                       wire::kindName(m.body) + " messages")});
+        }
+      },
+      m.body);
+}
+
+Status Coordinator::run(const std::atomic<bool> &stop) {
+  std::thread poolStarter;
+  if (options_.localSlots) {
+    WorkerOptions w;
+    w.coordinator = kPoolEndpoint;
+    w.slots = options_.localSlots;
+    w.name = "local";
+    w.backendProgram = options_.backendProgram;
+    w.scratch = options_.scratch;
+    TF_TRY(w, completeOptions(std::move(w)));
+    pool_ = std::make_unique<Worker>(ctx_, store_, std::move(w));
+    // The pool registers through this loop, so it starts beside it.
+    poolStarter = std::thread([this] {
+      if (Status st = pool_->start(10s); !st.ok())
+        std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
+                     st.error().message.c_str());
+    });
+  }
+  auto lastTick = Clock::now();
+  while (!stop.load()) {
+    auto r = sock_.receive(100ms);
+    auto now = Clock::now();
+    if (r) {
+      handle(std::move(*r), now);
+      // Drain what is queued before acting on timers.
+      for (int i = 0; i < 256; ++i) {
+        auto more = sock_.receive(std::chrono::milliseconds(0));
+        if (!more)
+          break;
+        handle(std::move(*more), now);
+      }
+      flush();
+    }
+    if (now - lastTick >= 200ms) {
+      lastTick = now;
+      scheduler_.tick(now, out_);
+      blobs_.forgetIdle(now);
+      flush();
+      if (options_.idleExit.count() > 0 && scheduler_.idle() && now - lastClient_ > options_.idleExit)
+        break;
+    }
+  }
+  if (poolStarter.joinable())
+    poolStarter.join();
+  if (pool_)
+    pool_->stop();
+  return ok();
+}
+
+} // namespace thinfarm

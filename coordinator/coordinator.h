@@ -1,0 +1,57 @@
+// The coordinator daemon: one thread, one ROUTER socket, one event loop.
+//
+// Every message is routed by kind: blob traffic to the BlobService, sessions,
+// registrations and results to the Scheduler; what they answer goes out
+// before the next message is read. Timeouts and progress run from the same
+// loop a few times a second. With local slots it also runs an embedded
+// worker pool (worker/) that reaches it over inproc:// and shares its store:
+// RocksDB allows one writing process per database, so on one machine the
+// coordinator owns the store and its pool never copies a blob.
+#pragma once
+
+#include "coordinator/blob_service.h"
+#include "coordinator/scheduler.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace thinfarm {
+
+struct CoordinatorOptions {
+  std::vector<std::string> listen; // endpoints to bind
+  std::string storeDir;
+  unsigned localSlots = 0;          // embedded worker pool
+  std::string backendProgram;       // for the pool
+  std::string scratch;              // for the pool's input files
+  std::chrono::seconds idleExit{0}; // 0: run until stopped
+  bool verbose = false;
+};
+
+class Coordinator {
+public:
+  static Result<std::unique_ptr<Coordinator>> create(wire::Context &ctx, CoordinatorOptions o);
+  ~Coordinator();
+
+  // Serves until `stop` is set or, with idleExit, no client has been heard
+  // from for that long.
+  Status run(const std::atomic<bool> &stop);
+
+private:
+  Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock);
+  void handle(wire::Received &&r, Clock::time_point now);
+  void flush();
+
+  wire::Context &ctx_;
+  CoordinatorOptions options_;
+  Store store_;
+  wire::Socket sock_;
+  Scheduler scheduler_;
+  BlobService blobs_;
+  Outbox out_;
+  Clock::time_point lastClient_;
+  std::unique_ptr<class Worker> pool_;
+};
+
+} // namespace thinfarm

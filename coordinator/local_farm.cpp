@@ -1,0 +1,149 @@
+#include "coordinator/local_farm.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace thinfarm {
+
+namespace {
+
+// An open lock file; the lock goes with the descriptor.
+struct LockFile {
+  int fd = -1;
+  explicit LockFile(const std::string &path)
+      : fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {}
+  ~LockFile() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+// Whether a daemon holds CACHE/daemon.lock.
+bool daemonRunning(const std::string &lockPath) {
+  LockFile f(lockPath);
+  if (f.fd < 0)
+    return false;
+  if (::flock(f.fd, LOCK_EX | LOCK_NB) == 0)
+    return false; // we got it: nobody holds it (closing releases it)
+  return errno == EWOULDBLOCK;
+}
+
+} // namespace
+
+std::string defaultCacheDir() {
+  if (const char *d = std::getenv("THINFARM_CACHE_DIR"); d && *d)
+    return d;
+  if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    return std::string(x) + "/thinfarm";
+  if (const char *h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.cache/thinfarm";
+  return "/tmp/thinfarm-cache-" + std::to_string(::getuid());
+}
+
+// The config file: lines "coordinator = ADDRESS"; '#' starts a comment.
+std::string configuredCoordinator() {
+  std::string path;
+  if (const char *x = std::getenv("XDG_CONFIG_HOME"); x && *x)
+    path = std::string(x) + "/thinfarm/config";
+  else if (const char *h = std::getenv("HOME"); h && *h)
+    path = std::string(h) + "/.config/thinfarm/config";
+  std::ifstream f(path);
+  if (path.empty() || !f)
+    return "";
+  std::string text((std::istreambuf_iterator<char>(f)), {});
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    if (auto hash = line.find('#'); hash != std::string_view::npos)
+      line = line.substr(0, hash);
+    auto eq = line.find('=');
+    if (eq == std::string_view::npos)
+      continue;
+    auto trim = [](std::string_view s) {
+      while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+      while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+        s.remove_suffix(1);
+      return s;
+    };
+    if (trim(line.substr(0, eq)) == "coordinator")
+      return std::string(trim(line.substr(eq + 1)));
+  }
+  return "";
+}
+
+Result<std::string> ensureLocalCoordinator(const LocalFarm &farm) {
+  std::error_code ec;
+  std::filesystem::create_directories(farm.cacheDir, ec);
+  if (ec)
+    return failed("cannot create the cache directory " + farm.cacheDir + ": " + ec.message());
+  std::string dir = std::filesystem::absolute(farm.cacheDir).lexically_normal().string();
+  std::string sock = dir + "/coordinator.sock";
+  if (sock.size() > 100) // sun_path holds 108 bytes
+    return failed("the cache directory's path is too long for a socket: " + dir);
+  std::string endpoint = "ipc://" + sock;
+  std::string daemonLock = dir + "/daemon.lock";
+  if (daemonRunning(daemonLock))
+    return endpoint;
+
+  LockFile start(dir + "/start.lock");
+  if (start.fd < 0 || ::flock(start.fd, LOCK_EX) != 0)
+    return failed("cannot lock " + dir + "/start.lock");
+  if (daemonRunning(daemonLock)) // another thinfarm-ld started it meanwhile
+    return endpoint;
+  unsigned slots = farm.slots ? farm.slots : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::string> args = {farm.coordinator,
+                                   "--listen", endpoint,
+                                   "--store", dir + "/store",
+                                   "--local-slots", std::to_string(slots),
+                                   "--idle-exit", std::to_string(farm.idleExit.count()),
+                                   "--lock", daemonLock};
+  std::vector<char *> argv;
+  for (std::string &a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string log = dir + "/coordinator.log";
+  pid_t pid = ::fork();
+  if (pid < 0)
+    return failed(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // A daemon of its own: new session, no terminal, output to its log.
+    ::setsid();
+    if (::fork() != 0)
+      ::_exit(0); // the grandchild is reparented; nobody waits for it
+    int null = ::open("/dev/null", O_RDONLY);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (null >= 0)
+      ::dup2(null, 0);
+    if (out >= 0) {
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+    }
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status;
+  ::waitpid(pid, &status, 0);
+  // Ready when it holds its lock (it takes it after binding the socket).
+  for (int i = 0; i < 500; ++i) {
+    if (daemonRunning(daemonLock))
+      return endpoint;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return failed("the local coordinator did not start (see " + log + ")");
+}
+
+} // namespace thinfarm

@@ -1,0 +1,38 @@
+// The embedded default: with no farm configured, thinfarm-ld uses a
+// coordinator on this machine, started on demand and shared by every
+// thinfarm-ld the build runs at once.
+//
+// It listens on ipc://CACHE/coordinator.sock, keeps its store in CACHE/store
+// (RocksDB allows one writing process per database, so the store has exactly
+// one owner: this daemon), runs one local backend slot per core, and exits
+// after it has been idle for a while. CACHE/daemon.lock is held by the running
+// daemon (it is the "is one running?" test, immune to stale socket files);
+// CACHE/start.lock serializes starting one, so `make -j` starts exactly one.
+#pragma once
+
+#include "base/result.h"
+
+#include <chrono>
+#include <string>
+
+namespace thinfarm {
+
+struct LocalFarm {
+  std::string cacheDir;        // THINFARM_CACHE_DIR, default ~/.cache/thinfarm
+  std::string coordinator;     // the thinfarm-coordinator program
+  unsigned slots = 0;          // 0: one per core
+  std::chrono::seconds idleExit{300};
+};
+
+// The endpoint of the running local coordinator, started if none runs.
+Result<std::string> ensureLocalCoordinator(const LocalFarm &farm);
+
+// The default cache directory: $THINFARM_CACHE_DIR, else $XDG_CACHE_HOME/thinfarm,
+// else ~/.cache/thinfarm.
+std::string defaultCacheDir();
+
+// The farm named in the config file ($XDG_CONFIG_HOME/thinfarm/config, else
+// ~/.config/thinfarm/config), a line "coordinator = ADDRESS"; empty if none.
+std::string configuredCoordinator();
+
+} // namespace thinfarm

@@ -1,0 +1,125 @@
+// thinfarm-coordinator --listen tcp://HOST:PORT --store DIR
+#include "base/flags.h"
+#include "coordinator/coordinator.h"
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+using namespace thinfarm;
+
+namespace {
+
+std::string besideThisProgram(const char *name) {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (ec ? std::filesystem::path(".") : self.parent_path()) / name;
+}
+
+std::vector<std::string> splitCommas(const std::string &s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos)
+      comma = s.size();
+    if (comma > start)
+      out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+int run(int argc, char **argv) {
+  Flags flags("thinfarm-coordinator");
+  flags.value("listen", "", "addresses to listen on, comma-separated: tcp://HOST:PORT, ipc://PATH (required)");
+  flags.value("store", "", "directory of the blob store (required)");
+  flags.value("local-slots", "0", "also run this many backend slots in this process");
+  flags.value("backend", besideThisProgram("thinfarm-backend"), "the thinfarm-backend program (local slots)");
+  flags.value("idle-exit", "0", "exit after this many seconds without clients, 0 = never");
+  flags.value("lock", "", "hold an exclusive lock on this file while running (the embedded default)");
+  flags.toggle("verbose", "log registrations and send failures");
+  if (Status st = flags.parse(argc, argv); !st.ok()) {
+    bool help = st.error().kind == ErrorKind::Unimplemented;
+    std::fprintf(help ? stdout : stderr, help ? "%s" : "thinfarm-coordinator: error: %s\n",
+                 st.error().message.c_str());
+    return help ? 0 : 2;
+  }
+  for (const char *required : {"listen", "store"})
+    if (flags.get(required).empty()) {
+      std::fprintf(stderr, "thinfarm-coordinator: error: --%s is required (see --help)\n", required);
+      return 2;
+    }
+  auto slots = flags.number("local-slots");
+  auto idle = flags.number("idle-exit");
+  for (auto *n : {&slots, &idle})
+    if (!n->ok()) {
+      std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", n->error().message.c_str());
+      return 2;
+    }
+  CoordinatorOptions o;
+  o.listen = splitCommas(flags.get("listen"));
+  for (const std::string &e : o.listen)
+    if (Status st = wire::checkEndpoint(e); !st.ok()) {
+      std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", st.error().message.c_str());
+      return 2;
+    }
+  o.storeDir = flags.get("store");
+  o.localSlots = static_cast<unsigned>(*slots);
+  o.backendProgram = flags.get("backend");
+  o.scratch = "/dev/shm/thinfarm-coordinator-" + std::to_string(::getpid());
+  o.idleExit = std::chrono::seconds(*idle);
+  o.verbose = flags.has("verbose");
+
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  std::atomic<bool> stop{false};
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&stopSignals, &sig);
+    stop = true;
+  });
+  signals.detach();
+
+  int status = 0;
+  {
+    wire::Context ctx;
+    auto coord = Coordinator::create(ctx, o);
+    if (!coord.ok()) {
+      std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", coord.error().message.c_str());
+      return 1;
+    }
+    int lockFd = -1;
+    if (!flags.get("lock").empty()) {
+      lockFd = ::open(flags.get("lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (lockFd < 0 || ::flock(lockFd, LOCK_EX | LOCK_NB) != 0) {
+        std::fprintf(stderr, "thinfarm-coordinator: error: another coordinator holds %s\n",
+                     flags.get("lock").c_str());
+        return 1;
+      }
+    }
+    std::fprintf(stderr, "thinfarm-coordinator: listening on %s, store %s%s\n",
+                 flags.get("listen").c_str(), o.storeDir.c_str(),
+                 o.localSlots ? (", " + std::to_string(o.localSlots) + " local slots").c_str() : "");
+    if (Status st = (*coord)->run(stop); !st.ok()) {
+      std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", st.error().message.c_str());
+      status = 1;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(o.scratch, ec);
+  return status;
+}
+
+} // namespace
+
+int main(int argc, char **argv) { return run(argc, argv); }

@@ -1,0 +1,44 @@
+// Moving blobs over a DEALER socket, chunk by chunk, with flow control.
+//
+// Upload: every blob is cut into chunks of kChunk bytes; at most kWindow
+// chunks (of any blobs) are unacknowledged at a time, and the receiver acks
+// each one once it is stored. Download: the same window of outstanding
+// getChunk requests; a blob is handed over only after its digest checked.
+// Both run on the calling thread; other traffic on the socket goes to the
+// caller's `other` handler.
+#pragma once
+
+#include "wire/transport.h"
+
+#include <functional>
+#include <span>
+#include <string_view>
+
+namespace thinfarm::wire {
+
+struct BlobRef {
+  Digest digest;
+  std::string_view bytes;
+};
+
+// How long to wait for any answer before calling the peer gone.
+constexpr std::chrono::milliseconds kAnswerTimeout{10000};
+
+// Called with any message that is not an answer to the call in progress
+// (a client's job results arrive while it downloads); may be empty.
+using OtherMessage = std::function<void(Message &&)>;
+
+// Asks the peer which of `digests` its store lacks.
+Result<std::vector<Digest>> findMissing(Socket &s, std::span<const Digest> digests,
+                                        const OtherMessage &other = {});
+
+// Uploads every blob; returns once all are acknowledged.
+Status upload(Socket &s, std::span<const BlobRef> blobs, const OtherMessage &other = {});
+
+// Downloads every digest; calls `take` with each blob (digest checked) as it
+// completes.
+Status download(Socket &s, std::span<const Digest> digests,
+                const std::function<Status(const Digest &, std::string &&)> &take,
+                const OtherMessage &other = {});
+
+} // namespace thinfarm::wire

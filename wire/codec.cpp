@@ -1,0 +1,443 @@
+// Messages to frames and back: wire/messages.h <-> wire/thinfarm.capnp.
+//
+// A frame is one unsegmented Cap'n Proto message (messageToFlatArray). Decode
+// copies the frame into word-aligned memory, reads it with a traversal limit
+// of the frame's own size (a hostile frame cannot make the reader loop), and
+// checks what the schema cannot say: digests are 32 bytes, chunks at most
+// kChunk. Any exception Cap'n Proto raises on a malformed frame becomes an
+// Error naming the problem; nothing a peer sends can assert.
+#include "wire/messages.h"
+
+#include "wire/thinfarm.capnp.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <cstring>
+
+namespace thinfarm::wire {
+
+namespace cw = capnp_wire;
+
+namespace {
+
+// ---- encode -------------------------------------------------------------
+
+void put(cw::Digest::Builder b, const Digest &d) {
+  b.setSha256(capnp::Data::Reader(d.sha256.data(), d.sha256.size()));
+  b.setSize(d.size);
+}
+
+cw::ErrorKind toWire(ErrorKind k) {
+  switch (k) {
+  case ErrorKind::Failed: return cw::ErrorKind::FAILED;
+  case ErrorKind::Overloaded: return cw::ErrorKind::OVERLOADED;
+  case ErrorKind::Disconnected: return cw::ErrorKind::DISCONNECTED;
+  case ErrorKind::Unimplemented: return cw::ErrorKind::UNIMPLEMENTED;
+  }
+  return cw::ErrorKind::FAILED;
+}
+
+cw::Severity toWire(Severity s) {
+  switch (s) {
+  case Severity::Error: return cw::Severity::ERROR;
+  case Severity::Warning: return cw::Severity::WARNING;
+  case Severity::Remark: return cw::Severity::REMARK;
+  case Severity::Note: return cw::Severity::NOTE;
+  }
+  return cw::Severity::NOTE;
+}
+
+void putTexts(capnp::List<capnp::Text>::Builder b, const std::vector<std::string> &v) {
+  for (size_t i = 0; i < v.size(); ++i)
+    b.set(i, v[i]);
+}
+
+void put(cw::Error::Builder b, const ErrorMsg &e) {
+  b.setKind(toWire(e.kind));
+  b.setMessage(e.message);
+}
+
+void put(cw::BackendConfig::Builder b, const BackendConfig &c) {
+  b.setOptLevel(c.optLevel);
+  b.setCgOptLevel(c.cgOptLevel);
+  b.setRelocatable(c.relocatable);
+  b.setPic(c.pic);
+  putTexts(b.initLlvmOptions(c.llvmOptions.size()), c.llvmOptions);
+  putTexts(b.initMllvm(c.mllvm.size()), c.mllvm);
+}
+
+void put(cw::ModuleRef::Builder b, const ModuleRef &m) {
+  b.setIdentifier(m.identifier);
+  put(b.initBitcode(), m.bitcode);
+}
+
+void put(cw::JobSpec::Builder b, const JobSpec &j) {
+  b.setTask(j.task);
+  put(b.initModule(), j.module);
+  put(b.initShard(), j.shard);
+  auto imports = b.initImports(j.imports.size());
+  for (size_t i = 0; i < j.imports.size(); ++i)
+    put(imports[i], j.imports[i]);
+  auto incbins = b.initIncbins(j.incbins.size());
+  for (size_t i = 0; i < j.incbins.size(); ++i) {
+    incbins[i].setPath(j.incbins[i].path);
+    put(incbins[i].initContent(), j.incbins[i].content);
+  }
+  b.setCost(j.cost);
+  b.setNoop(j.noop);
+}
+
+void put(capnp::List<cw::Diagnostic>::Builder b, const std::vector<Diagnostic> &ds) {
+  for (size_t i = 0; i < ds.size(); ++i) {
+    b[i].setSeverity(toWire(ds[i].severity));
+    b[i].setText(ds[i].text);
+  }
+}
+
+void put(cw::BlobChunk::Builder b, const BlobChunk &c) {
+  put(b.initDigest(), c.digest);
+  b.setOffset(c.offset);
+  b.setBytes(capnp::Data::Reader(reinterpret_cast<const capnp::byte *>(c.bytes.data()),
+                                 c.bytes.size()));
+}
+
+void put(cw::ChunkRef::Builder b, const ChunkRef &c) {
+  put(b.initDigest(), c.digest);
+  b.setOffset(c.offset);
+}
+
+void putDigests(capnp::List<cw::Digest>::Builder b, const std::vector<Digest> &ds) {
+  for (size_t i = 0; i < ds.size(); ++i)
+    put(b[i], ds[i]);
+}
+
+struct Encoder {
+  cw::Envelope::Builder env;
+  void operator()(const ErrorMsg &m) { put(env.initError(), m); }
+  void operator()(const RegisterWorker &m) {
+    auto b = env.initRegisterWorker();
+    b.setName(m.name);
+    b.setToolchain(m.toolchain);
+    b.setCores(m.cores);
+    b.setMemoryBytes(m.memoryBytes);
+    b.setSlots(m.slots);
+  }
+  void operator()(const Heartbeat &m) { env.initHeartbeat().setRunning(m.running); }
+  void operator()(const FindMissing &m) { putDigests(env.initFindMissing(m.digests.size()), m.digests); }
+  void operator()(const Missing &m) { putDigests(env.initMissing(m.digests.size()), m.digests); }
+  void operator()(const PutChunk &m) { put(env.initPutChunk(), m); }
+  void operator()(const PutAck &m) { put(env.initPutAck(), m); }
+  void operator()(const GetChunk &m) { put(env.initGetChunk(), m); }
+  void operator()(const Chunk &m) { put(env.initChunk(), m); }
+  void operator()(const Session &m) {
+    auto b = env.initSubmit();
+    b.setSessionId(m.sessionId);
+    b.setToolchain(m.toolchain);
+    b.setOutput(m.output);
+    put(b.initConfig(), m.config);
+    auto jobs = b.initJobs(m.jobs.size());
+    for (size_t i = 0; i < m.jobs.size(); ++i)
+      put(jobs[i], m.jobs[i]);
+  }
+  void operator()(const EndSession &m) { env.initEndSession().setSessionId(m.sessionId); }
+  void operator()(const RunJob &m) {
+    auto b = env.initRunJob();
+    b.setJobId(m.jobId);
+    put(b.initConfig(), m.config);
+    put(b.initSpec(), m.spec);
+  }
+  void operator()(const JobResult &m) {
+    auto b = env.initJobResult();
+    b.setSessionId(m.sessionId);
+    b.setJobId(m.jobId);
+    b.setTask(m.task);
+    b.setFailed(m.error.has_value());
+    if (m.error)
+      put(b.initError(), *m.error);
+    put(b.initNative(), m.native);
+    put(b.initDiagnostics(m.diagnostics.size()), m.diagnostics);
+    b.setSeconds(m.seconds);
+    b.setWorker(m.worker);
+    b.setMerged(m.merged);
+  }
+  void operator()(const Progress &m) {
+    auto b = env.initProgress();
+    b.setSessionId(m.sessionId);
+    b.setDone(m.done);
+    b.setMerged(m.merged);
+    b.setRunning(m.running);
+    b.setQueued(m.queued);
+    b.setWorkers(m.workers);
+  }
+  void operator()(const BackendRequest &m) {
+    auto b = env.initBackendRequest();
+    put(b.initConfig(), m.config);
+    b.setModule(m.module);
+    b.setModulePath(m.modulePath);
+    b.setShardPath(m.shardPath);
+    putTexts(b.initImportIds(m.importIds.size()), m.importIds);
+    putTexts(b.initImportPaths(m.importPaths.size()), m.importPaths);
+    b.setWorkDir(m.workDir);
+    b.setOutputPath(m.outputPath);
+    b.setTask(m.task);
+  }
+  void operator()(const BackendReply &m) {
+    auto b = env.initBackendReply();
+    b.setFailed(m.failed);
+    b.setMessage(m.message);
+    put(b.initDiagnostics(m.diagnostics.size()), m.diagnostics);
+    b.setSeconds(m.seconds);
+  }
+};
+
+// ---- decode -------------------------------------------------------------
+
+// Thrown (and caught in decode) for what the schema allows but the protocol
+// does not.
+struct Malformed {
+  std::string what;
+};
+
+Digest get(cw::Digest::Reader r) {
+  auto h = r.getSha256();
+  if (h.size() != 32)
+    throw Malformed{"a digest of " + std::to_string(h.size()) + " bytes (expected 32)"};
+  Digest d;
+  std::memcpy(d.sha256.data(), h.begin(), 32);
+  d.size = r.getSize();
+  return d;
+}
+
+ErrorKind fromWire(cw::ErrorKind k) {
+  switch (k) {
+  case cw::ErrorKind::FAILED: return ErrorKind::Failed;
+  case cw::ErrorKind::OVERLOADED: return ErrorKind::Overloaded;
+  case cw::ErrorKind::DISCONNECTED: return ErrorKind::Disconnected;
+  case cw::ErrorKind::UNIMPLEMENTED: return ErrorKind::Unimplemented;
+  }
+  throw Malformed{"an unknown error kind"};
+}
+
+Severity fromWire(cw::Severity s) {
+  switch (s) {
+  case cw::Severity::ERROR: return Severity::Error;
+  case cw::Severity::WARNING: return Severity::Warning;
+  case cw::Severity::REMARK: return Severity::Remark;
+  case cw::Severity::NOTE: return Severity::Note;
+  }
+  throw Malformed{"an unknown diagnostic severity"};
+}
+
+std::vector<std::string> getTexts(capnp::List<capnp::Text>::Reader r) {
+  std::vector<std::string> v;
+  v.reserve(r.size());
+  for (auto t : r)
+    v.emplace_back(t.cStr(), t.size());
+  return v;
+}
+
+std::string str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+ErrorMsg get(cw::Error::Reader r) { return {fromWire(r.getKind()), str(r.getMessage())}; }
+
+BackendConfig get(cw::BackendConfig::Reader r) {
+  BackendConfig c;
+  c.optLevel = r.getOptLevel();
+  c.cgOptLevel = r.getCgOptLevel();
+  c.relocatable = r.getRelocatable();
+  c.pic = r.getPic();
+  c.llvmOptions = getTexts(r.getLlvmOptions());
+  c.mllvm = getTexts(r.getMllvm());
+  return c;
+}
+
+ModuleRef get(cw::ModuleRef::Reader r) { return {str(r.getIdentifier()), get(r.getBitcode())}; }
+
+JobSpec get(cw::JobSpec::Reader r) {
+  JobSpec j;
+  j.task = r.getTask();
+  j.module = get(r.getModule());
+  j.shard = get(r.getShard());
+  for (auto m : r.getImports())
+    j.imports.push_back(get(m));
+  for (auto f : r.getIncbins())
+    j.incbins.push_back({str(f.getPath()), get(f.getContent())});
+  j.cost = r.getCost();
+  j.noop = r.getNoop();
+  return j;
+}
+
+std::vector<Diagnostic> get(capnp::List<cw::Diagnostic>::Reader r) {
+  std::vector<Diagnostic> ds;
+  for (auto d : r)
+    ds.push_back({fromWire(d.getSeverity()), str(d.getText())});
+  return ds;
+}
+
+void get(cw::BlobChunk::Reader r, BlobChunk &c) {
+  c.digest = get(r.getDigest());
+  c.offset = r.getOffset();
+  auto bytes = r.getBytes();
+  if (bytes.size() > kChunk)
+    throw Malformed{"a chunk of " + std::to_string(bytes.size()) + " bytes (at most " +
+                    std::to_string(kChunk) + ")"};
+  if (c.offset > c.digest.size || bytes.size() > c.digest.size - c.offset)
+    throw Malformed{"a chunk beyond the end of blob " + c.digest.text()};
+  c.bytes.assign(reinterpret_cast<const char *>(bytes.begin()), bytes.size());
+}
+
+void get(cw::ChunkRef::Reader r, ChunkRef &c) {
+  c.digest = get(r.getDigest());
+  c.offset = r.getOffset();
+}
+
+std::vector<Digest> getDigests(capnp::List<cw::Digest>::Reader r) {
+  std::vector<Digest> v;
+  v.reserve(r.size());
+  for (auto d : r)
+    v.push_back(get(d));
+  return v;
+}
+
+Body getBody(cw::Envelope::Reader env) {
+  switch (env.which()) {
+  case cw::Envelope::ERROR: return get(env.getError());
+  case cw::Envelope::REGISTER_WORKER: {
+    auto r = env.getRegisterWorker();
+    return RegisterWorker{str(r.getName()), str(r.getToolchain()), r.getCores(),
+                          r.getMemoryBytes(), r.getSlots()};
+  }
+  case cw::Envelope::HEARTBEAT: return Heartbeat{env.getHeartbeat().getRunning()};
+  case cw::Envelope::FIND_MISSING: return FindMissing{getDigests(env.getFindMissing())};
+  case cw::Envelope::MISSING: return Missing{getDigests(env.getMissing())};
+  case cw::Envelope::PUT_CHUNK: {
+    PutChunk c;
+    get(env.getPutChunk(), c);
+    return c;
+  }
+  case cw::Envelope::PUT_ACK: {
+    PutAck c;
+    get(env.getPutAck(), c);
+    return c;
+  }
+  case cw::Envelope::GET_CHUNK: {
+    GetChunk c;
+    get(env.getGetChunk(), c);
+    return c;
+  }
+  case cw::Envelope::CHUNK: {
+    Chunk c;
+    get(env.getChunk(), c);
+    return c;
+  }
+  case cw::Envelope::SUBMIT: {
+    auto r = env.getSubmit();
+    Session s;
+    s.sessionId = r.getSessionId();
+    s.toolchain = str(r.getToolchain());
+    s.output = str(r.getOutput());
+    s.config = get(r.getConfig());
+    for (auto j : r.getJobs())
+      s.jobs.push_back(get(j));
+    return s;
+  }
+  case cw::Envelope::END_SESSION: return EndSession{env.getEndSession().getSessionId()};
+  case cw::Envelope::RUN_JOB: {
+    auto r = env.getRunJob();
+    return RunJob{r.getJobId(), get(r.getConfig()), get(r.getSpec())};
+  }
+  case cw::Envelope::JOB_RESULT: {
+    auto r = env.getJobResult();
+    JobResult m;
+    m.sessionId = r.getSessionId();
+    m.jobId = r.getJobId();
+    m.task = r.getTask();
+    if (r.getFailed())
+      m.error = get(r.getError());
+    m.native = get(r.getNative());
+    m.diagnostics = get(r.getDiagnostics());
+    m.seconds = r.getSeconds();
+    m.worker = str(r.getWorker());
+    m.merged = r.getMerged();
+    return m;
+  }
+  case cw::Envelope::PROGRESS: {
+    auto r = env.getProgress();
+    return Progress{r.getSessionId(), r.getDone(),   r.getMerged(),
+                    r.getRunning(),   r.getQueued(), r.getWorkers()};
+  }
+  case cw::Envelope::BACKEND_REQUEST: {
+    auto r = env.getBackendRequest();
+    BackendRequest m;
+    m.config = get(r.getConfig());
+    m.module = str(r.getModule());
+    m.modulePath = str(r.getModulePath());
+    m.shardPath = str(r.getShardPath());
+    m.importIds = getTexts(r.getImportIds());
+    m.importPaths = getTexts(r.getImportPaths());
+    if (m.importIds.size() != m.importPaths.size())
+      throw Malformed{"a backend request with unpaired imports"};
+    m.workDir = str(r.getWorkDir());
+    m.outputPath = str(r.getOutputPath());
+    m.task = r.getTask();
+    return m;
+  }
+  case cw::Envelope::BACKEND_REPLY: {
+    auto r = env.getBackendReply();
+    return BackendReply{r.getFailed(), str(r.getMessage()), get(r.getDiagnostics()),
+                        r.getSeconds()};
+  }
+  }
+  throw Malformed{"an unknown message kind (" + std::to_string(static_cast<int>(env.which())) + ")"};
+}
+
+} // namespace
+
+const char *kindName(const Body &body) {
+  static constexpr const char *names[] = {
+      "error",     "registerWorker", "heartbeat",  "findMissing", "missing",   "putChunk",
+      "putAck",    "getChunk",       "chunk",      "submit",      "endSession", "runJob",
+      "jobResult", "progress",       "backendRequest", "backendReply"};
+  static_assert(std::size(names) == std::variant_size_v<Body>);
+  return names[body.index()];
+}
+
+std::string encode(const Message &m) {
+  capnp::MallocMessageBuilder builder;
+  auto env = builder.initRoot<cw::Envelope>();
+  env.setRequestId(m.requestId);
+  std::visit(Encoder{env}, m.body);
+  auto words = capnp::messageToFlatArray(builder);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char *>(bytes.begin()), bytes.size());
+}
+
+Result<Message> decode(std::string_view frame) {
+  if (frame.size() > kMaxFrame)
+    return failed("malformed message: a frame of " + std::to_string(frame.size()) +
+                  " bytes (at most " + std::to_string(kMaxFrame) + ")");
+  if (frame.size() % sizeof(capnp::word) != 0 || frame.empty())
+    return failed("malformed message: a frame of " + std::to_string(frame.size()) +
+                  " bytes is not a Cap'n Proto message");
+  auto words = kj::heapArray<capnp::word>(frame.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), frame.data(), frame.size());
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = words.size() * 4 + 64;
+  options.nestingLimit = 16;
+  try {
+    capnp::FlatArrayMessageReader reader(words.asPtr(), options);
+    auto env = reader.getRoot<cw::Envelope>();
+    Message m;
+    m.requestId = env.getRequestId();
+    m.body = getBody(env);
+    return m;
+  } catch (const Malformed &e) {
+    return failed("malformed message: " + e.what);
+  } catch (const kj::Exception &e) {
+    return failed("malformed message: " + std::string(e.getDescription().cStr()));
+  }
+}
+
+} // namespace thinfarm::wire

@@ -1,0 +1,166 @@
+// The wire's messages as plain C++ values. wire/thinfarm.capnp is the
+// authoritative description (and documents the conversations); these structs
+// mirror it field for field so that no layer but wire/ sees Cap'n Proto.
+#pragma once
+
+#include "base/backend.h"
+#include "base/result.h"
+#include "storage/digest.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace thinfarm::wire {
+
+// Largest frame a socket accepts; a blob chunk plus its envelope fits.
+constexpr size_t kMaxFrame = 4u << 20;
+// Blob chunks: the unit of upload and download.
+constexpr size_t kChunk = 1u << 20;
+// Chunks a sender keeps unacknowledged (upload) or a receiver keeps requested
+// (download) per stream.
+constexpr size_t kWindow = 8;
+
+struct ErrorMsg {
+  ErrorKind kind = ErrorKind::Failed;
+  std::string message;
+};
+
+struct ModuleRef {
+  std::string identifier;
+  Digest bitcode;
+};
+
+struct FileRef {
+  std::string path;
+  Digest content;
+};
+
+struct JobSpec {
+  uint32_t task = 0;
+  ModuleRef module;
+  Digest shard;
+  std::vector<ModuleRef> imports;
+  std::vector<FileRef> incbins;
+  uint64_t cost = 0;
+  bool noop = false;
+};
+
+struct RegisterWorker {
+  std::string name;
+  std::string toolchain;
+  uint32_t cores = 0;
+  uint64_t memoryBytes = 0;
+  uint32_t slots = 0;
+};
+
+struct Heartbeat {
+  uint32_t running = 0;
+};
+
+struct FindMissing {
+  std::vector<Digest> digests;
+};
+
+struct Missing {
+  std::vector<Digest> digests;
+};
+
+struct BlobChunk {
+  Digest digest;
+  uint64_t offset = 0;
+  std::string bytes;
+};
+
+struct PutChunk : BlobChunk {};
+struct Chunk : BlobChunk {};
+
+struct ChunkRef {
+  Digest digest;
+  uint64_t offset = 0;
+};
+
+struct PutAck : ChunkRef {};
+struct GetChunk : ChunkRef {};
+
+struct Session {
+  uint64_t sessionId = 0;
+  std::string toolchain;
+  std::string output;
+  BackendConfig config;
+  std::vector<JobSpec> jobs;
+};
+
+struct EndSession {
+  uint64_t sessionId = 0;
+};
+
+struct RunJob {
+  uint64_t jobId = 0;
+  BackendConfig config;
+  JobSpec spec;
+};
+
+struct JobResult {
+  uint64_t sessionId = 0;
+  uint64_t jobId = 0;
+  uint32_t task = 0;
+  std::optional<ErrorMsg> error; // set: the job failed
+  Digest native;
+  std::vector<Diagnostic> diagnostics;
+  double seconds = 0;
+  std::string worker;
+  bool merged = false;
+};
+
+struct Progress {
+  uint64_t sessionId = 0;
+  uint32_t done = 0, merged = 0, running = 0, queued = 0, workers = 0;
+};
+
+struct BackendRequest {
+  BackendConfig config;
+  std::string module;
+  std::string modulePath;
+  std::string shardPath;
+  std::vector<std::string> importIds;
+  std::vector<std::string> importPaths;
+  std::string workDir;
+  std::string outputPath;
+  uint32_t task = 0;
+};
+
+struct BackendReply {
+  bool failed = false;
+  std::string message;
+  std::vector<Diagnostic> diagnostics;
+  double seconds = 0;
+};
+
+using Body = std::variant<ErrorMsg, RegisterWorker, Heartbeat, FindMissing, Missing, PutChunk,
+                          PutAck, GetChunk, Chunk, Session, EndSession, RunJob, JobResult, Progress,
+                          BackendRequest, BackendReply>;
+
+struct Message {
+  uint64_t requestId = 0;
+  Body body;
+
+  template <class T> const T *get() const { return std::get_if<T>(&body); }
+  template <class T> T *get() { return std::get_if<T>(&body); }
+};
+
+// The name of a message's kind, for errors and logs ("putChunk").
+const char *kindName(const Body &body);
+
+// One frame's bytes. encode() never fails; decode() names what is wrong with
+// a malformed frame (never asserts on peer input).
+std::string encode(const Message &m);
+Result<Message> decode(std::string_view frame);
+
+inline Message errorReply(uint64_t requestId, ErrorKind kind, std::string text) {
+  return Message{requestId, ErrorMsg{kind, std::move(text)}};
+}
+
+} // namespace thinfarm::wire

@@ -1,0 +1,204 @@
+# The thinfarm wire: every message that crosses a process boundary.
+#
+# Transport (wire/transport.h): ZeroMQ. The coordinator binds a ROUTER socket
+# (tcp:// between machines, ipc:// on one machine, inproc:// for its embedded
+# worker pool); clients and workers connect DEALER sockets. Every ZeroMQ frame
+# is exactly one Envelope, a single-segment Cap'n Proto message, at most
+# kMaxFrame bytes (wire/messages.h); a larger frame is refused unread.
+#
+# Conversations (C = client, W = worker, K = coordinator):
+#
+#   W -> K  registerWorker           once per connection; again when K answers
+#                                    an unknown peer with error(disconnected)
+#   W -> K  heartbeat                every second, also while a job runs
+#   K -> W  runJob                   at most one per connection at a time: a
+#                                    worker opens one connection per slot
+#   W -> K  jobResult                the native object's digest (uploaded first)
+#                                    or the error that failed the job
+#   C -> K  submit                   a link session: backend config and jobs
+#   K -> C  progress                 at least once a second while it runs
+#   K -> C  jobResult                one per job; `merged` when another
+#                                    session's identical job did the work
+#   C -> K  endSession               the client is done or gives up
+#   any     findMissing -> missing   which digests the receiver's store lacks
+#   any     putChunk -> putAck       upload; the sender keeps at most
+#                                    kWindow chunks unacknowledged
+#   any     getChunk -> chunk        download; the receiver keeps at most
+#                                    kWindow requests outstanding
+#   any     error                    the request `requestId` failed; `kind`
+#                                    decides what the other side does next
+#
+# Flow control: every stream is pulled or acknowledged chunk by chunk, so no
+# queue grows beyond the window times the chunk size (1 MiB) per peer.
+#
+# The backend child (worker/backend_child.h) speaks the same Envelope over its
+# stdin/stdout, each frame prefixed by its length (4 bytes, little-endian):
+#   worker -> child  backendRequest   child -> worker  backendReply
+@0xb5e1c0a4d2f39e71;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("thinfarm::capnp_wire");
+
+struct Digest {
+  sha256 @0 :Data;  # 32 bytes
+  size @1 :UInt64;
+}
+
+enum ErrorKind {
+  failed @0;         # deterministic: retrying gives the same answer
+  overloaded @1;     # back off, then retry
+  disconnected @2;   # the peer went away: reconnect and redo
+  unimplemented @3;  # not handled here: the client links locally
+}
+
+struct Error {
+  kind @0 :ErrorKind;
+  message @1 :Text;
+}
+
+# What lld's createConfig reads from the command line (base/backend.h).
+struct BackendConfig {
+  optLevel @0 :Int32;
+  cgOptLevel @1 :Int32;
+  relocatable @2 :Bool;
+  pic @3 :Bool;
+  llvmOptions @4 :List(Text);  # in the order lld parses them
+  mllvm @5 :List(Text);
+}
+
+struct ModuleRef {
+  identifier @0 :Text;  # lld's name for the module: "vmlinux.a(main.o at 208618)"
+  bitcode @1 :Digest;
+}
+
+struct FileRef {
+  path @0 :Text;        # relative to the build directory
+  content @1 :Digest;
+}
+
+# One ThinLTO backend, self-contained: everything it reads, by digest.
+struct JobSpec {
+  task @0 :UInt32;             # lld's task number within the link
+  module @1 :ModuleRef;
+  shard @2 :Digest;            # the module's index shard
+  imports @3 :List(ModuleRef);
+  incbins @4 :List(FileRef);   # laid out at their paths around the backend
+  cost @5 :UInt64;             # scheduling estimate, larger runs first
+  noop @6 :Bool;               # dispatch benchmark: the worker answers at once
+}
+
+enum Severity {
+  error @0;
+  warning @1;
+  remark @2;
+  note @3;
+}
+
+struct Diagnostic {
+  severity @0 :Severity;
+  text @1 :Text;
+}
+
+struct RegisterWorker {
+  name @0 :Text;       # the worker machine's name; all its slots share it
+  toolchain @1 :Text;  # backend identity; jobs go only to an equal toolchain
+  cores @2 :UInt32;
+  memoryBytes @3 :UInt64;
+  slots @4 :UInt32;    # the worker's slot count (this connection is one slot)
+}
+
+struct Heartbeat {
+  running @0 :UInt32;
+}
+
+struct Session {
+  sessionId @0 :UInt64;  # chosen by the client, random
+  toolchain @1 :Text;
+  output @2 :Text;       # for progress and logs only
+  config @3 :BackendConfig;
+  jobs @4 :List(JobSpec);
+}
+
+struct EndSession {
+  sessionId @0 :UInt64;
+}
+
+struct RunJob {
+  jobId @0 :UInt64;
+  config @1 :BackendConfig;
+  spec @2 :JobSpec;
+}
+
+struct JobResult {
+  sessionId @0 :UInt64;  # K -> C
+  jobId @1 :UInt64;      # W -> K
+  task @2 :UInt32;
+  failed @3 :Bool;
+  error @4 :Error;       # when failed
+  native @5 :Digest;     # when not failed
+  diagnostics @6 :List(Diagnostic);
+  seconds @7 :Float64;   # the backend's wall time
+  worker @8 :Text;
+  merged @9 :Bool;       # answered by an identical job of another session
+}
+
+struct Progress {
+  sessionId @0 :UInt64;
+  done @1 :UInt32;
+  merged @2 :UInt32;
+  running @3 :UInt32;
+  queued @4 :UInt32;
+  workers @5 :UInt32;
+}
+
+struct BlobChunk {
+  digest @0 :Digest;
+  offset @1 :UInt64;
+  bytes @2 :Data;        # at most 1 MiB; the last chunk ends the blob
+}
+
+struct ChunkRef {
+  digest @0 :Digest;
+  offset @1 :UInt64;
+}
+
+struct BackendRequest {
+  config @0 :BackendConfig;
+  module @1 :Text;            # identifier
+  modulePath @2 :Text;        # file holding its bitcode
+  shardPath @3 :Text;
+  importIds @4 :List(Text);
+  importPaths @5 :List(Text);
+  workDir @6 :Text;           # the .incbin files are laid out under it
+  outputPath @7 :Text;        # where the native object goes
+  task @8 :UInt32;
+}
+
+struct BackendReply {
+  failed @0 :Bool;
+  message @1 :Text;
+  diagnostics @2 :List(Diagnostic);
+  seconds @3 :Float64;
+}
+
+struct Envelope {
+  requestId @0 :UInt64;  # echoed in the answer
+  union {
+    error @1 :Error;
+    registerWorker @2 :RegisterWorker;
+    heartbeat @3 :Heartbeat;
+    findMissing @4 :List(Digest);
+    missing @5 :List(Digest);
+    putChunk @6 :BlobChunk;
+    putAck @7 :ChunkRef;
+    getChunk @8 :ChunkRef;
+    chunk @9 :BlobChunk;
+    submit @10 :Session;
+    endSession @11 :EndSession;
+    runJob @12 :RunJob;
+    jobResult @13 :JobResult;
+    progress @14 :Progress;
+    backendRequest @15 :BackendRequest;
+    backendReply @16 :BackendReply;
+  }
+}

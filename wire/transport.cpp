@@ -1,0 +1,242 @@
+#include "wire/transport.h"
+
+#include <zmq.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace thinfarm::wire {
+
+namespace {
+
+constexpr int kHighWaterMark = 4096;  // messages queued per peer before Overloaded
+constexpr int kSendTimeoutMs = 2000;
+
+Error zmqError(const std::string &what) {
+  return failed(what + ": " + zmq_strerror(zmq_errno()));
+}
+
+void setInt(void *s, int option, int value) { zmq_setsockopt(s, option, &value, sizeof value); }
+
+void configure(void *s) {
+  setInt(s, ZMQ_SNDHWM, kHighWaterMark);
+  setInt(s, ZMQ_RCVHWM, kHighWaterMark);
+  setInt(s, ZMQ_SNDTIMEO, kSendTimeoutMs);
+  setInt(s, ZMQ_LINGER, 1000);
+  int64_t maxSize = static_cast<int64_t>(kMaxFrame) + 4096;
+  zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxSize, sizeof maxSize);
+  // Reconnect quickly: a restarted coordinator is found again within a second.
+  setInt(s, ZMQ_RECONNECT_IVL, 100);
+  setInt(s, ZMQ_RECONNECT_IVL_MAX, 1000);
+}
+
+} // namespace
+
+Context::Context() : ctx_(zmq_ctx_new()) {}
+Context::~Context() { zmq_ctx_term(ctx_); }
+
+Status checkEndpoint(const std::string &e) {
+  auto rest = [&](std::string_view scheme) -> std::optional<std::string_view> {
+    if (e.rfind(scheme, 0) == 0)
+      return std::string_view(e).substr(scheme.size());
+    return std::nullopt;
+  };
+  if (auto r = rest("tcp://")) {
+    size_t colon = r->rfind(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 == r->size())
+      return failed("bad address " + e + ": expected tcp://HOST:PORT");
+    for (char c : r->substr(colon + 1))
+      if ((c < '0' || c > '9') && !(c == '*' && r->size() - colon == 2))
+        return failed("bad address " + e + ": the port is not a number");
+    return ok();
+  }
+  if (auto r = rest("ipc://"); r && !r->empty())
+    return ok();
+  if (auto r = rest("inproc://"); r && !r->empty())
+    return ok();
+  return failed("bad address " + e + ": expected tcp://HOST:PORT, ipc://PATH or inproc://NAME");
+}
+
+Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endpoints) {
+  void *s = zmq_socket(ctx.raw(), ZMQ_ROUTER);
+  if (!s)
+    return zmqError("cannot create a socket");
+  configure(s);
+  setInt(s, ZMQ_ROUTER_MANDATORY, 1);
+  Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
+  for (const std::string &e : endpoints) {
+    TF_CHECK(checkEndpoint(e));
+    if (zmq_bind(s, e.c_str()) != 0)
+      return zmqError("cannot listen on " + e);
+  }
+  return sock;
+}
+
+Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint) {
+  TF_CHECK(checkEndpoint(endpoint));
+  void *s = zmq_socket(ctx.raw(), ZMQ_DEALER);
+  if (!s)
+    return zmqError("cannot create a socket");
+  configure(s);
+  // Messages wait for the connection instead of being dropped.
+  setInt(s, ZMQ_IMMEDIATE, 0);
+  Socket sock(s, false, endpoint);
+  if (zmq_connect(s, endpoint.c_str()) != 0)
+    return zmqError("cannot connect to " + endpoint);
+  return sock;
+}
+
+Socket::Socket(Socket &&o) noexcept
+    : sock_(o.sock_), router_(o.router_), endpoint_(std::move(o.endpoint_)),
+      nextRequestId_(o.nextRequestId_) {
+  o.sock_ = nullptr;
+}
+
+Socket &Socket::operator=(Socket &&o) noexcept {
+  if (this != &o) {
+    if (sock_)
+      zmq_close(sock_);
+    sock_ = o.sock_;
+    router_ = o.router_;
+    endpoint_ = std::move(o.endpoint_);
+    nextRequestId_ = o.nextRequestId_;
+    o.sock_ = nullptr;
+  }
+  return *this;
+}
+
+Socket::~Socket() {
+  if (sock_)
+    zmq_close(sock_);
+}
+
+Status Socket::send(const PeerId &peer, const Message &m) {
+  std::string frame = encode(m);
+  if (router_ && zmq_send(sock_, peer.data(), peer.size(), ZMQ_SNDMORE) < 0) {
+    if (zmq_errno() == EHOSTUNREACH)
+      return Error{ErrorKind::Disconnected, "the peer is gone"};
+    return Error{ErrorKind::Overloaded, std::string("cannot send: ") + zmq_strerror(zmq_errno())};
+  }
+  if (zmq_send(sock_, frame.data(), frame.size(), 0) < 0) {
+    int err = zmq_errno();
+    if (err == EAGAIN)
+      return Error{ErrorKind::Overloaded, "the peer's queue is full"};
+    if (err == EHOSTUNREACH)
+      return Error{ErrorKind::Disconnected, "the peer is gone"};
+    return Error{ErrorKind::Disconnected, std::string("cannot send: ") + zmq_strerror(err)};
+  }
+  return ok();
+}
+
+std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
+  if (timeout.count() >= 0) {
+    zmq_pollitem_t item{sock_, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, static_cast<long>(timeout.count())) <= 0)
+      return std::nullopt;
+  }
+  Received r{PeerId(), failed("no message")};
+  zmq_msg_t part;
+  std::vector<std::string> parts;
+  for (;;) {
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, sock_, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&part);
+      if (parts.empty())
+        return std::nullopt;
+      break;
+    }
+    parts.emplace_back(static_cast<const char *>(zmq_msg_data(&part)), zmq_msg_size(&part));
+    bool more = zmq_msg_more(&part);
+    zmq_msg_close(&part);
+    if (!more)
+      break;
+  }
+  size_t want = router_ ? 2 : 1;
+  if (router_)
+    r.peer = parts[0];
+  if (parts.size() != want) {
+    r.message = failed("malformed message: " + std::to_string(parts.size() - (router_ ? 1 : 0)) +
+                       " frames (expected one)");
+    return r;
+  }
+  r.message = decode(parts.back());
+  return r;
+}
+
+std::pair<bool, bool> poll(Socket &s, int fd, std::chrono::milliseconds timeout) {
+  zmq_pollitem_t items[2] = {{s.raw(), 0, ZMQ_POLLIN, 0}, {nullptr, fd, ZMQ_POLLIN, 0}};
+  int n = zmq_poll(items, fd >= 0 ? 2 : 1, static_cast<long>(timeout.count()));
+  if (n <= 0)
+    return {false, false};
+  return {(items[0].revents & ZMQ_POLLIN) != 0,
+          fd >= 0 && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0};
+}
+
+} // namespace thinfarm::wire
+
+#include <unistd.h>
+
+namespace thinfarm::wire {
+
+namespace {
+
+Status writeAll(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return Error{ErrorKind::Disconnected, std::string("pipe write: ") + std::strerror(errno)};
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return ok();
+}
+
+// Reads exactly n bytes; returns the count read before end of file.
+Result<size_t> readAll(int fd, char *p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, p + got, n - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return Error{ErrorKind::Disconnected, std::string("pipe read: ") + std::strerror(errno)};
+    if (r == 0)
+      break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
+
+} // namespace
+
+Status writeFrame(int fd, const Message &m) {
+  std::string frame = encode(m);
+  uint32_t n = static_cast<uint32_t>(frame.size());
+  char len[4] = {static_cast<char>(n), static_cast<char>(n >> 8), static_cast<char>(n >> 16),
+                 static_cast<char>(n >> 24)};
+  TF_CHECK(writeAll(fd, len, 4));
+  return writeAll(fd, frame.data(), frame.size());
+}
+
+Result<Message> readFrame(int fd) {
+  unsigned char len[4];
+  TF_TRY(size_t got, readAll(fd, reinterpret_cast<char *>(len), 4));
+  if (got == 0)
+    return Error{ErrorKind::Disconnected, "end of file"};
+  if (got != 4)
+    return failed("malformed message: a truncated frame length");
+  uint32_t n = len[0] | len[1] << 8 | len[2] << 16 | static_cast<uint32_t>(len[3]) << 24;
+  if (n > kMaxFrame)
+    return failed("malformed message: a frame of " + std::to_string(n) + " bytes (at most " +
+                  std::to_string(kMaxFrame) + ")");
+  std::string frame(n, '\0');
+  TF_TRY(size_t body, readAll(fd, frame.data(), n));
+  if (body != n)
+    return failed("malformed message: a truncated frame (" + std::to_string(body) + " of " +
+                  std::to_string(n) + " bytes)");
+  return decode(frame);
+}
+
+} // namespace thinfarm::wire

@@ -1,0 +1,96 @@
+// The farm's transport: ZeroMQ sockets that carry wire Messages.
+//
+// The coordinator binds one ROUTER socket (it may listen on several
+// endpoints: tcp:// for other machines, ipc:// for clients on its own
+// machine, inproc:// for an embedded worker pool); every client and worker
+// slot connects one DEALER. A frame is one encoded Message, refused by
+// ZeroMQ itself when larger than kMaxFrame + slack, so an oversized frame
+// never reaches memory. Sends never block for long: a peer whose queue is full
+// (high-water mark) gets an Overloaded error back at the sender, a vanished
+// peer a Disconnected one, instead of a silent drop.
+#pragma once
+
+#include "wire/messages.h"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace thinfarm::wire {
+
+// The ZeroMQ context: one per process, passed to every socket; sockets that
+// talk over inproc:// must share it.
+class Context {
+public:
+  Context();
+  ~Context();
+  Context(const Context &) = delete;
+  Context &operator=(const Context &) = delete;
+  void *raw() const { return ctx_; }
+
+private:
+  void *ctx_;
+};
+
+// A ROUTER socket's name for one connected peer.
+using PeerId = std::string;
+
+struct Received {
+  PeerId peer;             // empty on a DEALER socket
+  Result<Message> message; // a malformed frame is an error naming the problem
+};
+
+class Socket {
+public:
+  // ROUTER bound to every endpoint given ("tcp://0.0.0.0:7700", "ipc:///run/x").
+  static Result<Socket> listen(Context &ctx, const std::vector<std::string> &endpoints);
+  // DEALER connected to one endpoint; connection happens in the background.
+  static Result<Socket> connect(Context &ctx, const std::string &endpoint);
+
+  Socket(Socket &&) noexcept;
+  Socket &operator=(Socket &&) noexcept;
+  ~Socket();
+
+  // ROUTER: to one peer. DEALER: peer is ignored.
+  Status send(const PeerId &peer, const Message &m);
+  Status send(const Message &m) { return send(PeerId(), m); }
+
+  // Waits up to `timeout` for one message; nullopt when none came.
+  std::optional<Received> receive(std::chrono::milliseconds timeout);
+
+  // The socket's handle, for zmq_poll together with other descriptors.
+  void *raw() const { return sock_; }
+  const std::string &endpoint() const { return endpoint_; }
+  // A request id unique on this socket, for matching answers to requests.
+  uint64_t newRequestId() { return nextRequestId_++; }
+
+private:
+  Socket(void *sock, bool router, std::string endpoint)
+      : sock_(sock), router_(router), endpoint_(std::move(endpoint)) {}
+  void *sock_ = nullptr;
+  bool router_ = false;
+  std::string endpoint_;
+  uint64_t nextRequestId_ = 1;
+};
+
+// Waits until the socket has a message or fd is readable (or timeout); fd -1
+// waits on the socket alone. Returns {socketReady, fdReady}.
+std::pair<bool, bool> poll(Socket &s, int fd, std::chrono::milliseconds timeout);
+
+// "tcp://host:port" / "ipc:///path" / "inproc://name": checked before use so
+// a typo is a one-line error, not a silent hang.
+Status checkEndpoint(const std::string &endpoint);
+
+} // namespace thinfarm::wire
+
+namespace thinfarm::wire {
+
+// Messages over a pipe (a worker and its backend child): each frame is its
+// length (4 bytes, little-endian) and the encoded Message.
+Status writeFrame(int fd, const Message &m);
+// Reads one frame; a clean end of file before the first byte is Disconnected.
+Result<Message> readFrame(int fd);
+
+} // namespace thinfarm::wire

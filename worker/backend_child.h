@@ -1,0 +1,41 @@
+// A thinfarm-backend child process and the one job it runs at a time.
+#pragma once
+
+#include "wire/transport.h"
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <sys/types.h>
+
+namespace thinfarm {
+
+class BackendChild {
+public:
+  // Starts `program` with its stderr appended to stderrPath. memoryLimit > 0
+  // caps the child's address space (RLIMIT_AS), so a runaway allocation in
+  // LLVM fails that child, not the machine.
+  static Result<BackendChild> spawn(const std::string &program, const std::string &stderrPath,
+                                    uint64_t memoryLimit, const BackendConfig &config);
+  BackendChild(BackendChild &&) noexcept;
+  BackendChild &operator=(BackendChild &&) noexcept;
+  ~BackendChild();
+
+  const BackendConfig &config() const { return config_; }
+
+  // Sends the request and waits for the reply, calling `tick` about once a
+  // second meanwhile. A child that dies is a Failed error carrying what it
+  // printed (the crash line names the module); the child is then unusable.
+  Result<wire::BackendReply> run(const wire::BackendRequest &req, const std::function<void()> &tick);
+
+private:
+  BackendChild() = default;
+  void kill();
+  std::string deathMessage(int status);
+  pid_t pid_ = -1;
+  int toChild_ = -1, fromChild_ = -1;
+  std::string stderrPath_;
+  BackendConfig config_;
+};
+
+} // namespace thinfarm

@@ -1,0 +1,93 @@
+#include "worker/staging.h"
+
+#include <cstdio>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace thinfarm {
+
+namespace {
+Status writeNew(const std::string &path, std::string_view bytes) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return failed("cannot create " + tmp);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w <= 0) {
+      ::close(fd);
+      return failed("cannot write " + tmp + " (disk full?)");
+    }
+    done += static_cast<size_t>(w);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return failed("cannot rename " + tmp);
+  return ok();
+}
+} // namespace
+
+Result<std::vector<std::string>> Staging::acquire(Store &store, const std::vector<Digest> &digests) {
+  std::vector<std::string> paths;
+  std::vector<Digest> toWrite;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Digest &d : digests) {
+      Entry &e = files_[d];
+      if (e.path.empty()) {
+        e.path = dir_ + "/" + d.text();
+        e.size = d.size;
+        bytes_ += d.size;
+      }
+      e.pins++;
+      e.lastUse = ++clock_;
+      if (!e.ready)
+        toWrite.push_back(d);
+      paths.push_back(e.path);
+    }
+  }
+  // Two slots may write the same file at once; each writes a private .tmp and
+  // renames, and the content is the same.
+  for (const Digest &d : toWrite) {
+    auto bytes = store.get(d);
+    Status st = ok();
+    if (!bytes.ok())
+      st = bytes.error();
+    else if (!*bytes)
+      st = failed("input " + d.text() + " is not in the worker's store");
+    else
+      st = writeNew(dir_ + "/" + d.text(), **bytes);
+    if (!st.ok()) {
+      release(digests);
+      return std::move(st).error();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    files_[d].ready = true;
+  }
+  return paths;
+}
+
+void Staging::release(const std::vector<Digest> &digests) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Digest &d : digests)
+    if (auto it = files_.find(d); it != files_.end() && it->second.pins > 0)
+      it->second.pins--;
+  evictLocked();
+}
+
+void Staging::evictLocked() {
+  while (bytes_ > budget_) {
+    auto victim = files_.end();
+    for (auto it = files_.begin(); it != files_.end(); ++it)
+      if (it->second.pins == 0 && (victim == files_.end() || it->second.lastUse < victim->second.lastUse))
+        victim = it;
+    if (victim == files_.end())
+      return;
+    ::unlink(victim->second.path.c_str());
+    bytes_ -= victim->second.size;
+    files_.erase(victim);
+  }
+}
+
+} // namespace thinfarm

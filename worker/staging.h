@@ -1,0 +1,47 @@
+// Blob files for backend children, on the worker's scratch disk (tmpfs).
+//
+// A child reads its inputs from files, so the worker writes each blob it needs
+// from its store to staging/<digest> once and reuses it for every later job
+// (a module is imported by many). Files in use by a running job are pinned;
+// past the byte budget, the least recently used unpinned files go.
+#pragma once
+
+#include "storage/store.h"
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace thinfarm {
+
+class Staging {
+public:
+  Staging(std::string dir, uint64_t budget) : dir_(std::move(dir)), budget_(budget) {}
+
+  // The paths of the blobs' files, written from the store where missing;
+  // pinned until release(digests).
+  Result<std::vector<std::string>> acquire(Store &store, const std::vector<Digest> &digests);
+  void release(const std::vector<Digest> &digests);
+
+  const std::string &dir() const { return dir_; }
+
+private:
+  struct Entry {
+    std::string path;
+    uint64_t size = 0;
+    uint64_t lastUse = 0;
+    unsigned pins = 0;
+    bool ready = false;
+  };
+  void evictLocked();
+  std::string dir_;
+  uint64_t budget_;
+  std::mutex mu_;
+  std::map<Digest, Entry> files_;
+  uint64_t bytes_ = 0;
+  uint64_t clock_ = 0;
+};
+
+} // namespace thinfarm

@@ -1,0 +1,295 @@
+#include "worker/worker.h"
+
+#include "wire/blob_transfer.h"
+#include "worker/backend_child.h"
+#include "worker/staging.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+namespace thinfarm {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A .incbin path must stay inside the job's directory.
+bool safeRelative(const std::string &p) {
+  if (p.empty() || p[0] == '/')
+    return false;
+  for (const auto &part : fs::path(p))
+    if (part == "..")
+      return false;
+  return true;
+}
+
+Result<std::string> readWhole(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    return failed("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+Result<std::string> runProgram(const std::string &cmd) {
+  FILE *f = ::popen(cmd.c_str(), "r");
+  if (!f)
+    return failed("cannot run " + cmd);
+  std::string out;
+  char buf[256];
+  while (size_t n = std::fread(buf, 1, sizeof buf, f))
+    out.append(buf, n);
+  if (::pclose(f) != 0)
+    return failed(cmd + " failed");
+  while (!out.empty() && out.back() == '\n')
+    out.pop_back();
+  return out;
+}
+
+} // namespace
+
+Result<WorkerOptions> completeOptions(WorkerOptions o) {
+  if (o.toolchain.empty()) {
+    auto id = runProgram("'" + o.backendProgram + "' --identity");
+    if (!id.ok())
+      return failed("cannot run the backend program " + o.backendProgram);
+    o.toolchain = *id;
+  }
+  if (o.cores == 0)
+    o.cores = std::thread::hardware_concurrency();
+  if (o.memoryBytes == 0) {
+    struct sysinfo si {};
+    if (::sysinfo(&si) == 0)
+      o.memoryBytes = static_cast<uint64_t>(si.totalram) * si.mem_unit;
+  }
+  if (o.name.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    o.name = std::string(host) + "-" + std::to_string(::getpid());
+  }
+  return o;
+}
+
+struct Worker::Slot {
+  Worker &w;
+  unsigned index;
+  wire::Socket sock;
+  std::optional<BackendChild> child;
+  std::chrono::steady_clock::time_point lastBeat{};
+  unsigned running = 0;
+
+  void beat() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - lastBeat < 1s)
+      return;
+    lastBeat = now;
+    (void)sock.send(wire::Message{0, wire::Heartbeat{running}});
+  }
+
+  void registerNow() {
+    const WorkerOptions &o = w.options_;
+    (void)sock.send(wire::Message{0, wire::RegisterWorker{o.name, o.toolchain, o.cores,
+                                                          o.memoryBytes, o.slots}});
+  }
+
+  Result<wire::BackendReply> compile(const wire::RunJob &rj, const std::vector<std::string> &paths,
+                                     const std::string &workDir, const std::string &outPath) {
+    const WorkerOptions &o = w.options_;
+    if (child && !(child->config() == rj.config))
+      child.reset();
+    if (!child) {
+      TF_TRY(BackendChild c, BackendChild::spawn(o.backendProgram,
+                                                 o.scratch + "/slot" + std::to_string(index) + ".stderr",
+                                                 o.memoryLimit, rj.config));
+      child.emplace(std::move(c));
+    }
+    wire::BackendRequest req;
+    req.config = rj.config;
+    req.module = rj.spec.module.identifier;
+    req.modulePath = paths[0];
+    req.shardPath = paths[1];
+    for (size_t i = 0; i < rj.spec.imports.size(); ++i) {
+      req.importIds.push_back(rj.spec.imports[i].identifier);
+      req.importPaths.push_back(paths[2 + i]);
+    }
+    req.workDir = workDir;
+    req.outputPath = outPath;
+    req.task = rj.spec.task;
+    auto reply = child->run(req, [&] { beat(); });
+    if (!reply.ok())
+      child.reset(); // it died; the next job starts a fresh one
+    return reply;
+  }
+
+  // Runs one job; the error kind says whether another worker should redo it.
+  Result<wire::JobResult> runJob(const wire::RunJob &rj) {
+    const WorkerOptions &o = w.options_;
+    wire::JobResult res;
+    res.jobId = rj.jobId;
+    res.task = rj.spec.task;
+    res.worker = o.name;
+    if (rj.spec.noop) {
+      res.native = Digest::of("");
+      return res;
+    }
+    const wire::JobSpec &s = rj.spec;
+    std::vector<Digest> inputs{s.module.bitcode, s.shard};
+    for (const auto &m : s.imports)
+      inputs.push_back(m.bitcode);
+    for (const auto &f : s.incbins) {
+      if (!safeRelative(f.path))
+        return failed("the job's .incbin path " + f.path + " is not relative to the build directory");
+      inputs.push_back(f.content);
+    }
+    // Fetch what this worker's store lacks (infrastructure failures are
+    // Disconnected: another worker may succeed).
+    auto missing = w.store_.findMissing(inputs);
+    if (!missing.ok())
+      return Error{ErrorKind::Disconnected, missing.error().message};
+    std::sort(missing->begin(), missing->end());
+    missing->erase(std::unique(missing->begin(), missing->end()), missing->end());
+    if (!missing->empty()) {
+      Status got = wire::download(sock, *missing, [&](const Digest &d, std::string &&bytes) {
+        return w.store_.put(d, bytes);
+      });
+      if (!got.ok())
+        return Error{ErrorKind::Disconnected, "fetching inputs: " + got.error().message};
+    }
+    auto paths = w.staging_->acquire(w.store_, inputs);
+    if (!paths.ok())
+      return Error{ErrorKind::Disconnected, paths.error().message};
+    struct Unpin {
+      Staging &st;
+      const std::vector<Digest> &d;
+      ~Unpin() { st.release(d); }
+    } unpin{*w.staging_, inputs};
+
+    std::string jobDir = o.scratch + "/job" + std::to_string(index);
+    std::error_code ec;
+    fs::remove_all(jobDir, ec);
+    fs::create_directories(jobDir, ec);
+    for (size_t i = 0; i < s.incbins.size(); ++i) {
+      fs::path link = fs::path(jobDir) / s.incbins[i].path;
+      fs::create_directories(link.parent_path(), ec);
+      fs::create_symlink((*paths)[2 + s.imports.size() + i], link, ec);
+      if (ec)
+        return Error{ErrorKind::Disconnected, "cannot lay out " + s.incbins[i].path};
+    }
+    std::string outPath = o.scratch + "/out" + std::to_string(index) + ".o";
+    auto reply = compile(rj, *paths, jobDir, outPath);
+    if (!reply.ok())
+      return failed(reply.error().message); // the child died on this job: deterministic
+    if (reply->failed)
+      return failed(reply->message);
+    auto object = readWhole(outPath);
+    if (!object.ok())
+      return Error{ErrorKind::Disconnected, object.error().message};
+    res.native = Digest::of(*object);
+    res.diagnostics = std::move(reply->diagnostics);
+    res.seconds = reply->seconds;
+    if (auto st = w.store_.put(res.native, *object); !st.ok())
+      return Error{ErrorKind::Disconnected, st.error().message};
+    auto need = wire::findMissing(sock, std::span<const Digest>(&res.native, 1));
+    if (!need.ok())
+      return Error{ErrorKind::Disconnected, need.error().message};
+    if (!need->empty()) {
+      wire::BlobRef blob{res.native, *object};
+      if (auto up = wire::upload(sock, std::span<const wire::BlobRef>(&blob, 1)); !up.ok())
+        return Error{ErrorKind::Disconnected, "uploading the native object: " + up.error().message};
+    }
+    return res;
+  }
+
+  void loop() {
+    registerNow();
+    bool acknowledged = false;
+    while (!w.stop_.load()) {
+      auto r = sock.receive(200ms);
+      beat();
+      if (!r)
+        continue;
+      if (!r->message.ok()) {
+        std::fprintf(stderr, "thinfarm-worker: warning: from the coordinator: %s\n",
+                     r->message.error().message.c_str());
+        continue;
+      }
+      wire::Message &m = *r->message;
+      if (auto *e = m.get<wire::ErrorMsg>()) {
+        if (e->kind == ErrorKind::Disconnected)
+          registerNow(); // the coordinator restarted or forgot us
+        continue;
+      }
+      if (m.get<wire::Heartbeat>()) {
+        if (!acknowledged) {
+          acknowledged = true;
+          w.registered_++;
+        }
+        continue;
+      }
+      if (auto *rj = m.get<wire::RunJob>()) {
+        running = 1;
+        auto result = runJob(*rj);
+        running = 0;
+        wire::JobResult res;
+        if (result.ok()) {
+          res = std::move(*result);
+        } else {
+          res.jobId = rj->jobId;
+          res.task = rj->spec.task;
+          res.worker = w.options_.name;
+          res.error = wire::ErrorMsg{result.error().kind, result.error().message};
+        }
+        (void)sock.send(wire::Message{m.requestId, std::move(res)});
+      }
+    }
+  }
+};
+
+Worker::Worker(wire::Context &ctx, Store &store, WorkerOptions options)
+    : ctx_(ctx), store_(store), options_(std::move(options)) {}
+
+Worker::~Worker() { stop(); }
+
+Status Worker::start(std::chrono::milliseconds timeout) {
+  std::error_code ec;
+  fs::create_directories(options_.scratch, ec);
+  if (ec)
+    return failed("cannot create " + options_.scratch + ": " + ec.message());
+  fs::create_directories(options_.scratch + "/blobs", ec);
+  staging_ = std::make_unique<Staging>(options_.scratch + "/blobs", options_.stagingBudget);
+  std::vector<wire::Socket> socks;
+  for (unsigned i = 0; i < options_.slots; ++i) {
+    TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, options_.coordinator));
+    socks.push_back(std::move(s));
+  }
+  for (unsigned i = 0; i < options_.slots; ++i)
+    threads_.emplace_back([this, i, s = std::move(socks[i])]() mutable {
+      Slot slot{*this, i, std::move(s), std::nullopt};
+      slot.loop();
+    });
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (registered_.load() < options_.slots) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      stop();
+      return Error{ErrorKind::Disconnected, "no coordinator answers at " + options_.coordinator};
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return ok();
+}
+
+void Worker::stop() {
+  stop_ = true;
+  for (std::thread &t : threads_)
+    if (t.joinable())
+      t.join();
+  threads_.clear();
+}
+
+} // namespace thinfarm
