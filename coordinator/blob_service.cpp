@@ -52,9 +52,10 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
   Upload &u = it->second;
   u.lastSeen = Clock::now();
   if (c.offset != u.next) {
+    std::string why = "blob " + c.digest.text() + ": chunk at " + std::to_string(c.offset) +
+                      " out of order (expected " + std::to_string(u.next) + ")";
     uploads_.erase(it);
-    return fail("blob " + c.digest.text() + ": chunk at " + std::to_string(c.offset) +
-                " out of order (expected " + std::to_string(u.next) + ")");
+    return fail(why);
   }
   u.next += c.bytes.size();
   if (u.writer) {

@@ -235,6 +235,10 @@ void Scheduler::answer(Job &job, const wire::JobResult &r, Outbox &out) {
 void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out) {
   if (auto it = slots_.find(job.slot); it != slots_.end() && it->second.job == job.id)
     it->second.job = 0;
+  if (job.waiters.empty()) { // every session that wanted it has ended
+    dropJob(job.id);
+    return;
+  }
   if (++job.attempts < kAttempts) {
     enqueue(job);
     return;

@@ -129,21 +129,24 @@ Status Socket::send(const PeerId &peer, const Message &m) {
 }
 
 std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
-  if (timeout.count() >= 0) {
-    zmq_pollitem_t item{sock_, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, static_cast<long>(timeout.count())) <= 0)
-      return std::nullopt;
-  }
   Received r{PeerId(), failed("no message")};
   zmq_msg_t part;
   std::vector<std::string> parts;
+  bool polled = false;
   for (;;) {
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, sock_, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&part);
-      if (parts.empty())
+      if (!parts.empty())
+        break;
+      // Nothing queued: wait once (trying first saves a poll per message
+      // when a burst is being drained).
+      zmq_pollitem_t item{sock_, 0, ZMQ_POLLIN, 0};
+      if (polled || timeout.count() <= 0 ||
+          zmq_poll(&item, 1, static_cast<long>(timeout.count())) <= 0)
         return std::nullopt;
-      break;
+      polled = true;
+      continue;
     }
     parts.emplace_back(static_cast<const char *>(zmq_msg_data(&part)), zmq_msg_size(&part));
     bool more = zmq_msg_more(&part);

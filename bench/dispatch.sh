@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Benchmark: the coordinator's dispatch rate with no-op jobs on loopback.
+# A coordinator and one worker (its slots answer no-op jobs at once, no
+# backend child) as separate processes on tcp://127.0.0.1, and the benchmark
+# client keeping sessions of no-op jobs in flight. Prints jobs/s and the
+# p50/p99 latency from submission to result.
+#
+# usage: bench/dispatch.sh [JOBS] [SLOTS]   (default 200000 jobs, 8 slots)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(readlink -f "${THINFARM_BIN:-build/bin}")
+JOBS=${1:-200000}
+SLOTS=${2:-8}
+PORT=${PORT:-7791}
+TMP=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+"$BIN/thinfarm-coordinator" --listen "tcp://127.0.0.1:$PORT" --store "$TMP/store" 2> "$TMP/coordinator.log" &
+pids+=($!)
+"$BIN/thinfarm-worker" --coordinator "tcp://127.0.0.1:$PORT" --slots "$SLOTS" --store "$TMP/worker" \
+  --name bench 2> "$TMP/worker.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q registered "$TMP/worker.log" 2> /dev/null && break; sleep 0.1; done
+grep -q registered "$TMP/worker.log" || { cat "$TMP"/*.log >&2; exit 1; }
+echo "dispatch: $JOBS no-op jobs, 1 worker with $SLOTS slots, $(nproc) cores, tcp loopback"
+"$BIN/thinfarm-dispatch-bench" --coordinator "tcp://127.0.0.1:$PORT" --jobs "$JOBS" \
+  --toolchain "$("$BIN/thinfarm-backend" --identity)" "${@:3}"

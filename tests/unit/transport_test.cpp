@@ -1,0 +1,237 @@
+// The ZeroMQ transport and blob transfer over real sockets: a DEALER talks to
+// a ROUTER served by a thread that answers from a BlobService over a real
+// Store in a temporary directory.
+#include "coordinator/blob_service.h"
+#include "wire/blob_transfer.h"
+#include "scratch_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+namespace thinfarm::wire {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool contains(const std::string &s, const std::string &part) {
+  return s.find(part) != std::string::npos;
+}
+
+std::string pattern(size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i)
+    s[i] = static_cast<char>((i * 2654435761u + seed) >> 13);
+  return s;
+}
+
+TEST(Transport, RouterAndDealerTalkBothWays) {
+  test::ScratchDir dir;
+  Context ctx;
+  std::string endpoint = "ipc://" + dir.file("s");
+  auto router = Socket::listen(ctx, {endpoint, "inproc://both-ways"});
+  ASSERT_TRUE(router.ok()) << router.error().message;
+  for (const std::string &e : {endpoint, std::string("inproc://both-ways")}) {
+    auto dealer = Socket::connect(ctx, e);
+    ASSERT_TRUE(dealer.ok()) << dealer.error().message;
+    EXPECT_FALSE(dealer->receive(10ms).has_value()); // nothing yet
+    ASSERT_TRUE(dealer->send(Message{7, RegisterWorker{"box", "T", 8, 1 << 30, 2}}).ok());
+
+    auto in = router->receive(2s);
+    ASSERT_TRUE(in.has_value());
+    EXPECT_FALSE(in->peer.empty());
+    ASSERT_TRUE(in->message.ok()) << in->message.error().message;
+    EXPECT_EQ(in->message->requestId, 7u);
+    ASSERT_NE(in->message->get<RegisterWorker>(), nullptr);
+    EXPECT_EQ(in->message->get<RegisterWorker>()->name, "box");
+
+    ASSERT_TRUE(router->send(in->peer, Message{7, Heartbeat{5}}).ok());
+    auto back = dealer->receive(2s);
+    ASSERT_TRUE(back.has_value());
+    EXPECT_TRUE(back->peer.empty());
+    ASSERT_TRUE(back->message.ok()) << back->message.error().message;
+    EXPECT_EQ(back->message->requestId, 7u);
+    ASSERT_NE(back->message->get<Heartbeat>(), nullptr);
+    EXPECT_EQ(back->message->get<Heartbeat>()->running, 5u);
+  }
+  Status gone = router->send("no such peer", Message{1, Heartbeat{}});
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().kind, ErrorKind::Disconnected);
+}
+
+TEST(Transport, BadEndpointsAreRefused) {
+  Context ctx;
+  auto l = Socket::listen(ctx, {"tcp://nowhere"});
+  ASSERT_FALSE(l.ok());
+  EXPECT_TRUE(contains(l.error().message, "bad address tcp://nowhere")) << l.error().message;
+  auto c = Socket::connect(ctx, "tcp://h:abc");
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(contains(c.error().message, "port is not a number")) << c.error().message;
+}
+
+// A coordinator's blob side: one thread owns the ROUTER and a BlobService
+// over a real Store. Every findMissing is preceded by an unsolicited
+// progress message (request id 0), which the caller's `other` must get.
+class BlobServer {
+public:
+  BlobServer(Socket sock, Store store)
+      : thread_([this, sock = std::move(sock), store = std::move(store)]() mutable {
+          serve(sock, store);
+        }) {}
+  ~BlobServer() {
+    stop_ = true;
+    thread_.join();
+  }
+
+private:
+  void serve(Socket &sock, Store &store) {
+    BlobService blobs(store);
+    while (!stop_) {
+      auto r = sock.receive(50ms);
+      if (!r || !r->message.ok())
+        continue;
+      Message &m = *r->message;
+      Outbox out;
+      if (auto *f = m.get<FindMissing>()) {
+        out.push_back({r->peer, Message{0, Progress{1, 2, 3, 4, 5, 6}}});
+        blobs.onFindMissing(r->peer, m.requestId, *f, out);
+      } else if (auto *p = m.get<PutChunk>()) {
+        blobs.onPutChunk(r->peer, m.requestId, std::move(*p), out);
+      } else if (auto *g = m.get<GetChunk>()) {
+        blobs.onGetChunk(r->peer, m.requestId, *g, out);
+      }
+      for (auto &[peer, msg] : out)
+        (void)sock.send(peer, msg);
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+class TransportBlobs : public ::testing::Test {
+protected:
+  void SetUp() override {
+    auto store = Store::open(dir_.file("store"));
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto router = Socket::listen(ctx_, {"ipc://" + dir_.file("s")});
+    ASSERT_TRUE(router.ok()) << router.error().message;
+    server_.emplace(std::move(*router), std::move(*store));
+    auto dealer = Socket::connect(ctx_, "ipc://" + dir_.file("s"));
+    ASSERT_TRUE(dealer.ok()) << dealer.error().message;
+    client_.emplace(std::move(*dealer));
+  }
+  void TearDown() override {
+    client_.reset();
+    server_.reset();
+  }
+
+  test::ScratchDir dir_;
+  Context ctx_;
+  std::optional<BlobServer> server_;
+  std::optional<Socket> client_;
+};
+
+TEST_F(TransportBlobs, UploadsAndDownloadsBlobs) {
+  std::string small = "native object", big = pattern(3 * kChunk + kChunk / 2, 1), empty;
+  std::vector<Digest> all{Digest::of(small), Digest::of(big), Digest::of(empty)};
+  int progress = 0;
+  auto other = [&](Message &&m) { progress += m.get<Progress>() != nullptr; };
+
+  auto missing = findMissing(*client_, all, other);
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_EQ(*missing, all);
+  EXPECT_EQ(progress, 1);
+
+  std::vector<BlobRef> blobs{{all[0], small}, {all[1], big}, {all[2], empty}};
+  Status up = upload(*client_, blobs);
+  ASSERT_TRUE(up.ok()) << up.error().message;
+  missing = findMissing(*client_, all, other);
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_TRUE(missing->empty());
+  EXPECT_EQ(progress, 2);
+  // Uploading what the store holds already is acknowledged again.
+  ASSERT_TRUE(upload(*client_, blobs).ok());
+
+  std::map<Digest, std::string> got;
+  Status down = download(*client_, all, [&](const Digest &d, std::string &&bytes) {
+    got[d] = std::move(bytes);
+    return ok();
+  });
+  ASSERT_TRUE(down.ok()) << down.error().message;
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[all[0]], small);
+  EXPECT_TRUE(got[all[1]] == big) << "the 3.5 MiB blob came back different";
+  EXPECT_EQ(got[all[2]], empty);
+}
+
+TEST_F(TransportBlobs, DownloadOfAbsentBlobFails) {
+  Digest absent = Digest::of("absent");
+  int taken = 0;
+  Status s = download(*client_, std::span(&absent, 1), [&](const Digest &, std::string &&) {
+    ++taken;
+    return ok();
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().kind, ErrorKind::Failed);
+  EXPECT_TRUE(contains(s.error().message, "downloading " + absent.text())) << s.error().message;
+  EXPECT_TRUE(contains(s.error().message, "not in the coordinator's store")) << s.error().message;
+  EXPECT_EQ(taken, 0);
+}
+
+TEST_F(TransportBlobs, UploadOfWrongBytesFailsNamingTheDigest) {
+  // Small: one chunk, refused by the store's digest check.
+  Digest claimed = Digest::of("what was promised!");
+  BlobRef small{claimed, "what was delivered"};
+  ASSERT_EQ(claimed.size, small.bytes.size());
+  Status s = upload(*client_, std::span(&small, 1));
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(contains(s.error().message, "uploading " + claimed.text())) << s.error().message;
+  EXPECT_TRUE(contains(s.error().message, "refused")) << s.error().message;
+
+  // Large: assembled chunk by chunk, refused when the writer finishes.
+  std::string big = pattern(2 * kChunk + 10, 2), wrong = big;
+  wrong[kChunk + 3] ^= 1;
+  BlobRef large{Digest::of(big), wrong};
+  s = upload(*client_, std::span(&large, 1));
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(contains(s.error().message, "uploading " + large.digest.text())) << s.error().message;
+
+  // Neither was stored; the right bytes still go through afterwards.
+  auto missing = findMissing(*client_, std::vector<Digest>{claimed, large.digest});
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_EQ(missing->size(), 2u);
+  BlobRef right{large.digest, big};
+  Status again = upload(*client_, std::span(&right, 1));
+  EXPECT_TRUE(again.ok()) << again.error().message;
+}
+
+// A large blob's chunks must come in order; a gap is refused naming both offsets.
+TEST_F(TransportBlobs, OutOfOrderChunkIsRefused) {
+  std::string big = pattern(2 * kChunk + 10, 3);
+  PutChunk c;
+  c.digest = Digest::of(big);
+  c.bytes = big.substr(0, kChunk);
+  ASSERT_TRUE(client_->send(Message{1, c}).ok());
+  c.offset = 2 * kChunk;
+  c.bytes = big.substr(2 * kChunk);
+  ASSERT_TRUE(client_->send(Message{2, c}).ok());
+  for (uint64_t id : {1, 2}) {
+    auto r = client_->receive(2s);
+    ASSERT_TRUE(r.has_value());
+    ASSERT_TRUE(r->message.ok()) << r->message.error().message;
+    EXPECT_EQ(r->message->requestId, id);
+    const auto *e = r->message->get<ErrorMsg>();
+    if (id == 1) {
+      EXPECT_NE(r->message->get<PutAck>(), nullptr);
+    } else {
+      ASSERT_NE(e, nullptr);
+      EXPECT_EQ(e->message, "blob " + c.digest.text() + ": chunk at " + std::to_string(2 * kChunk) +
+                                " out of order (expected " + std::to_string(kChunk) + ")");
+    }
+  }
+}
+
+} // namespace
+} // namespace thinfarm::wire
