@@ -2,6 +2,7 @@
 
 #include "worker/worker.h"
 
+#include <unordered_map>
 #include <cstdio>
 #include <thread>
 
@@ -33,13 +34,23 @@ Coordinator::~Coordinator() {
 }
 
 void Coordinator::flush() {
+  // One batch per peer: after a burst, a worker gets its jobs and a client
+  // its results in as few frames as fit.
+  std::vector<std::pair<wire::PeerId, std::vector<wire::Message>>> byPeer;
+  std::unordered_map<wire::PeerId, size_t> index;
   for (auto &[peer, msg] : out_) {
-    Status st = sock_.send(peer, msg);
-    if (!st.ok() && options_.verbose)
-      std::fprintf(stderr, "thinfarm-coordinator: cannot send %s: %s\n", wire::kindName(msg.body),
-                   st.error().message.c_str());
+    auto [it, fresh] = index.try_emplace(peer, byPeer.size());
+    if (fresh)
+      byPeer.push_back({peer, {}});
+    byPeer[it->second].second.push_back(std::move(msg));
   }
   out_.clear();
+  for (auto &[peer, msgs] : byPeer) {
+    Status st = sock_.sendAll(peer, std::move(msgs));
+    if (!st.ok() && options_.verbose)
+      std::fprintf(stderr, "thinfarm-coordinator: cannot send to a peer: %s\n",
+                   st.error().message.c_str());
+  }
 }
 
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {

@@ -24,25 +24,25 @@ constexpr size_t kHeldLimit = 1 << 16;   // module digests remembered per worker
 } // namespace
 
 bool Scheduler::canServe(const std::string &toolchain) const {
-  for (const auto &[peer, slot] : slots_)
-    if (slot.toolchain == toolchain)
+  for (const auto &[peer, conn] : conns_)
+    if (conn.toolchain == toolchain)
       return true;
   return false;
 }
 
 void Scheduler::onRegister(const wire::PeerId &peer, const wire::RegisterWorker &r,
                            uint64_t requestId, Clock::time_point now, Outbox &out) {
-  auto [it, fresh] = slots_.try_emplace(peer);
-  if (!fresh && it->second.job)
-    requeueOrGiveUp(jobs_.at(it->second.job), "its worker registered again", out);
-  it->second = Slot{r.name, r.toolchain, 0, now};
+  auto [it, fresh] = conns_.try_emplace(peer);
+  for (uint64_t id : std::set<uint64_t>(it->second.running))
+    requeueOrGiveUp(jobs_.at(id), "its worker registered again", out);
+  it->second = Conn{r.name, r.toolchain, std::max(1u, r.slots), {}, now};
   free_.insert(peer);
   out.push_back({peer, wire::Message{requestId, wire::Heartbeat{}}}); // the acknowledgement
   dispatch(out);
 }
 
 void Scheduler::onHeartbeat(const wire::PeerId &peer, Clock::time_point now, Outbox &out) {
-  if (auto it = slots_.find(peer); it != slots_.end()) {
+  if (auto it = conns_.find(peer); it != conns_.end()) {
     it->second.lastSeen = now;
     return;
   }
@@ -107,7 +107,7 @@ void Scheduler::onEndSession(const wire::PeerId &peer, uint64_t sessionId) {
   std::vector<uint64_t> orphans;
   for (auto &[id, job] : jobs_) {
     std::erase_if(job.waiters, [&](const Waiter &w) { return w.session == sessionId; });
-    if (job.waiters.empty() && job.slot.empty())
+    if (job.waiters.empty() && job.conn.empty())
       orphans.push_back(id);
   }
   for (uint64_t id : orphans)
@@ -116,25 +116,24 @@ void Scheduler::onEndSession(const wire::PeerId &peer, uint64_t sessionId) {
 
 void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
                             Outbox &out) {
-  auto sit = slots_.find(peer);
-  if (sit == slots_.end() || sit->second.job != r.jobId)
-    return; // a slot we gave up on, or a job we no longer have: its answer is stale
-  Slot &slot = sit->second;
-  slot.job = 0;
-  slot.lastSeen = now;
-  free_.insert(peer);
+  auto cit = conns_.find(peer);
+  if (cit == conns_.end() || !cit->second.running.count(r.jobId))
+    return; // a connection we gave up on, or a job we no longer have: its answer is stale
+  Conn &conn = cit->second;
+  conn.lastSeen = now;
   auto jit = jobs_.find(r.jobId);
   if (jit != jobs_.end()) {
     Job &job = jit->second;
     if (r.error && r.error->kind != ErrorKind::Failed) {
-      requeueOrGiveUp(job, r.error->message + " (on " + slot.name + ")", out);
+      requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out);
     } else {
       if (!r.error) {
-        auto &held = held_[slot.name];
+        auto &held = held_[conn.name];
         if (held.size() > kHeldLimit)
           held.clear();
         held.insert(job.spec.module.bitcode);
       }
+      release(job);
       answer(job, r, out);
       dropJob(job.id);
     }
@@ -143,14 +142,14 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
 }
 
 void Scheduler::tick(Clock::time_point now, Outbox &out) {
-  for (auto it = slots_.begin(); it != slots_.end();) {
+  for (auto it = conns_.begin(); it != conns_.end();) {
     if (now - it->second.lastSeen > kWorkerTimeout) {
-      uint64_t job = it->second.job;
+      std::set<uint64_t> lost = std::move(it->second.running);
       std::string name = it->second.name;
       free_.erase(it->first);
-      it = slots_.erase(it);
-      if (job)
-        requeueOrGiveUp(jobs_.at(job), "worker " + name + " stopped answering", out);
+      it = conns_.erase(it);
+      for (uint64_t id : lost)
+        requeueOrGiveUp(jobs_.at(id), "worker " + name + " stopped answering", out);
     } else {
       ++it;
     }
@@ -176,22 +175,22 @@ void Scheduler::tick(Clock::time_point now, Outbox &out) {
 }
 
 void Scheduler::enqueue(Job &job) {
-  job.slot.clear();
+  job.conn.clear();
   pending_.insert({~job.spec.cost, job.id});
 }
 
 void Scheduler::dispatch(Outbox &out) {
   for (auto fit = free_.begin(); fit != free_.end() && !pending_.empty();) {
     const wire::PeerId &peer = *fit;
-    Slot &slot = slots_.at(peer);
-    const auto &held = held_[slot.name];
+    Conn &conn = conns_.at(peer);
+    const auto &held = held_[conn.name];
     auto choice = pending_.end();
     size_t matches = 0, scanned = 0;
     for (auto it = pending_.begin(); it != pending_.end() && matches < kLocalityWindow &&
                                       scanned < kToolchainWindow;
          ++it, ++scanned) {
       const Job &job = jobs_.at(it->second);
-      if (job.toolchain != slot.toolchain)
+      if (job.toolchain != conn.toolchain)
         continue;
       if (matches++ == 0)
         choice = it;
@@ -206,11 +205,19 @@ void Scheduler::dispatch(Outbox &out) {
     }
     Job &job = jobs_.at(choice->second);
     pending_.erase(choice);
-    job.slot = peer;
-    slot.job = job.id;
+    job.conn = peer;
+    conn.running.insert(job.id);
     out.push_back({peer, wire::Message{job.id, wire::RunJob{job.id, *job.config, job.spec}}});
-    fit = free_.erase(fit);
+    if (conn.running.size() >= conn.capacity)
+      fit = free_.erase(fit); // else the same connection takes another
   }
+}
+
+void Scheduler::release(Job &job) {
+  auto it = conns_.find(job.conn);
+  if (it != conns_.end() && it->second.running.erase(job.id))
+    free_.insert(it->first);
+  job.conn.clear();
 }
 
 void Scheduler::answer(Job &job, const wire::JobResult &r, Outbox &out) {
@@ -233,8 +240,7 @@ void Scheduler::answer(Job &job, const wire::JobResult &r, Outbox &out) {
 }
 
 void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out) {
-  if (auto it = slots_.find(job.slot); it != slots_.end() && it->second.job == job.id)
-    it->second.job = 0;
+  release(job);
   if (job.waiters.empty()) { // every session that wanted it has ended
     dropJob(job.id);
     return;
@@ -273,12 +279,12 @@ void Scheduler::progress(Session &s, Clock::time_point now, Outbox &out) {
     for (const Waiter &w : job.waiters)
       mine |= w.session == s.id;
     if (mine)
-      (job.slot.empty() ? p.queued : p.running)++;
+      (job.conn.empty() ? p.queued : p.running)++;
   }
   std::set<std::string> names;
-  for (const auto &[peer, slot] : slots_)
-    if (slot.toolchain == s.toolchain)
-      names.insert(slot.name);
+  for (const auto &[peer, conn] : conns_)
+    if (conn.toolchain == s.toolchain)
+      names.insert(conn.name);
   p.workers = static_cast<uint32_t>(names.size());
   out.push_back({s.client, wire::Message{0, p}});
 }

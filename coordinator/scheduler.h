@@ -6,6 +6,9 @@
 //  * Longest first. Pending jobs are ordered by cost (bitcode bytes of the
 //    module and its imports, known before anything runs), largest first, so
 //    the last job to start is a short one (LPT).
+//  * Slots. A worker connection registers with its slot count and gets up to
+//    that many jobs at once; the coordinator never queues more on a worker
+//    than it can run, so a free slot anywhere takes the next-largest job.
 //  * Locality. A free slot takes, among the first few pending jobs it can
 //    run, one whose module its worker already holds; else the largest.
 //  * Toolchains. A job runs only on a slot whose backend identity equals the
@@ -52,7 +55,7 @@ public:
   void tick(Clock::time_point now, Outbox &out);
 
   bool idle() const { return sessions_.empty(); }
-  size_t slots() const { return slots_.size(); }
+  size_t workers() const { return conns_.size(); }
   size_t pending() const { return pending_.size(); }
 
 private:
@@ -67,12 +70,14 @@ private:
     std::shared_ptr<const BackendConfig> config;
     wire::JobSpec spec;
     std::vector<Waiter> waiters;
-    wire::PeerId slot; // empty while pending
+    wire::PeerId conn; // empty while pending
     int attempts = 0;
   };
-  struct Slot {
+  // A worker's connection and the jobs it runs.
+  struct Conn {
     std::string name, toolchain;
-    uint64_t job = 0; // 0: free
+    unsigned capacity = 1;       // its slots
+    std::set<uint64_t> running;  // job ids
     Clock::time_point lastSeen;
   };
   struct Session {
@@ -90,6 +95,7 @@ private:
   void dispatch(Outbox &out);
   void answer(Job &job, const wire::JobResult &r, Outbox &out);
   void requeueOrGiveUp(Job &job, const std::string &why, Outbox &out);
+  void release(Job &job); // off its connection's running set
   void dropJob(uint64_t id);
   void progress(Session &s, Clock::time_point now, Outbox &out);
   bool canServe(const std::string &toolchain) const;
@@ -98,8 +104,8 @@ private:
   std::unordered_map<uint64_t, Job> jobs_;
   std::map<Digest, uint64_t> inFlight_; // job key -> job id (merging)
   std::set<PendingKey> pending_;
-  std::map<wire::PeerId, Slot> slots_;
-  std::set<wire::PeerId> free_;
+  std::map<wire::PeerId, Conn> conns_;
+  std::set<wire::PeerId> free_; // connections with a free slot
   std::map<uint64_t, Session> sessions_;
   // Module digests each worker (by name) has compiled: where inputs already are.
   std::map<std::string, std::set<Digest>> held_;

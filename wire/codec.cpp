@@ -113,8 +113,15 @@ void putDigests(capnp::List<cw::Digest>::Builder b, const std::vector<Digest> &d
     put(b[i], ds[i]);
 }
 
+void fill(cw::Envelope::Builder env, const Message &m);
+
 struct Encoder {
   cw::Envelope::Builder env;
+  void operator()(const Batch &m) {
+    auto list = env.initBatch(static_cast<unsigned>(m.messages.size()));
+    for (size_t i = 0; i < m.messages.size(); ++i)
+      fill(list[i], m.messages[i]);
+  }
   void operator()(const ErrorMsg &m) { put(env.initError(), m); }
   void operator()(const RegisterWorker &m) {
     auto b = env.initRegisterWorker();
@@ -191,6 +198,11 @@ struct Encoder {
     b.setSeconds(m.seconds);
   }
 };
+
+void fill(cw::Envelope::Builder env, const Message &m) {
+  env.setRequestId(m.requestId);
+  std::visit(Encoder{env}, m.body);
+}
 
 // ---- decode -------------------------------------------------------------
 
@@ -301,8 +313,20 @@ std::vector<Digest> getDigests(capnp::List<cw::Digest>::Reader r) {
   return v;
 }
 
-Body getBody(cw::Envelope::Reader env) {
+Body getBody(cw::Envelope::Reader env, bool nested = false) {
   switch (env.which()) {
+  case cw::Envelope::BATCH: {
+    if (nested)
+      throw Malformed{"a batch inside a batch"};
+    Batch b;
+    for (auto inner : env.getBatch()) {
+      Message m;
+      m.requestId = inner.getRequestId();
+      m.body = getBody(inner, true);
+      b.messages.push_back(std::move(m));
+    }
+    return b;
+  }
   case cw::Envelope::ERROR: return get(env.getError());
   case cw::Envelope::REGISTER_WORKER: {
     auto r = env.getRegisterWorker();
@@ -399,16 +423,14 @@ const char *kindName(const Body &body) {
   static constexpr const char *names[] = {
       "error",     "registerWorker", "heartbeat",  "findMissing", "missing",   "putChunk",
       "putAck",    "getChunk",       "chunk",      "submit",      "endSession", "runJob",
-      "jobResult", "progress",       "backendRequest", "backendReply"};
+      "jobResult", "progress",       "backendRequest", "backendReply", "batch"};
   static_assert(std::size(names) == std::variant_size_v<Body>);
   return names[body.index()];
 }
 
 std::string encode(const Message &m) {
   capnp::MallocMessageBuilder builder;
-  auto env = builder.initRoot<cw::Envelope>();
-  env.setRequestId(m.requestId);
-  std::visit(Encoder{env}, m.body);
+  fill(builder.initRoot<cw::Envelope>(), m);
   auto words = capnp::messageToFlatArray(builder);
   auto bytes = words.asBytes();
   return std::string(reinterpret_cast<const char *>(bytes.begin()), bytes.size());

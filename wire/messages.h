@@ -139,9 +139,15 @@ struct BackendReply {
   double seconds = 0;
 };
 
+struct Message;
+// Several messages for one peer in one frame (never nested).
+struct Batch {
+  std::vector<Message> messages;
+};
+
 using Body = std::variant<ErrorMsg, RegisterWorker, Heartbeat, FindMissing, Missing, PutChunk,
                           PutAck, GetChunk, Chunk, Session, EndSession, RunJob, JobResult, Progress,
-                          BackendRequest, BackendReply>;
+                          BackendRequest, BackendReply, Batch>;
 
 struct Message {
   uint64_t requestId = 0;

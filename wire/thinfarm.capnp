@@ -28,6 +28,10 @@
 #   any     error                    the request `requestId` failed; `kind`
 #                                    decides what the other side does next
 #
+# Batching: a sender with several messages for one peer at once (the
+# coordinator after a burst, a worker's finished jobs) may send them as one
+# `batch`; the receiver handles them in order as if they came one by one.
+#
 # Flow control: every stream is pulled or acknowledged chunk by chunk, so no
 # queue grows beyond the window times the chunk size (1 MiB) per peer.
 #
@@ -200,5 +204,7 @@ struct Envelope {
     progress @14 :Progress;
     backendRequest @15 :BackendRequest;
     backendReply @16 :BackendReply;
+    batch @17 :List(Envelope);  # several messages for one peer in one frame;
+                                # never nested, never carrying blob chunks
   }
 }

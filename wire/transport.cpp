@@ -88,7 +88,7 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint) {
 
 Socket::Socket(Socket &&o) noexcept
     : sock_(o.sock_), router_(o.router_), endpoint_(std::move(o.endpoint_)),
-      nextRequestId_(o.nextRequestId_) {
+      nextRequestId_(o.nextRequestId_), unbatched_(std::move(o.unbatched_)) {
   o.sock_ = nullptr;
 }
 
@@ -100,6 +100,7 @@ Socket &Socket::operator=(Socket &&o) noexcept {
     router_ = o.router_;
     endpoint_ = std::move(o.endpoint_);
     nextRequestId_ = o.nextRequestId_;
+    unbatched_ = std::move(o.unbatched_);
     o.sock_ = nullptr;
   }
   return *this;
@@ -129,6 +130,11 @@ Status Socket::send(const PeerId &peer, const Message &m) {
 }
 
 std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
+  if (!unbatched_.empty()) {
+    Received r = std::move(unbatched_.front());
+    unbatched_.pop_front();
+    return r;
+  }
   Received r{PeerId(), failed("no message")};
   zmq_msg_t part;
   std::vector<std::string> parts;
@@ -163,7 +169,41 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
     return r;
   }
   r.message = decode(parts.back());
+  if (r.message.ok())
+    if (auto *batch = r.message->get<Batch>()) {
+      std::vector<Message> ms = std::move(batch->messages);
+      if (ms.empty())
+        return std::nullopt;
+      for (size_t i = 1; i < ms.size(); ++i)
+        unbatched_.push_back(Received{r.peer, std::move(ms[i])});
+      r.message = std::move(ms[0]);
+    }
   return r;
+}
+
+Status Socket::sendAll(const PeerId &peer, std::vector<Message> &&ms) {
+  constexpr size_t kMaxBatch = 256;
+  Batch batch;
+  auto flush = [&]() -> Status {
+    Status st = ok();
+    if (batch.messages.size() == 1)
+      st = send(peer, batch.messages[0]);
+    else if (!batch.messages.empty())
+      st = send(peer, Message{0, std::move(batch)});
+    batch.messages.clear();
+    return st;
+  };
+  for (Message &m : ms) {
+    if (m.get<Chunk>() || m.get<PutChunk>()) {
+      TF_CHECK(flush());
+      TF_CHECK(send(peer, m));
+      continue;
+    }
+    batch.messages.push_back(std::move(m));
+    if (batch.messages.size() == kMaxBatch)
+      TF_CHECK(flush());
+  }
+  return flush();
 }
 
 std::pair<bool, bool> poll(Socket &s, int fd, std::chrono::milliseconds timeout) {

@@ -13,6 +13,7 @@
 #include "wire/messages.h"
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,8 +57,12 @@ public:
   // ROUTER: to one peer. DEALER: peer is ignored.
   Status send(const PeerId &peer, const Message &m);
   Status send(const Message &m) { return send(PeerId(), m); }
+  // Several messages for one peer, in order, batched into as few frames as
+  // they fit (blob chunks go alone).
+  Status sendAll(const PeerId &peer, std::vector<Message> &&ms);
 
-  // Waits up to `timeout` for one message; nullopt when none came.
+  // Waits up to `timeout` for one message; nullopt when none came. A batch
+  // comes out one message at a time.
   std::optional<Received> receive(std::chrono::milliseconds timeout);
 
   // The socket's handle, for zmq_poll together with other descriptors.
@@ -73,6 +78,7 @@ private:
   bool router_ = false;
   std::string endpoint_;
   uint64_t nextRequestId_ = 1;
+  std::deque<Received> unbatched_; // the rest of a batch received
 };
 
 // Waits until the socket has a message or fd is readable (or timeout); fd -1

@@ -7,8 +7,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -76,27 +80,33 @@ Result<WorkerOptions> completeOptions(WorkerOptions o) {
   return o;
 }
 
+// What the control thread and the slots share: jobs in, results out. The
+// control thread waits on the socket and on `wake` (an eventfd a slot
+// writes when it queues a result).
+struct Worker::Queues {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<wire::RunJob> jobs;
+  std::vector<wire::Message> results;
+  int wake = -1;
+  unsigned busy = 0;
+
+  void post(wire::Message &&m) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      results.push_back(std::move(m));
+    }
+    uint64_t one = 1;
+    (void)!::write(wake, &one, sizeof one);
+  }
+};
+
+// One slot: a thread, a data connection (for blob transfers) and a backend child.
 struct Worker::Slot {
   Worker &w;
   unsigned index;
   wire::Socket sock;
   std::optional<BackendChild> child;
-  std::chrono::steady_clock::time_point lastBeat{};
-  unsigned running = 0;
-
-  void beat() {
-    auto now = std::chrono::steady_clock::now();
-    if (now - lastBeat < 1s)
-      return;
-    lastBeat = now;
-    (void)sock.send(wire::Message{0, wire::Heartbeat{running}});
-  }
-
-  void registerNow() {
-    const WorkerOptions &o = w.options_;
-    (void)sock.send(wire::Message{0, wire::RegisterWorker{o.name, o.toolchain, o.cores,
-                                                          o.memoryBytes, o.slots}});
-  }
 
   Result<wire::BackendReply> compile(const wire::RunJob &rj, const std::vector<std::string> &paths,
                                      const std::string &workDir, const std::string &outPath) {
@@ -121,7 +131,7 @@ struct Worker::Slot {
     req.workDir = workDir;
     req.outputPath = outPath;
     req.task = rj.spec.task;
-    auto reply = child->run(req, [&] { beat(); });
+    auto reply = child->run(req, [] {}); // the control thread heartbeats for us
     if (!reply.ok())
       child.reset(); // it died; the next job starts a fresh one
     return reply;
@@ -134,10 +144,6 @@ struct Worker::Slot {
     res.jobId = rj.jobId;
     res.task = rj.spec.task;
     res.worker = o.name;
-    if (rj.spec.noop) {
-      res.native = Digest::of("");
-      return res;
-    }
     const wire::JobSpec &s = rj.spec;
     std::vector<Digest> inputs{s.module.bitcode, s.shard};
     for (const auto &m : s.imports)
@@ -207,13 +213,65 @@ struct Worker::Slot {
   }
 
   void loop() {
-    registerNow();
-    bool acknowledged = false;
-    while (!w.stop_.load()) {
-      auto r = sock.receive(200ms);
-      beat();
+    Queues &q = *w.queues_;
+    for (;;) {
+      wire::RunJob rj;
+      {
+        std::unique_lock<std::mutex> lock(q.mu);
+        q.cv.wait(lock, [&] { return w.stop_.load() || !q.jobs.empty(); });
+        if (w.stop_.load())
+          return;
+        rj = std::move(q.jobs.front());
+        q.jobs.pop_front();
+        q.busy++;
+      }
+      auto result = runJob(rj);
+      wire::JobResult res;
+      if (result.ok()) {
+        res = std::move(*result);
+      } else {
+        res.jobId = rj.jobId;
+        res.task = rj.spec.task;
+        res.worker = w.options_.name;
+        res.error = wire::ErrorMsg{result.error().kind, result.error().message};
+      }
+      {
+        std::lock_guard<std::mutex> lock(q.mu);
+        q.busy--;
+      }
+      q.post(wire::Message{rj.jobId, std::move(res)});
+    }
+  }
+};
+
+// The control connection: registration, heartbeats, jobs in, results out.
+// No-op jobs (the dispatch benchmark's) are answered here at once.
+void Worker::control(wire::Socket sock) {
+  Queues &q = *queues_;
+  const WorkerOptions &o = options_;
+  auto registerNow = [&] {
+    (void)sock.send(wire::Message{0, wire::RegisterWorker{o.name, o.toolchain, o.cores,
+                                                          o.memoryBytes, o.slots}});
+  };
+  registerNow();
+  auto lastBeat = std::chrono::steady_clock::now();
+  while (!stop_.load()) {
+    auto [ready, woken] = wire::poll(sock, q.wake, 200ms);
+    if (woken) {
+      uint64_t n;
+      (void)!::read(q.wake, &n, sizeof n);
+      std::vector<wire::Message> results;
+      {
+        std::lock_guard<std::mutex> lock(q.mu);
+        results.swap(q.results);
+      }
+      (void)sock.sendAll(wire::PeerId(), std::move(results));
+    }
+    std::vector<wire::Message> answered; // no-op jobs, answered in one batch
+    while (ready) {
+      auto r = sock.receive(std::chrono::milliseconds(0));
       if (!r)
-        continue;
+        break;
       if (!r->message.ok()) {
         std::fprintf(stderr, "thinfarm-worker: warning: from the coordinator: %s\n",
                      r->message.error().message.c_str());
@@ -223,38 +281,48 @@ struct Worker::Slot {
       if (auto *e = m.get<wire::ErrorMsg>()) {
         if (e->kind == ErrorKind::Disconnected)
           registerNow(); // the coordinator restarted or forgot us
-        continue;
-      }
-      if (m.get<wire::Heartbeat>()) {
-        if (!acknowledged) {
-          acknowledged = true;
-          w.registered_++;
-        }
-        continue;
-      }
-      if (auto *rj = m.get<wire::RunJob>()) {
-        running = 1;
-        auto result = runJob(*rj);
-        running = 0;
-        wire::JobResult res;
-        if (result.ok()) {
-          res = std::move(*result);
-        } else {
+      } else if (m.get<wire::Heartbeat>()) {
+        registered_ = true;
+      } else if (auto *rj = m.get<wire::RunJob>()) {
+        if (rj->spec.noop) {
+          wire::JobResult res;
           res.jobId = rj->jobId;
           res.task = rj->spec.task;
-          res.worker = w.options_.name;
-          res.error = wire::ErrorMsg{result.error().kind, result.error().message};
+          res.worker = o.name;
+          res.native = Digest::of("");
+          answered.push_back(wire::Message{m.requestId, std::move(res)});
+          continue;
         }
-        (void)sock.send(wire::Message{m.requestId, std::move(res)});
+        {
+          std::lock_guard<std::mutex> lock(q.mu);
+          q.jobs.push_back(std::move(*rj));
+        }
+        q.cv.notify_one();
       }
     }
+    if (!answered.empty())
+      (void)sock.sendAll(wire::PeerId(), std::move(answered));
+    auto now = std::chrono::steady_clock::now();
+    if (now - lastBeat >= 1s) {
+      lastBeat = now;
+      unsigned busy;
+      {
+        std::lock_guard<std::mutex> lock(q.mu);
+        busy = q.busy;
+      }
+      (void)sock.send(wire::Message{0, wire::Heartbeat{busy}});
+    }
   }
-};
+}
 
 Worker::Worker(wire::Context &ctx, Store &store, WorkerOptions options)
     : ctx_(ctx), store_(store), options_(std::move(options)) {}
 
-Worker::~Worker() { stop(); }
+Worker::~Worker() {
+  stop();
+  if (queues_ && queues_->wake >= 0)
+    ::close(queues_->wake);
+}
 
 Status Worker::start(std::chrono::milliseconds timeout) {
   std::error_code ec;
@@ -263,6 +331,11 @@ Status Worker::start(std::chrono::milliseconds timeout) {
     return failed("cannot create " + options_.scratch + ": " + ec.message());
   fs::create_directories(options_.scratch + "/blobs", ec);
   staging_ = std::make_unique<Staging>(options_.scratch + "/blobs", options_.stagingBudget);
+  queues_ = std::make_unique<Queues>();
+  queues_->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (queues_->wake < 0)
+    return failed("eventfd failed");
+  TF_TRY(wire::Socket control, wire::Socket::connect(ctx_, options_.coordinator));
   std::vector<wire::Socket> socks;
   for (unsigned i = 0; i < options_.slots; ++i) {
     TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, options_.coordinator));
@@ -273,9 +346,10 @@ Status Worker::start(std::chrono::milliseconds timeout) {
       Slot slot{*this, i, std::move(s), std::nullopt};
       slot.loop();
     });
+  threads_.emplace_back([this, s = std::move(control)]() mutable { this->control(std::move(s)); });
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (registered_.load() < options_.slots) {
-    if (std::chrono::steady_clock::now() > deadline) {
+  while (!registered_.load()) {
+    if (std::chrono::steady_clock::now() > deadline || stop_.load()) {
       stop();
       return Error{ErrorKind::Disconnected, "no coordinator answers at " + options_.coordinator};
     }
@@ -286,6 +360,10 @@ Status Worker::start(std::chrono::milliseconds timeout) {
 
 void Worker::stop() {
   stop_ = true;
+  if (queues_) {
+    std::lock_guard<std::mutex> lock(queues_->mu);
+    queues_->cv.notify_all();
+  }
   for (std::thread &t : threads_)
     if (t.joinable())
       t.join();

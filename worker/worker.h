@@ -1,13 +1,13 @@
 // A worker: runs ThinLTO backend jobs for a coordinator.
 //
-// One connection (a DEALER socket) per slot, each driven by its own thread
-// through a plain loop: register, then take one job at a time (fetch the
-// inputs its store lacks, lay them out as files, run the backend in a
-// thinfarm-backend child, store and upload the native object, report). The
-// coordinator sees each slot as a peer with one free place, which keeps its
-// scheduling simple and makes a slot's heartbeat stop exactly when that slot
-// stops. The thread sends a heartbeat every second, also while its child
-// compiles, so a worker is declared lost only when it is.
+// A control connection (a DEALER socket) and its thread register the worker
+// with its slot count, heartbeat every second, take jobs and send results:
+// the coordinator never sends more jobs than there are slots, so the control
+// thread only queues them for the slot threads. Each slot thread runs one job
+// at a time through a plain sequence: fetch the inputs its store lacks (over
+// the slot's own data connection, so transfers never hold up the control
+// traffic), lay them out as files, run the backend in the slot's
+// thinfarm-backend child, store and upload the native object, report.
 #pragma once
 
 #include "storage/store.h"
@@ -50,13 +50,16 @@ public:
 
 private:
   struct Slot;
+  struct Queues;
+  void control(wire::Socket sock);
   wire::Context &ctx_;
   Store &store_;
   WorkerOptions options_;
   std::atomic<bool> stop_{false};
-  std::atomic<unsigned> registered_{0};
+  std::atomic<bool> registered_{false};
   std::vector<std::thread> threads_;
   std::unique_ptr<class Staging> staging_;
+  std::unique_ptr<Queues> queues_;
 };
 
 } // namespace thinfarm

@@ -38,8 +38,9 @@ wire::JobResult result(uint64_t jobId, std::optional<wire::ErrorMsg> error = std
 
 class SchedulerTest : public ::testing::Test {
 protected:
-  void addSlot(const wire::PeerId &peer, const std::string &toolchain = "T") {
-    s_.onRegister(peer, wire::RegisterWorker{"box-" + peer, toolchain, 8, 1 << 30, 2}, 1, t0_, out_);
+  void addSlot(const wire::PeerId &peer, const std::string &toolchain = "T", uint32_t slots = 1) {
+    s_.onRegister(peer, wire::RegisterWorker{"box-" + peer, toolchain, 8, 1 << 30, slots}, 1, t0_,
+                  out_);
   }
   void submit(const wire::PeerId &client, uint64_t session, std::vector<wire::JobSpec> jobs,
               const std::string &toolchain = "T") {
@@ -56,13 +57,29 @@ protected:
   Clock::time_point t0_ = Clock::now();
 };
 
+// A worker connection gets as many jobs at once as it has slots, no more.
+TEST_F(SchedulerTest, AConnectionTakesAJobPerSlot) {
+  addSlot("w1", "T", 2);
+  take();
+  submit("c1", 1, {job("a", 10, 0), job("b", 30, 1), job("c", 20, 2)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].second.spec.cost, 30u);
+  EXPECT_EQ(runs[1].second.spec.cost, 20u);
+  EXPECT_EQ(s_.pending(), 1u);
+  finish("w1", result(runs[1].second.jobId));
+  runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].second.spec.cost, 10u);
+}
+
 TEST_F(SchedulerTest, LongestJobsFirst) {
   addSlot("w1");
   addSlot("w2");
   auto acks = only<wire::Heartbeat>(take());
   ASSERT_EQ(acks.size(), 2u); // each registration is acknowledged
   EXPECT_EQ(acks[0].first, "w1");
-  EXPECT_EQ(s_.slots(), 2u);
+  EXPECT_EQ(s_.workers(), 2u);
 
   submit("c1", 1, {job("a", 10, 0), job("b", 30, 1), job("c", 20, 2)});
   auto runs = only<wire::RunJob>(take());
@@ -194,7 +211,7 @@ TEST_F(SchedulerTest, SilentSlotLosesItsJob) {
   ASSERT_EQ(moved.size(), 1u);
   EXPECT_EQ(moved[0].first, alive);
   EXPECT_EQ(moved[0].second.spec.module.bitcode, Digest::of("a"));
-  EXPECT_EQ(s_.slots(), 1u);
+  EXPECT_EQ(s_.workers(), 1u);
 
   // The silent slot's late answer is stale; the live slot's is delivered.
   finish(silent, result(runs[0].second.jobId), 7s);

@@ -60,6 +60,44 @@ TEST(Transport, RouterAndDealerTalkBothWays) {
   EXPECT_EQ(gone.error().kind, ErrorKind::Disconnected);
 }
 
+// sendAll batches small messages into one frame and sends chunks alone; the
+// receiver gets them one by one, in order, as if sent singly.
+TEST(Transport, BatchesArriveInOrder) {
+  Context ctx;
+  auto router = Socket::listen(ctx, {"inproc://batches"});
+  ASSERT_TRUE(router.ok());
+  auto dealer = Socket::connect(ctx, "inproc://batches");
+  ASSERT_TRUE(dealer.ok());
+  ASSERT_TRUE(dealer->send(Message{1, Heartbeat{}}).ok());
+  auto hello = router->receive(2s);
+  ASSERT_TRUE(hello.has_value());
+  std::vector<Message> ms;
+  for (uint32_t i = 0; i < 600; ++i) {
+    if (i == 300) {
+      Chunk c;
+      c.digest = Digest::of("x");
+      c.bytes = "x";
+      ms.push_back(Message{1000, c});
+    }
+    ms.push_back(Message{i + 1, Heartbeat{i}});
+  }
+  ASSERT_TRUE(router->sendAll(hello->peer, std::move(ms)).ok());
+  for (uint32_t i = 0; i < 601; ++i) {
+    auto r = dealer->receive(2s);
+    ASSERT_TRUE(r.has_value()) << "message " << i;
+    ASSERT_TRUE(r->message.ok()) << r->message.error().message;
+    if (i == 300) {
+      ASSERT_NE(r->message->get<Chunk>(), nullptr);
+      continue;
+    }
+    uint32_t want = i < 300 ? i : i - 1;
+    ASSERT_NE(r->message->get<Heartbeat>(), nullptr) << "message " << i;
+    EXPECT_EQ(r->message->get<Heartbeat>()->running, want);
+    EXPECT_EQ(r->message->requestId, want + 1);
+  }
+  EXPECT_FALSE(dealer->receive(10ms).has_value());
+}
+
 TEST(Transport, BadEndpointsAreRefused) {
   Context ctx;
   auto l = Socket::listen(ctx, {"tcp://nowhere"});

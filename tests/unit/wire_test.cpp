@@ -221,6 +221,26 @@ void expectMalformed(std::string_view frame, const std::string &what) {
   EXPECT_TRUE(contains(m.error().message, what)) << m.error().message;
 }
 
+TEST(WireCodec, BatchesRoundTripButDoNotNest) {
+  Batch b;
+  b.messages.push_back(Message{3, Heartbeat{1}});
+  b.messages.push_back(Message{4, EndSession{9}});
+  auto m = decode(encode(Message{0, b}));
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  const Batch *got = m->get<Batch>();
+  ASSERT_NE(got, nullptr);
+  ASSERT_EQ(got->messages.size(), 2u);
+  EXPECT_EQ(got->messages[1].requestId, 4u);
+  ASSERT_NE(got->messages[1].get<EndSession>(), nullptr);
+  EXPECT_EQ(got->messages[1].get<EndSession>()->sessionId, 9u);
+
+  Batch outer;
+  outer.messages.push_back(Message{0, b});
+  auto nested = decode(encode(Message{0, outer}));
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.error().message.find("a batch inside a batch"), std::string::npos);
+}
+
 TEST(WireCodec, MalformedFramesAreErrors) {
   expectMalformed("", "0 bytes");
   expectMalformed(std::string(kMaxFrame + 8, '\0'), "at most " + std::to_string(kMaxFrame));
