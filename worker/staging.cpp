@@ -8,7 +8,7 @@ namespace thinfarm {
 
 namespace {
 Status writeNew(const std::string &path, std::string_view bytes) {
-  std::string tmp = path + ".tmp";
+  std::string tmp = path + ".tmp"; // one writer per file (acquire), so one .tmp
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return failed("cannot create " + tmp);
@@ -30,7 +30,7 @@ Status writeNew(const std::string &path, std::string_view bytes) {
 
 Result<std::vector<std::string>> Staging::acquire(Store &store, const std::vector<Digest> &digests) {
   std::vector<std::string> paths;
-  std::vector<Digest> toWrite;
+  std::vector<Digest> mine; // the files this call writes
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const Digest &d : digests) {
@@ -42,28 +42,42 @@ Result<std::vector<std::string>> Staging::acquire(Store &store, const std::vecto
       }
       e.pins++;
       e.lastUse = ++clock_;
-      if (!e.ready)
-        toWrite.push_back(d);
+      if (!e.ready && !e.writing) {
+        e.writing = true;
+        mine.push_back(d);
+      }
       paths.push_back(e.path);
     }
   }
-  // Two slots may write the same file at once; each writes a private .tmp and
-  // renames, and the content is the same.
-  for (const Digest &d : toWrite) {
-    auto bytes = store.get(d);
-    Status st = ok();
-    if (!bytes.ok())
-      st = bytes.error();
-    else if (!*bytes)
-      st = failed("input " + d.text() + " is not in the worker's store");
-    else
-      st = writeNew(dir_ + "/" + d.text(), **bytes);
-    if (!st.ok()) {
-      release(digests);
-      return std::move(st).error();
+  Status st = ok();
+  for (const Digest &d : mine) {
+    if (st.ok()) {
+      auto bytes = store.get(d); // checked against the digest
+      if (!bytes.ok())
+        st = bytes.error();
+      else if (!*bytes)
+        st = failed("input " + d.text() + " is not in the worker's store");
+      else
+        st = writeNew(dir_ + "/" + d.text(), **bytes);
     }
     std::lock_guard<std::mutex> lock(mu_);
-    files_[d].ready = true;
+    Entry &e = files_[d];
+    e.writing = false;
+    e.ready = st.ok();
+  }
+  // Wait for the files other slots are writing.
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    written_.notify_all();
+    for (const Digest &d : digests) {
+      written_.wait(lock, [&] { return !files_[d].writing; });
+      if (!files_[d].ready && st.ok())
+        st = failed("input " + d.text() + " could not be staged");
+    }
+  }
+  if (!st.ok()) {
+    release(digests);
+    return std::move(st).error();
   }
   return paths;
 }

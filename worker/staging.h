@@ -2,13 +2,17 @@
 //
 // A child reads its inputs from files, so the worker writes each blob it needs
 // from its store to staging/<digest> once and reuses it for every later job
-// (a module is imported by many). Files in use by a running job are pinned;
-// past the byte budget, the least recently used unpinned files go.
+// (a module is imported by many). Exactly one slot writes a file; a slot that
+// needs it meanwhile waits until it is complete, so no backend ever maps a
+// file that is still being written. A file is never rewritten once complete.
+// Files in use by a running job are pinned; past the byte budget, the least
+// recently used unpinned files go.
 #pragma once
 
 #include "storage/store.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <string>
@@ -33,12 +37,14 @@ private:
     uint64_t size = 0;
     uint64_t lastUse = 0;
     unsigned pins = 0;
-    bool ready = false;
+    bool ready = false;   // complete on disk
+    bool writing = false; // a slot is writing it
   };
   void evictLocked();
   std::string dir_;
   uint64_t budget_;
   std::mutex mu_;
+  std::condition_variable written_;
   std::map<Digest, Entry> files_;
   uint64_t bytes_ = 0;
   uint64_t clock_ = 0;
