@@ -7,11 +7,11 @@
 #
 # usage: bench/vmlinux-link.sh [PAIRS]   (default 5)
 # Needs a built test kernel: THINFARM_KERNEL_WORK (default build/kernel-work,
-# as left by the kernel test) and THINFARM_LD (default build/lto/thinfarm-ld).
+# as left by the kernel test) and THINFARM_LD (default build/bin/thinfarm-ld).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-5}
-TFLD=$(readlink -f "${THINFARM_LD:-build/lto/thinfarm-ld}")
+TFLD=$(readlink -f "${THINFARM_LD:-build/bin/thinfarm-ld}")
 OUT=$(readlink -f "${THINFARM_KERNEL_WORK:-build/kernel-work}")/out
 [ -f "$OUT/vmlinux.a" ] || { echo "no built kernel in $OUT: run the kernel test first" >&2; exit 1; }
 

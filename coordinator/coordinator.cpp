@@ -96,13 +96,13 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
       m.body);
 }
 
-Status Coordinator::run(const std::atomic<bool> &stop) {
+Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void()> &ready) {
   std::thread poolStarter;
   if (options_.localSlots) {
     WorkerOptions w;
     w.coordinator = kPoolEndpoint;
     w.slots = options_.localSlots;
-    w.name = "local";
+    w.name = "embedded"; // "local" is thinfarm-ld's own in-process pool
     w.backendProgram = options_.backendProgram;
     w.scratch = options_.scratch;
     TF_TRY(w, completeOptions(std::move(w)));
@@ -114,6 +114,15 @@ Status Coordinator::run(const std::atomic<bool> &stop) {
                      st.error().message.c_str());
     });
   }
+  bool announced = false;
+  auto announce = [&] {
+    if (!announced && (options_.localSlots == 0 || scheduler_.workers() > 0)) {
+      announced = true;
+      if (ready)
+        ready();
+    }
+  };
+  announce();
   auto lastTick = Clock::now();
   while (!stop.load()) {
     auto r = sock_.receive(100ms);
@@ -128,6 +137,7 @@ Status Coordinator::run(const std::atomic<bool> &stop) {
         handle(std::move(*more), now);
       }
       flush();
+      announce();
     }
     if (now - lastTick >= 200ms) {
       lastTick = now;

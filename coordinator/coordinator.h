@@ -13,6 +13,7 @@
 #include "coordinator/scheduler.h"
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,8 +36,9 @@ public:
   ~Coordinator();
 
   // Serves until `stop` is set or, with idleExit, no client has been heard
-  // from for that long.
-  Status run(const std::atomic<bool> &stop);
+  // from for that long. `ready` is called once it can take sessions: at once,
+  // or with local slots once they have registered.
+  Status run(const std::atomic<bool> &stop, const std::function<void()> &ready = {});
 
 private:
   Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <csignal>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,14 +30,35 @@ struct LockFile {
   }
 };
 
-// Whether a daemon holds CACHE/daemon.lock.
+std::string slurp(const std::string &path) {
+  std::ifstream f(path);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+// Whether a daemon holds CACHE/daemon.lock and is ready (its pid is written).
 bool daemonRunning(const std::string &lockPath) {
   LockFile f(lockPath);
   if (f.fd < 0)
     return false;
   if (::flock(f.fd, LOCK_EX | LOCK_NB) == 0)
     return false; // we got it: nobody holds it (closing releases it)
-  return errno == EWOULDBLOCK;
+  return errno == EWOULDBLOCK && !slurp(lockPath).empty();
+}
+
+
+// Stops the daemon holding lockPath (its pid is in the file) and waits until
+// it let go of the lock.
+Status stopDaemon(const std::string &lockPath) {
+  pid_t pid = static_cast<pid_t>(std::atol(slurp(lockPath).c_str()));
+  if (pid > 1)
+    ::kill(pid, SIGTERM);
+  for (int i = 0; i < 3000; ++i) {
+    if (!daemonRunning(lockPath))
+      return ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return failed("the local coordinator of another thinfarm build (pid " + std::to_string(pid) +
+                ") does not stop");
 }
 
 } // namespace
@@ -96,14 +118,24 @@ Result<std::string> ensureLocalCoordinator(const LocalFarm &farm) {
     return failed("the cache directory's path is too long for a socket: " + dir);
   std::string endpoint = "ipc://" + sock;
   std::string daemonLock = dir + "/daemon.lock";
-  if (daemonRunning(daemonLock))
+  std::string idFile = dir + "/daemon.id";
+  if (daemonRunning(daemonLock) && slurp(idFile) == farm.identity)
     return endpoint;
 
   LockFile start(dir + "/start.lock");
   if (start.fd < 0 || ::flock(start.fd, LOCK_EX) != 0)
     return failed("cannot lock " + dir + "/start.lock");
-  if (daemonRunning(daemonLock)) // another thinfarm-ld started it meanwhile
-    return endpoint;
+  if (daemonRunning(daemonLock)) {
+    if (slurp(idFile) == farm.identity) // another thinfarm-ld started it meanwhile
+      return endpoint;
+    TF_CHECK(stopDaemon(daemonLock));
+  }
+  {
+    std::ofstream id(idFile, std::ios::trunc);
+    id << farm.identity;
+    if (!id)
+      return failed("cannot write " + idFile);
+  }
   unsigned slots = farm.slots ? farm.slots : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::string> args = {farm.coordinator,
                                    "--listen", endpoint,

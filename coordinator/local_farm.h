@@ -8,6 +8,10 @@
 // after it has been idle for a while. CACHE/daemon.lock is held by the running
 // daemon (it is the "is one running?" test, immune to stale socket files);
 // CACHE/start.lock serializes starting one, so `make -j` starts exactly one.
+// The daemon writes its pid into daemon.lock; its starter writes the backend
+// identity into daemon.id. A thinfarm-ld of another build (another identity)
+// stops that daemon and starts its own: links still running on the old one
+// lose it and finish locally, with a notice.
 #pragma once
 
 #include "base/result.h"
@@ -20,6 +24,7 @@ namespace thinfarm {
 struct LocalFarm {
   std::string cacheDir;        // THINFARM_CACHE_DIR, default ~/.cache/thinfarm
   std::string coordinator;     // the thinfarm-coordinator program
+  std::string identity;        // the client's backend identity
   unsigned slots = 0;          // 0: one per core
   std::chrono::seconds idleExit{300};
 };

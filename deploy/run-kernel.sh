@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
 deploy/build.sh
-THINFARM_LD=$PWD/build/lto/thinfarm-ld THINFARM_KERNEL_WORK=$PWD/build/kernel-demo \
+THINFARM_LD=$PWD/build/bin/thinfarm-ld THINFARM_KERNEL_WORK=$PWD/build/kernel-demo \
   tests/kernel/kernel.sh demo

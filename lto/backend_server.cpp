@@ -14,6 +14,7 @@
 #include "lto/backend_server.h"
 
 #include "lto/backend.h"
+#include "backend_id.h"
 #include "wire/transport.h"
 
 #include <llvm/Config/llvm-config.h>
@@ -26,7 +27,8 @@
 namespace thinfarm {
 
 std::string backendIdentity() {
-  return "LLVM " LLVM_VERSION_STRING " " LLVM_DEFAULT_TARGET_TRIPLE " thinfarm-backend/1";
+  return "LLVM " LLVM_VERSION_STRING " " LLVM_DEFAULT_TARGET_TRIPLE
+         " thinfarm-backend/" THINFARM_BACKEND_ID;
 }
 
 namespace {

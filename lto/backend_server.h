@@ -4,8 +4,9 @@
 
 namespace thinfarm {
 
-// The backend's identity: jobs run only where it is equal to the client's,
-// because a different LLVM can compile the same module differently.
+// The backend's identity: LLVM's version and target, and a digest of the
+// backend's own sources. Jobs run only where it equals the client's: another
+// LLVM, or another thinfarm backend, could compile a module differently.
 std::string backendIdentity();
 
 // thinfarm-backend: serves backend requests on stdin/stdout (wire frames) for

@@ -119,6 +119,7 @@ Result<std::string> farmEndpoint(const DriverContext &ctx) {
   LocalFarm farm;
   farm.cacheDir = ctx.cacheDir;
   farm.coordinator = ctx.programDir + "/thinfarm-coordinator";
+  farm.identity = backendIdentity();
   return ensureLocalCoordinator(farm);
 }
 

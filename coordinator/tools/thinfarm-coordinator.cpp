@@ -106,11 +106,20 @@ int run(int argc, char **argv) {
                      flags.get("lock").c_str());
         return 1;
       }
+      (void)!::ftruncate(lockFd, 0);
     }
     std::fprintf(stderr, "thinfarm-coordinator: listening on %s, store %s%s\n",
                  flags.get("listen").c_str(), o.storeDir.c_str(),
                  o.localSlots ? (", " + std::to_string(o.localSlots) + " local slots").c_str() : "");
-    if (Status st = (*coord)->run(stop); !st.ok()) {
+    // Ready: the lock file gets our pid, which is what a starter waits for
+    // (local_farm.h) and how it stops us.
+    auto ready = [&] {
+      std::string pid = std::to_string(::getpid()) + "\n";
+      if (lockFd >= 0 && ::pwrite(lockFd, pid.data(), pid.size(), 0) < 0)
+        std::fprintf(stderr, "thinfarm-coordinator: warning: cannot write %s\n",
+                     flags.get("lock").c_str());
+    };
+    if (Status st = (*coord)->run(stop, ready); !st.ok()) {
       std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", st.error().message.c_str());
       status = 1;
     }

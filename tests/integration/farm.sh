@@ -111,6 +111,17 @@ case_embedded_default() {
   for i in 1 2 3 4; do cmp stock.out "tf$i.out" || fail "link $i differs: $(cat "tf$i.err")"; done
   [ "$(grep -c '"jobs_remote":2,' log.jsonl)" = 4 ] || fail "not all run by the local farm: $(cat log.jsonl)"
   [ "$(pgrep -fc "thinfarm-coordinator.*$W/cache")" = 1 ] || fail "not exactly one local coordinator"
+  # A daemon of another thinfarm build (another backend identity) is replaced,
+  # not used: the next link stops it and starts its own.
+  old=$(head -n1 "$W/cache/daemon.lock")
+  echo "LLVM 0.0 another build" > "$W/cache/daemon.id"
+  "$TFLD" -r a.o b.o -o tf5.out 2> tf5.err
+  cmp stock.out tf5.out || fail "link after the replacement differs"
+  new=$(head -n1 "$W/cache/daemon.lock")
+  [ -n "$new" ] && [ "$new" != "$old" ] || fail "the daemon was not replaced ($old -> $new)"
+  case "$(ps -o stat= -p "$old" 2> /dev/null)" in ''|Z*) ;; *) fail "the old daemon still runs" ;; esac
+  tail -n1 log.jsonl | grep -q '"jobs_remote":2,.*"workers":{"embedded":2}' ||
+    fail "not run by the new local farm: $(tail -n1 log.jsonl) $(cat tf5.err)"
 }
 
 # Bad flags and addresses: one line, non-zero exit.
