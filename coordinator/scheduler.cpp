@@ -183,6 +183,10 @@ void Scheduler::dispatch(Outbox &out) {
   for (auto fit = free_.begin(); fit != free_.end() && !pending_.empty();) {
     const wire::PeerId &peer = *fit;
     Conn &conn = conns_.at(peer);
+    if (conn.running.size() >= conn.capacity + prefetch()) {
+      fit = free_.erase(fit); // full now that less work is pending
+      continue;
+    }
     const auto &held = held_[conn.name];
     auto choice = pending_.end();
     size_t matches = 0, scanned = 0;
@@ -208,9 +212,13 @@ void Scheduler::dispatch(Outbox &out) {
     job.conn = peer;
     conn.running.insert(job.id);
     out.push_back({peer, wire::Message{job.id, wire::RunJob{job.id, *job.config, job.spec}}});
-    if (conn.running.size() >= conn.capacity)
+    if (conn.running.size() >= conn.capacity + prefetch())
       fit = free_.erase(fit); // else the same connection takes another
   }
+}
+
+size_t Scheduler::prefetch() const {
+  return pending_.size() >= 2 * conns_.size() ? 1 : 0;
 }
 
 void Scheduler::release(Job &job) {

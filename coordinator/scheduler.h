@@ -6,9 +6,11 @@
 //  * Longest first. Pending jobs are ordered by cost (bitcode bytes of the
 //    module and its imports, known before anything runs), largest first, so
 //    the last job to start is a short one (LPT).
-//  * Slots. A worker connection registers with its slot count and gets up to
-//    that many jobs at once; the coordinator never queues more on a worker
-//    than it can run, so a free slot anywhere takes the next-largest job.
+//  * Slots. A worker connection registers with its slot count and gets that
+//    many jobs at once, plus one that waits on the worker while plenty of
+//    jobs are pending (so a slot that finishes starts the next job without a
+//    round trip). Near the end nothing waits on a worker: the last jobs go
+//    to whichever slot is free first.
 //  * Locality. A free slot takes, among the first few pending jobs it can
 //    run, one whose module its worker already holds; else the largest.
 //  * Toolchains. A job runs only on a slot whose backend identity equals the
@@ -96,6 +98,7 @@ private:
   void answer(Job &job, const wire::JobResult &r, Outbox &out);
   void requeueOrGiveUp(Job &job, const std::string &why, Outbox &out);
   void release(Job &job); // off its connection's running set
+  size_t prefetch() const; // jobs a connection may hold beyond its slots
   void dropJob(uint64_t id);
   void progress(Session &s, Clock::time_point now, Outbox &out);
   bool canServe(const std::string &toolchain) const;

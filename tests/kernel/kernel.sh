@@ -6,19 +6,29 @@
 #   kernel.sh build     stock build, saved as the reference; then the same tree
 #                       relinked through thinfarm-ld (LD=thinfarm-ld: kbuild
 #                       re-runs every command that uses $(LD), that is every
-#                       LTO link: vmlinux.o and all module links)
+#                       LTO link: vmlinux.o and all module links), backends
+#                       in-process (THINFARM_COORDINATOR=off)
 #   kernel.sh identical vmlinux.o, vmlinux, bzImage and every .ko identical;
 #                       THINFARM_LOG shows every LTO link was split
+#   kernel.sh farm      (root) relinked again through a coordinator and two
+#                       workers, each in a network namespace of its own, the
+#                       build in a fourth; identical, and both workers ran jobs.
+#                       Exits 77 (skipped) without root or ip netns
+#   kernel.sh embedded  relinked again with THINFARM_COORDINATOR unset (the
+#                       embedded local daemon, a fresh cache, make -j2);
+#                       identical, every link went through the daemon
 #   kernel.sh boot      the thinfarm bzImage boots to the initramfs marker
 #   kernel.sh demo      configure, build through thinfarm-ld only, and boot
 #
-# Environment: THINFARM_LD (the thinfarm-ld binary), THINFARM_KERNEL_WORK (the
+# Environment: THINFARM_LD (the thinfarm-ld binary; thinfarm-coordinator,
+# thinfarm-worker and thinfarm-backend are beside it), THINFARM_KERNEL_WORK (the
 # work directory, default ./kernel-work; the tree is built once and reused by
 # every check), JOBS (make -j, default: cores).
 set -euo pipefail
 
-STEP=${1:?usage: kernel.sh build|identical|boot|demo}
+STEP=${1:?usage: kernel.sh build|identical|farm|embedded|boot|demo}
 TFLD=$(readlink -f "${THINFARM_LD:?set THINFARM_LD to the thinfarm-ld binary}")
+BIN=$(dirname "$TFLD")
 WORK=$(mkdir -p "${THINFARM_KERNEL_WORK:-kernel-work}" && cd "${THINFARM_KERNEL_WORK:-kernel-work}" && pwd)
 JOBS=${JOBS:-$(nproc)}
 SRC=$WORK/linux-6.1
@@ -55,15 +65,82 @@ prepare_source() {
   fi
 }
 
-# make with the given LD; thinfarm-ld is found on PATH under its own name.
+# make with the given LD; thinfarm-ld is found on PATH under its own name, and
+# under a thinfarm-ld-* name given as LD (a symlink to it in $WORK/bin). Any
+# further arguments are a command to run make under (ip netns exec NS).
 kmake() {
-  local ld=$1
+  local ld=$1; shift
   mkdir -p "$WORK/bin" && ln -sf "$TFLD" "$WORK/bin/thinfarm-ld"
-  PATH="$WORK/bin:$PATH" make -C "$SRC" O="$OUT" LLVM=-19 LD="$ld" -j"$JOBS" > "$WORK/make-$ld.log" 2>&1 ||
+  case $ld in thinfarm-ld-*) ln -sf "$TFLD" "$WORK/bin/$ld" ;; esac
+  PATH="$WORK/bin:$PATH" "$@" make -C "$SRC" O="$OUT" LLVM=-19 LD="$ld" -j"$JOBS" > "$WORK/make-$ld.log" 2>&1 ||
     { tail -n 40 "$WORK/make-$ld.log" >&2; fail "make LD=$ld failed (log: $WORK/make-$ld.log)"; }
 }
 
 artifacts() { (cd "$OUT" && echo vmlinux.o && echo vmlinux && echo arch/x86/boot/bzImage && find . -name '*.ko' | sed 's|^\./||' | sort); }
+
+# Every artifact byte-identical to the stock build's copy in $REF.
+same_as_ref() {
+  local n=0 f kos
+  while read -r f; do
+    cmp "$REF/$f" "$OUT/$f" || fail "$f differs from the stock build"
+    n=$((n + 1))
+  done < <(artifacts)
+  kos=$(artifacts | grep -c '\.ko$')
+  [ "$kos" -ge 10 ] || fail "only $kos modules were built"
+  say "$n files identical to the stock build (vmlinux.o, vmlinux, bzImage, $kos modules)"
+}
+
+# The LD name for relinking the tree once more. kbuild re-runs a command when
+# its command line changes, so a step links under a name of its own (a symlink
+# to thinfarm-ld), or under a second one when the tree was last linked under
+# the first (the step run twice in a row).
+relink_ld() {
+  local ld=thinfarm-ld-$1
+  if grep -qF -- "$ld " "$OUT/.vmlinux.o.cmd" 2>/dev/null; then ld=$ld-2; fi
+  echo "$ld"
+}
+
+# check_log MODE FILE: the THINFARM_LOG of a relink. off: every backend ran in
+# thinfarm-ld. farm|embedded: the same links as the in-process relink of
+# 'kernel.sh build' ($LOG), none fell back, and the backends ran on the farm:
+# farm, all of them, and both workers w1 and w2 ran some; embedded, some of
+# every link's (a job whose .incbin leaves the tree may run in thinfarm-ld).
+check_log() {
+  python3 - "$1" "$2" "$LOG" <<'PY' || fail "THINFARM_LOG $2 (above)"
+import collections, json, sys
+mode, path, refpath = sys.argv[1:]
+links = [json.loads(line) for line in open(path)]
+errors = [f"{l['output']}: fell back: {l['fallback']}" for l in links if "fallback" in l]
+links = [l for l in links if "fallback" not in l]
+if mode != "off":
+    want = collections.Counter(json.loads(line)["output"] for line in open(refpath))
+    got = collections.Counter(l["output"] for l in links)
+    if got != want:
+        errors.append(f"{sum(got.values())} split links, the in-process relink had {sum(want.values())}: "
+                      f"missing {sorted((want - got).elements())}, extra {sorted((got - want).elements())}")
+workers = collections.Counter()
+for l in links:
+    workers.update(l["workers"])
+    local, remote, modules = l["jobs_local"], l["jobs_remote"], l["modules"]
+    if local + remote != modules:
+        errors.append(f"{l['output']}: {local} local + {remote} remote jobs for {modules} modules")
+    if mode == "off" and remote != 0:
+        errors.append(f"{l['output']}: {remote} jobs remote with THINFARM_COORDINATOR=off")
+    if mode == "farm" and local != 0:
+        errors.append(f"{l['output']}: {local} of {modules} jobs ran in thinfarm-ld, not on the farm")
+    if mode == "embedded" and remote == 0:
+        errors.append(f"{l['output']}: no job ran through the embedded coordinator")
+if mode == "farm":
+    for w in ("w1", "w2"):
+        if workers[w] == 0:
+            errors.append(f"worker {w} ran no jobs (jobs per worker: {dict(workers)})")
+for e in errors:
+    print("  " + e, file=sys.stderr)
+jobs = ", ".join(f"{w} {n}" for w, n in sorted(workers.items()))
+print(f"kernel.sh: {path}: {len(links)} split links, jobs: {jobs}", file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
+}
 
 step_build() {
   prepare_source
@@ -73,23 +150,17 @@ step_build() {
   say "stock build took $((SECONDS - t0)) s"
   rm -rf "$REF" && mkdir -p "$REF"
   artifacts | while read -r f; do mkdir -p "$REF/$(dirname "$f")" && cp "$OUT/$f" "$REF/$f"; done
-  say "relink through thinfarm-ld (LD=thinfarm-ld)"
+  say "relink through thinfarm-ld (LD=thinfarm-ld, THINFARM_COORDINATOR=off)"
   rm -f "$LOG"
   t0=$SECONDS
-  THINFARM_LOG=$LOG kmake thinfarm-ld
+  THINFARM_COORDINATOR=off THINFARM_LOG=$LOG kmake thinfarm-ld
   say "thinfarm relink took $((SECONDS - t0)) s"
 }
 
 step_identical() {
   [ -f "$LOG" ] || fail "no thinfarm log: run 'kernel.sh build' first"
-  local n=0
-  while read -r f; do
-    cmp "$REF/$f" "$OUT/$f" || fail "$f differs from the stock build"
-    n=$((n + 1))
-  done < <(artifacts)
+  same_as_ref
   local kos; kos=$(artifacts | grep -c '\.ko$')
-  [ "$kos" -ge 10 ] || fail "only $kos modules were built"
-  say "$n files identical to the stock build (vmlinux.o, vmlinux, bzImage, $kos modules)"
   # Every LTO link went through the split, none fell back.
   if grep -q '"fallback"' "$LOG"; then fail "links fell back to lld: $(grep fallback "$LOG")"; fi
   local vmods; vmods=$(grep '"output":"vmlinux.o"' "$LOG" | sed -n 's/.*"modules":\([0-9]*\).*/\1/p')
@@ -97,6 +168,66 @@ step_identical() {
   local links; links=$(wc -l < "$LOG")
   [ "$links" -ge $((kos + 1)) ] || fail "$links split links for vmlinux.o and $kos modules"
   say "split links: $links (vmlinux.o: $vmods modules)"
+  check_log off "$LOG"
+}
+
+# The farm in network namespaces: farm_network, start_farm, farm_cleanup.
+source "$(dirname "${BASH_SOURCE[0]}")/farm-net.sh"
+
+step_farm() {
+  [ "$(id -u)" = 0 ] || { say "SKIP: the farm test needs root (network namespaces)"; exit 77; }
+  ip netns list > /dev/null 2>&1 || { say "SKIP: 'ip netns' is not available"; exit 77; }
+  [ -f "$LOG" ] || fail "no thinfarm log: run 'kernel.sh build' first"
+  trap farm_cleanup EXIT
+  farm_network || { farm_cleanup; say "SKIP: cannot set up the namespaces, bridge and veth pairs"; exit 77; }
+  local dir=$WORK/farm farmlog=$WORK/farm.log.jsonl endpoint=$FARM_ENDPOINT
+  start_farm "$dir"
+  local ld; ld=$(relink_ld farm)
+  say "relink in $NS-b through the farm at $endpoint (LD=$ld)"
+  rm -f "$farmlog"
+  local t0=$SECONDS
+  THINFARM_COORDINATOR=$endpoint THINFARM_LOG=$farmlog kmake "$ld" ip netns exec "$NS-b"
+  say "farm relink took $((SECONDS - t0)) s"
+  same_as_ref
+  check_log farm "$farmlog"
+}
+
+# The daemon thinfarm-ld started for the cache directory $1: ends it and waits
+# until it lets go of its lock. Fails when there is none.
+stop_embedded() {
+  local lock=$1/daemon.lock pid found= i
+  for pid in $(fuser "$lock" 2>/dev/null); do
+    # argv: .../thinfarm-coordinator ... --lock CACHE/daemon.lock
+    local argv; argv=$(tr '\0' '\n' 2>/dev/null < "/proc/$pid/cmdline") || continue
+    [[ $(head -n 1 <<< "$argv") == */thinfarm-coordinator ]] && grep -qxF -- "$lock" <<< "$argv" || continue
+    found=$pid
+    kill -TERM "$pid"
+  done
+  [ -n "$found" ] || return 1
+  for ((i = 0; i < 100; i++)); do flock -n "$lock" true && return; sleep 0.1; done
+  kill -KILL "$found" 2>/dev/null || true
+}
+
+step_embedded() {
+  [ -f "$LOG" ] || fail "no thinfarm log: run 'kernel.sh build' first"
+  local cache=$WORK/cache embeddedlog=$WORK/embedded.log.jsonl
+  # A fresh cache, hence a daemon of this step's own; no config file either.
+  [ ! -e "$cache/daemon.lock" ] || stop_embedded "$cache" || true
+  rm -rf "$cache"
+  unset THINFARM_COORDINATOR
+  export THINFARM_CACHE_DIR=$cache XDG_CONFIG_HOME=$WORK/no-config JOBS=2
+  trap 'stop_embedded "$THINFARM_CACHE_DIR" || true' EXIT
+  local ld; ld=$(relink_ld local)
+  say "relink through the embedded coordinator, cache $cache (LD=$ld, make -j$JOBS)"
+  rm -f "$embeddedlog"
+  local t0=$SECONDS
+  THINFARM_LOG=$embeddedlog kmake "$ld"
+  say "embedded relink took $((SECONDS - t0)) s"
+  trap - EXIT
+  stop_embedded "$cache" || fail "no embedded coordinator holds $cache/daemon.lock after the relink"
+  say "embedded coordinator stopped: $(head -n 1 "$cache/coordinator.log")"
+  same_as_ref
+  check_log embedded "$embeddedlog"
 }
 
 boot() {

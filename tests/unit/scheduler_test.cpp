@@ -73,6 +73,27 @@ TEST_F(SchedulerTest, AConnectionTakesAJobPerSlot) {
   EXPECT_EQ(runs[0].second.spec.cost, 10u);
 }
 
+// While plenty of jobs are pending, one more waits on each worker so a slot
+// never idles for a round trip; near the end nothing waits.
+TEST_F(SchedulerTest, OneJobWaitsOnAWorkerOnlyWhileWorkIsPlenty) {
+  addSlot("w1");
+  take();
+  submit("c1", 1, {job("a", 40, 0), job("b", 30, 1), job("c", 20, 2), job("d", 10, 3)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 2u); // a runs, b waits: c and d still pending
+  EXPECT_EQ(runs[1].second.spec.cost, 30u);
+  finish("w1", result(runs[0].second.jobId)); // c, d pending: c waits behind b
+  auto next = only<wire::RunJob>(take());
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].second.spec.cost, 20u);
+  finish("w1", result(runs[1].second.jobId)); // only d pending: it does not wait
+  EXPECT_TRUE(only<wire::RunJob>(take()).empty());
+  finish("w1", result(next[0].second.jobId));
+  next = only<wire::RunJob>(take());
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].second.spec.cost, 10u);
+}
+
 TEST_F(SchedulerTest, LongestJobsFirst) {
   addSlot("w1");
   addSlot("w2");

@@ -1,0 +1,66 @@
+# The test farm in network namespaces, for tests/kernel/kernel.sh and
+# bench/farm-link.sh (sourced; they define say, fail and BIN).
+#
+# Namespaces $NS-sw (a bridge), $NS-c (the coordinator, 10.213.0.1),
+# $NS-w1 and $NS-w2 (workers w1 and w2, one slot each, .2 and .3) and $NS-b
+# (the client, .4): every host has a network stack of its own, only private
+# test addresses, nothing outside the sandbox.
+NS=tf$$
+FARM_PIDS=()
+farm_cleanup() {
+  local pid i ns
+  for pid in "${FARM_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${FARM_PIDS[@]}"; do
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for ns in b w2 w1 c sw; do ip netns del "$NS-$ns" 2>/dev/null || true; done
+}
+
+farm_network() {
+  local host addr
+  ip netns add "$NS-sw" || return 1
+  ip -n "$NS-sw" link add br0 type bridge || return 1
+  ip -n "$NS-sw" link set lo up && ip -n "$NS-sw" link set br0 up || return 1
+  for host in c:1 w1:2 w2:3 b:4; do
+    addr=10.213.0.${host#*:} host=${host%:*}
+    ip netns add "$NS-$host" || return 1
+    ip -n "$NS-sw" link add "p-$host" type veth peer name eth0 netns "$NS-$host" || return 1
+    ip -n "$NS-sw" link set "p-$host" master br0 up || return 1
+    ip -n "$NS-$host" addr add "$addr/24" dev eth0 || return 1
+    ip -n "$NS-$host" link set lo up && ip -n "$NS-$host" link set eth0 up || return 1
+  done
+}
+
+# start_daemon NS-SUFFIX LOG READY-PATTERN COMMAND...: run a daemon in a
+# namespace and wait until its log shows READY-PATTERN.
+start_daemon() {
+  local ns=$NS-$1 log=$2 ready=$3 i; shift 3
+  ip netns exec "$ns" "$@" > "$log" 2>&1 &
+  FARM_PIDS+=($!)
+  for ((i = 0; i < 300; i++)); do
+    grep -q -- "$ready" "$log" && { say "$(head -n 1 "$log")"; return; }
+    kill -0 "$!" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$log" >&2
+  fail "$(basename "$1") in $ns did not start (log: $log)"
+}
+
+
+FARM_ENDPOINT=tcp://10.213.0.1:7700
+
+# start_farm DIR: the coordinator and both workers, stores and logs under DIR.
+start_farm() {
+  local dir=$1 b
+  for b in thinfarm-coordinator thinfarm-worker thinfarm-backend; do
+    [ -x "$BIN/$b" ] || fail "no $b beside thinfarm-ld in $BIN"
+  done
+  rm -rf "$dir" && mkdir -p "$dir"
+  start_daemon c "$dir/coordinator.log" "listening on" \
+    "$BIN/thinfarm-coordinator" --listen "$FARM_ENDPOINT" --store "$dir/coordinator-store"
+  for b in w1 w2; do
+    start_daemon "$b" "$dir/$b.log" "registered" \
+      "$BIN/thinfarm-worker" --coordinator "$FARM_ENDPOINT" --slots 1 --store "$dir/$b-store" --name "$b"
+  done
+}
