@@ -1,9 +1,11 @@
 // Command-line flags of the daemons: "--name VALUE" or "--name=VALUE", each
-// declared with its help text; anything else is a one-line error.
+// declared with its help text; anything else is a one-line error, and so is
+// a required flag left out.
 #pragma once
 
 #include "base/result.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -20,6 +22,11 @@ public:
   void value(const std::string &name, std::string def, std::string help) {
     specs_[name] = {std::move(help), false};
     values_[name] = std::move(def);
+  }
+  // Declares a flag that must be given.
+  void required(const std::string &name, std::string help) {
+    value(name, "", help + " (required)");
+    required_.push_back(name);
   }
   // Declares a flag without a value.
   void toggle(const std::string &name, std::string help) { specs_[name] = {std::move(help), true}; }
@@ -55,7 +62,21 @@ public:
       values_[name] = val;
       set_.insert(name);
     }
+    for (const std::string &name : required_)
+      if (values_[name].empty())
+        return failed("--" + name + " is required (see --help)");
     return ok();
+  }
+
+  // For main(): prints a parse error as one line (or the help text asked
+  // for) and returns the exit status, 2 (0 for help).
+  int usageError(const Error &e) const {
+    if (e.kind == ErrorKind::Unimplemented) {
+      std::fputs(e.message.c_str(), stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "%s: error: %s\n", program_.c_str(), e.message.c_str());
+    return 2;
   }
 
   const std::string &get(const std::string &name) const { return values_.at(name); }
@@ -87,6 +108,7 @@ private:
   std::map<std::string, Spec> specs_;
   std::map<std::string, std::string> values_;
   std::set<std::string> set_;
+  std::vector<std::string> required_;
 };
 
 } // namespace thinfarm

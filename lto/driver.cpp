@@ -7,6 +7,8 @@
 // a one-line notice), so thinfarm-ld is never the reason a link differs.
 #include "lto/driver.h"
 
+#include "base/process.h"
+
 #include "lto/assemble.h"
 #include "lto/backend.h"
 #include "lto/bitcode.h"
@@ -258,9 +260,7 @@ DriverContext DriverContext::fromEnvironment() {
   else
     ctx.coordinator = configuredCoordinator();
   ctx.cacheDir = defaultCacheDir();
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  ctx.programDir = ec ? "." : self.parent_path().string();
+  ctx.programDir = thinfarm::programDir();
   ctx.progress = ::isatty(2);
   if (const char *j = std::getenv("THINFARM_JOBS"); j && *j)
     ctx.threads = static_cast<unsigned>(std::strtoul(j, nullptr, 10));

@@ -1,5 +1,6 @@
 // thinfarm-coordinator --listen tcp://HOST:PORT --store DIR
 #include "base/flags.h"
+#include "base/process.h"
 #include "coordinator/coordinator.h"
 
 #include <csignal>
@@ -14,12 +15,6 @@
 using namespace thinfarm;
 
 namespace {
-
-std::string besideThisProgram(const char *name) {
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (ec ? std::filesystem::path(".") : self.parent_path()) / name;
-}
 
 std::vector<std::string> splitCommas(const std::string &s) {
   std::vector<std::string> out;
@@ -37,38 +32,25 @@ std::vector<std::string> splitCommas(const std::string &s) {
 
 int run(int argc, char **argv) {
   Flags flags("thinfarm-coordinator");
-  flags.value("listen", "", "addresses to listen on, comma-separated: tcp://HOST:PORT, ipc://PATH (required)");
-  flags.value("store", "", "directory of the blob store (required)");
+  flags.required("listen", "addresses to listen on, comma-separated: tcp://HOST:PORT, ipc://PATH");
+  flags.required("store", "directory of the blob store");
   flags.value("local-slots", "0", "also run this many backend slots in this process");
-  flags.value("backend", besideThisProgram("thinfarm-backend"), "the thinfarm-backend program (local slots)");
+  flags.value("backend", programDir() + "/thinfarm-backend", "the thinfarm-backend program (local slots)");
   flags.value("idle-exit", "0", "exit after this many seconds without clients, 0 = never");
   flags.value("lock", "", "hold an exclusive lock on this file while running (the embedded default)");
   flags.toggle("verbose", "log registrations and send failures");
-  if (Status st = flags.parse(argc, argv); !st.ok()) {
-    bool help = st.error().kind == ErrorKind::Unimplemented;
-    std::fprintf(help ? stdout : stderr, help ? "%s" : "thinfarm-coordinator: error: %s\n",
-                 st.error().message.c_str());
-    return help ? 0 : 2;
-  }
-  for (const char *required : {"listen", "store"})
-    if (flags.get(required).empty()) {
-      std::fprintf(stderr, "thinfarm-coordinator: error: --%s is required (see --help)\n", required);
-      return 2;
-    }
+  if (Status st = flags.parse(argc, argv); !st.ok())
+    return flags.usageError(st.error());
   auto slots = flags.number("local-slots");
   auto idle = flags.number("idle-exit");
   for (auto *n : {&slots, &idle})
-    if (!n->ok()) {
-      std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", n->error().message.c_str());
-      return 2;
-    }
+    if (!n->ok())
+      return flags.usageError(n->error());
   CoordinatorOptions o;
   o.listen = splitCommas(flags.get("listen"));
   for (const std::string &e : o.listen)
-    if (Status st = wire::checkEndpoint(e); !st.ok()) {
-      std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", st.error().message.c_str());
-      return 2;
-    }
+    if (Status st = wire::checkEndpoint(e); !st.ok())
+      return flags.usageError(st.error());
   o.storeDir = flags.get("store");
   o.localSlots = static_cast<unsigned>(*slots);
   o.backendProgram = flags.get("backend");
@@ -76,19 +58,12 @@ int run(int argc, char **argv) {
   o.idleExit = std::chrono::seconds(*idle);
   o.verbose = flags.has("verbose");
 
-  std::signal(SIGPIPE, SIG_IGN);
-  sigset_t stopSignals;
-  sigemptyset(&stopSignals);
-  sigaddset(&stopSignals, SIGINT);
-  sigaddset(&stopSignals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  StopSignals signals;
   std::atomic<bool> stop{false};
-  std::thread signals([&] {
-    int sig = 0;
-    sigwait(&stopSignals, &sig);
+  std::thread([&] {
+    signals.wait();
     stop = true;
-  });
-  signals.detach();
+  }).detach();
 
   int status = 0;
   {
