@@ -90,6 +90,27 @@ PY
   tail -n1 log.jsonl | grep -q '"workers":{"w1":2}' || fail "w1 did not serve the next link: $(tail -n1 log.jsonl)"
 }
 
+# The farm goes away mid-link: the only worker hangs (SIGSTOP) with the
+# jobs, then the coordinator dies (SIGKILL). The link notices the silence,
+# tries once more, finishes here, identical, and says so.
+case_farm_lost_midway() {
+  start_farm
+  program
+  ld.lld-19 -r a.o b.o -o stock.out
+  kill -STOP "$WORKER"
+  THINFARM_COORDINATOR=$FARM "$TFLD" -r a.o b.o -o tf.out 2> tf.err &
+  local link=$!
+  sleep 2
+  kill -KILL "${pids[0]}"
+  wait "$link" || fail "thinfarm-ld failed: $(cat tf.err)"
+  kill -CONT "$WORKER"
+  cmp stock.out tf.out || fail "outputs differ"
+  grep -q "thinfarm-ld: note: farm at $FARM: .*; running 2 of 2 backends here" tf.err ||
+    fail "no notice: $(cat tf.err)"
+  tail -n1 log.jsonl | grep -q '"jobs_local":2,"jobs_remote":0,' || fail "$(tail -n1 log.jsonl)"
+  echo "notice: $(cat tf.err)"
+}
+
 # Nothing listens at the address: the link finishes here, identical, and says so.
 case_farm_unreachable() {
   program
