@@ -21,5 +21,13 @@ trap 'farm_cleanup; rm -rf "$DIR"' EXIT
 farm_network || fail "cannot set up the namespaces"
 start_farm "$DIR"
 ip netns exec "$NS-b" env THINFARM_COORDINATOR="$FARM_ENDPOINT" THINFARM_LD="$TFLD" \
-  bash bench/vmlinux-link.sh "$PAIRS"
-echo "jobs per worker: $(grep -h -o 'registered' "$DIR"/w*.log | wc -l) workers registered"
+  THINFARM_LOG="$DIR/log.jsonl" bash bench/vmlinux-link.sh "$PAIRS"
+python3 - "$DIR/log.jsonl" <<'PY'
+import collections, json, sys
+links = [json.loads(l) for l in open(sys.argv[1])]
+workers = collections.Counter()
+for l in links:
+    workers.update(l["workers"])
+print(f"{len(links)} thinfarm links; jobs per worker: {dict(workers)}; "
+      f"jobs run in thinfarm-ld: {sum(l['jobs_local'] for l in links)}")
+PY

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: the test kernel's vmlinux.o link, stock ld.lld-19 against
-# thinfarm-ld (local thread pool), in paired runs on the same machine.
+# thinfarm-ld, in paired runs on the same machine. thinfarm-ld runs its
+# backends where THINFARM_COORDINATOR says: a farm, `off` (its own thread
+# pool), or unset (the embedded local coordinator, started by the first run).
 # Each pair runs both links back to back, alternating which goes first; the
 # outputs are compared with cmp every time. Prints each pair, then the median
 # wall times and the median of the per-pair ratios thinfarm/stock.
@@ -37,7 +39,7 @@ timed() { # LINKER OUTPUT -> seconds on stdout
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-echo "vmlinux.o link: ld.lld-19 vs thinfarm-ld, $PAIRS paired runs, $(nproc) cores"
+echo "vmlinux.o link: ld.lld-19 vs thinfarm-ld (THINFARM_COORDINATOR=${THINFARM_COORDINATOR:-unset}), $PAIRS paired runs, $(nproc) cores"
 echo "command: ${clean[*]}"
 : > "$TMP/stock" ; : > "$TMP/tf" ; : > "$TMP/ratio"
 for ((p = 1; p <= PAIRS; p++)); do
