@@ -104,13 +104,21 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
     fr.diagnostics = std::move(res->diagnostics);
     fr.worker = std::move(res->worker);
     fr.merged = res->merged;
-    TF_CHECK(wire::download(
-        sock, std::span<const Digest>(&res->native, 1),
-        [&](const Digest &, std::string &&bytes) {
-          fr.native = std::move(bytes);
-          return ok();
-        },
-        other));
+    if (!res->nativeBytes.empty() || res->native.size == 0) {
+      if (Digest::of(res->nativeBytes) != res->native)
+        return Error{ErrorKind::Disconnected, "the native object of task " +
+                                                  std::to_string(res->task) +
+                                                  " does not match its digest"};
+      fr.native = std::move(res->nativeBytes);
+    } else {
+      TF_CHECK(wire::download(
+          sock, std::span<const Digest>(&res->native, 1),
+          [&](const Digest &, std::string &&bytes) {
+            fr.native = std::move(bytes);
+            return ok();
+          },
+          other));
+    }
     lastHeard = Clock::now();
     outcome.merged += fr.merged;
     done[fr.task] = true;

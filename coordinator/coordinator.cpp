@@ -53,6 +53,16 @@ void Coordinator::flush() {
   }
 }
 
+// A native object that came inline with its result goes into the store (the
+// digest checked), as an uploaded one would; one that fails the check turns
+// the result into an infrastructure error, so the job runs again elsewhere.
+void Coordinator::keepInlineNative(wire::JobResult &r) {
+  if (r.error || r.nativeBytes.empty()) // failed, no-op, or uploaded on its own
+    return;
+  if (Status st = store_.put(r.native, r.nativeBytes); !st.ok())
+    r.error = wire::ErrorMsg{ErrorKind::Disconnected, "storing the native object: " + st.error().message};
+}
+
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
   if (!r.message.ok()) {
     // A malformed frame: say so to the sender and go on serving.
@@ -74,6 +84,7 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
         } else if constexpr (std::is_same_v<T, wire::Heartbeat>) {
           scheduler_.onHeartbeat(peer, now, out_);
         } else if constexpr (std::is_same_v<T, wire::JobResult>) {
+          keepInlineNative(body);
           scheduler_.onJobResult(peer, std::move(body), now, out_);
         } else {
           lastClient_ = now;

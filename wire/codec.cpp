@@ -168,6 +168,8 @@ struct Encoder {
     b.setSeconds(m.seconds);
     b.setWorker(m.worker);
     b.setMerged(m.merged);
+    b.setNativeBytes(capnp::Data::Reader(
+        reinterpret_cast<const capnp::byte *>(m.nativeBytes.data()), m.nativeBytes.size()));
   }
   void operator()(const Progress &m) {
     auto b = env.initProgress();
@@ -385,6 +387,10 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
     m.seconds = r.getSeconds();
     m.worker = str(r.getWorker());
     m.merged = r.getMerged();
+    auto bytes = r.getNativeBytes();
+    if (bytes.size() > kChunk)
+      throw Malformed{"an inline native object of " + std::to_string(bytes.size()) + " bytes"};
+    m.nativeBytes.assign(reinterpret_cast<const char *>(bytes.begin()), bytes.size());
     return m;
   }
   case cw::Envelope::PROGRESS: {

@@ -113,6 +113,7 @@ struct JobResult {
   double seconds = 0;
   std::string worker;
   bool merged = false;
+  std::string nativeBytes; // the native object inline, when at most kChunk bytes
 };
 
 struct Progress {

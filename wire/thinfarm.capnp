@@ -144,6 +144,9 @@ struct JobResult {
   seconds @7 :Float64;   # the backend's wall time
   worker @8 :Text;
   merged @9 :Bool;       # answered by an identical job of another session
+  nativeBytes @10 :Data; # the native object itself when at most 1 MiB (most
+                         # are): it rides with the result instead of taking
+                         # an upload and a download round trip of its own
 }
 
 struct Progress {

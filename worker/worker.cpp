@@ -107,6 +107,7 @@ struct Worker::Slot {
   unsigned index;
   wire::Socket sock;
   std::optional<BackendChild> child;
+  bool jobDirUsed = false; // the last job laid files out in its directory
 
   Result<wire::BackendReply> compile(const wire::RunJob &rj, const std::vector<std::string> &paths,
                                      const std::string &workDir, const std::string &outPath) {
@@ -176,10 +177,15 @@ struct Worker::Slot {
       ~Unpin() { st.release(d); }
     } unpin{*w.staging_, inputs};
 
+    // The .incbin files at their paths under a directory of the job's own;
+    // a job without any runs in the (empty) slot directory.
     std::string jobDir = o.scratch + "/job" + std::to_string(index);
     std::error_code ec;
-    fs::remove_all(jobDir, ec);
-    fs::create_directories(jobDir, ec);
+    if (!s.incbins.empty() || jobDirUsed || !fs::exists(jobDir)) {
+      fs::remove_all(jobDir, ec);
+      fs::create_directories(jobDir, ec);
+    }
+    jobDirUsed = !s.incbins.empty();
     for (size_t i = 0; i < s.incbins.size(); ++i) {
       fs::path link = fs::path(jobDir) / s.incbins[i].path;
       fs::create_directories(link.parent_path(), ec);
@@ -201,13 +207,17 @@ struct Worker::Slot {
     res.seconds = reply->seconds;
     if (auto st = w.store_.put(res.native, *object); !st.ok())
       return Error{ErrorKind::Disconnected, st.error().message};
-    auto need = wire::findMissing(sock, std::span<const Digest>(&res.native, 1));
-    if (!need.ok())
-      return Error{ErrorKind::Disconnected, need.error().message};
-    if (!need->empty()) {
-      wire::BlobRef blob{res.native, *object};
-      if (auto up = wire::upload(sock, std::span<const wire::BlobRef>(&blob, 1)); !up.ok())
-        return Error{ErrorKind::Disconnected, "uploading the native object: " + up.error().message};
+    if (object->size() <= wire::kChunk) {
+      res.nativeBytes = std::move(*object); // rides with the result
+    } else {
+      auto need = wire::findMissing(sock, std::span<const Digest>(&res.native, 1));
+      if (!need.ok())
+        return Error{ErrorKind::Disconnected, need.error().message};
+      if (!need->empty()) {
+        wire::BlobRef blob{res.native, *object};
+        if (auto up = wire::upload(sock, std::span<const wire::BlobRef>(&blob, 1)); !up.ok())
+          return Error{ErrorKind::Disconnected, "uploading the native object: " + up.error().message};
+      }
     }
     return res;
   }

@@ -161,6 +161,7 @@ TEST(WireCodec, RoundTripsJobResultsWithAndWithoutError) {
   ok.seconds = 1.25;
   ok.worker = "box";
   ok.merged = true;
+  ok.nativeBytes = std::string("native\0\xff", 8);
   JobResult ok2 = roundTrip(0, ok);
   EXPECT_FALSE(ok2.error.has_value());
   EXPECT_EQ(ok2.sessionId, 1u);
@@ -171,6 +172,7 @@ TEST(WireCodec, RoundTripsJobResultsWithAndWithoutError) {
   EXPECT_EQ(ok2.seconds, 1.25);
   EXPECT_EQ(ok2.worker, "box");
   EXPECT_TRUE(ok2.merged);
+  EXPECT_EQ(ok2.nativeBytes, ok.nativeBytes);
 
   JobResult bad = ok;
   bad.error = ErrorMsg{ErrorKind::Disconnected, "worker lost"};
@@ -290,7 +292,7 @@ TEST(WireCodec, CorruptedFramesNeverCrash) {
   c.digest = Digest::of("hello");
   c.bytes = "hello";
   for (const Message &m : {Message{3, c}, Message{4, JobResult{1, 2, 3, ErrorMsg{ErrorKind::Failed, "x"},
-                                                              Digest::of("n"), kDiagnostics, 1, "w", true}}}) {
+                                                              Digest::of("n"), kDiagnostics, 1, "w", true, "n"}}}) {
     std::string frame = encode(m);
     size_t refused = 0;
     for (size_t i = 0; i < frame.size(); ++i)
