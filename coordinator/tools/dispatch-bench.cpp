@@ -20,7 +20,7 @@ int main(int argc, char **argv) {
   flags.value("coordinator", "", "the coordinator's address (required)");
   flags.value("jobs", "200000", "no-op jobs in all");
   flags.value("batch", "16", "jobs per session");
-  flags.value("window", "32", "sessions in flight");
+  flags.value("window", "4", "sessions in flight");
   flags.value("toolchain", "", "the workers' backend identity (required)");
   if (Status st = flags.parse(argc, argv); !st.ok()) {
     std::fprintf(stderr, "thinfarm-dispatch-bench: %s\n", st.error().message.c_str());
