@@ -11,10 +11,13 @@
 #   W -> K  registerWorker           once per connection; again when K answers
 #                                    an unknown peer with error(disconnected)
 #   W -> K  heartbeat                every second, also while a job runs
-#   K -> W  runJob                   at most one per connection at a time: a
-#                                    worker opens one connection per slot
-#   W -> K  jobResult                the native object's digest (uploaded first)
-#                                    or the error that failed the job
+#   K -> W  runJob                   up to the worker's slot count at a time,
+#                                    plus one waiting while many are pending
+#   W -> K  jobResult                the native object (inline up to 1 MiB,
+#                                    else uploaded first) or the error that
+#                                    failed the job
+#   W -> K  blob traffic             each slot fetches inputs and uploads large
+#                                    natives over a data connection of its own
 #   C -> K  submit                   a link session: backend config and jobs
 #   K -> C  progress                 at least once a second while it runs
 #   K -> C  jobResult                one per job; `merged` when another
@@ -108,7 +111,7 @@ struct RegisterWorker {
   toolchain @1 :Text;  # backend identity; jobs go only to an equal toolchain
   cores @2 :UInt32;
   memoryBytes @3 :UInt64;
-  slots @4 :UInt32;    # the worker's slot count (this connection is one slot)
+  slots @4 :UInt32;    # jobs it runs at once
 }
 
 struct Heartbeat {
