@@ -2,8 +2,8 @@
 // backend jobs on a farm.
 //
 // One session per link: find which blobs the coordinator's store lacks,
-// upload them, submit the jobs, then take results as they come (downloading
-// each native object), heartbeating meanwhile. Errors follow retry.h: an
+// upload them, submit the jobs, then take results as they come (each native
+// object inline, or downloaded when larger than a chunk), heartbeating meanwhile. Errors follow retry.h: an
 // overloaded coordinator is retried after a pause; a lost one is reconnected
 // once and the unfinished jobs resubmitted; after that the jobs still
 // unfinished come back to the caller to run locally. A job whose backend
