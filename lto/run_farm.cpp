@@ -20,9 +20,9 @@
 #include "coordinator/local_farm.h"
 #include "lto/backend_server.h"
 
+#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <mutex>
+#include <set>
 #include <unordered_map>
 
 namespace thinfarm {
@@ -30,14 +30,8 @@ namespace thinfarm {
 namespace {
 
 bool portableIncbins(const BackendJob &job) {
-  for (const IncbinFile &f : job.incbins) {
-    if (f.path.empty() || f.path[0] == '/')
-      return false;
-    for (const auto &part : std::filesystem::path(f.path))
-      if (part == "..")
-        return false;
-  }
-  return true;
+  return std::all_of(job.incbins.begin(), job.incbins.end(),
+                     [](const IncbinFile &f) { return wire::staysInside(f.path); });
 }
 
 // Digests of every blob the jobs name, computed once each, in parallel.
@@ -83,9 +77,9 @@ FarmSubmission submission(const LinkCommand &cmd, const std::vector<BackendJob> 
   sub.toolchain = backendIdentity();
   sub.output = cmd.output;
   sub.config = cmd.backend;
-  std::unordered_map<std::string, bool> sent; // by digest text
+  std::set<Digest> sent;
   auto blob = [&](const Digest &dg, std::string_view bytes) {
-    if (sent.emplace(dg.text(), true).second)
+    if (sent.insert(dg).second)
       sub.blobs.push_back({dg, bytes});
   };
   for (size_t i : farmJobs) {

@@ -8,6 +8,7 @@
 #include "storage/digest.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <variant>
@@ -34,9 +35,20 @@ struct ModuleRef {
 };
 
 struct FileRef {
-  std::string path;
+  std::string path; // relative to the build directory, never leaving it
   Digest content;
 };
+
+// Whether a path can travel as a FileRef: relative and without "..", so a
+// worker can lay it out under a directory of its own.
+inline bool staysInside(const std::string &path) {
+  if (path.empty() || path[0] == '/')
+    return false;
+  for (const auto &part : std::filesystem::path(path))
+    if (part == "..")
+      return false;
+  return true;
+}
 
 struct JobSpec {
   uint32_t task = 0;

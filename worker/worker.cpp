@@ -24,16 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A .incbin path must stay inside the job's directory.
-bool safeRelative(const std::string &p) {
-  if (p.empty() || p[0] == '/')
-    return false;
-  for (const auto &part : fs::path(p))
-    if (part == "..")
-      return false;
-  return true;
-}
-
 Result<std::string> readWhole(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   if (!f)
@@ -150,7 +140,7 @@ struct Worker::Slot {
     for (const auto &m : s.imports)
       inputs.push_back(m.bitcode);
     for (const auto &f : s.incbins) {
-      if (!safeRelative(f.path))
+      if (!wire::staysInside(f.path))
         return failed("the job's .incbin path " + f.path + " is not relative to the build directory");
       inputs.push_back(f.content);
     }

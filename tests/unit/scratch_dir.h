@@ -43,4 +43,13 @@ inline std::string run(const std::string &cmd) {
   return out;
 }
 
+// n bytes of a repeatable, seed-dependent pattern: test blobs that are not
+// all one byte, so a misplaced chunk shows.
+inline std::string pattern(size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i)
+    s[i] = static_cast<char>((i * 2654435761u + seed) >> 13);
+  return s;
+}
+
 } // namespace thinfarm::test

@@ -8,12 +8,7 @@
 namespace thinfarm {
 namespace {
 
-std::string pattern(size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i)
-    s[i] = static_cast<char>((i * 2654435761u + seed) >> 13);
-  return s;
-}
+using test::pattern;
 
 TEST(Digest, Sha256AndSize) {
   Digest d = Digest::of("abc");

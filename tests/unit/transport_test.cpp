@@ -19,12 +19,7 @@ bool contains(const std::string &s, const std::string &part) {
   return s.find(part) != std::string::npos;
 }
 
-std::string pattern(size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i)
-    s[i] = static_cast<char>((i * 2654435761u + seed) >> 13);
-  return s;
-}
+using test::pattern;
 
 TEST(Transport, RouterAndDealerTalkBothWays) {
   test::ScratchDir dir;
