@@ -33,6 +33,22 @@ public:
   DigestBuilder(const DigestBuilder &) = delete;
   DigestBuilder &operator=(const DigestBuilder &) = delete;
   void update(std::string_view bytes);
+  // Framed pieces, for keys hashed from several fields: no two sequences of
+  // fields hash the same bytes.
+  void updateU64(uint64_t v) {
+    char buf[8];
+    for (int i = 0; i < 8; ++i)
+      buf[i] = static_cast<char>(v >> (8 * i));
+    update(std::string_view(buf, 8));
+  }
+  void updateText(std::string_view s) {
+    updateU64(s.size());
+    update(s);
+  }
+  void updateDigest(const Digest &d) {
+    update(std::string_view(reinterpret_cast<const char *>(d.sha256.data()), d.sha256.size()));
+    updateU64(d.size);
+  }
   Digest finish();
 
 private:

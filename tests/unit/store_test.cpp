@@ -5,6 +5,13 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace thinfarm {
 namespace {
 
@@ -141,6 +148,219 @@ TEST_F(StoreTest, CorruptionIsDetectedNamedAndDropped) {
   EXPECT_FALSE(store->get(d)->has_value()); // dropped
   ASSERT_TRUE(store->put(d, blob).ok());
   EXPECT_EQ(**store->get(d), blob);
+}
+
+// Raw access to the database behind the store, for what the store never does
+// on its own: damage, inspection of key kinds.
+struct RawDb {
+  explicit RawDb(const std::string &path) {
+    rocksdb::DB *raw = nullptr;
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    EXPECT_TRUE(rocksdb::DB::Open(o, path, &raw).ok());
+    db.reset(raw);
+  }
+  size_t count(char tag) {
+    size_t n = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(std::string(1, tag)); it->Valid() && it->key()[0] == tag; it->Next())
+      ++n;
+    return n;
+  }
+  std::unique_ptr<rocksdb::DB> db;
+};
+
+std::string smallBlob(int i) { return pattern(1000, static_cast<unsigned>(i + 1) << 13); }
+
+TEST_F(StoreTest, EvictsLeastRecentlyUsedBeyondTheBudget) {
+  StoreOptions o;
+  o.budgetBytes = 10 * 1000;
+  o.touchInterval = 0;
+  std::string big = pattern(3 * Store::kChunkSize, 77);
+  {
+    StoreOptions unlimited = o;
+    unlimited.budgetBytes = 0;
+    auto store = Store::open(path(), unlimited);
+    ASSERT_TRUE(store->put(Digest::of(big), big).ok());
+  }
+  {
+    RawDb raw(path());
+    EXPECT_EQ(raw.count('c'), 3u);
+  }
+  // Reopened with a budget the large blob alone exceeds: it goes first.
+  auto store = Store::open(path(), o);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EXPECT_FALSE(store->get(Digest::of(big))->has_value());
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_TRUE(store->put(Digest::of(smallBlob(i)), smallBlob(i)).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(i == 0 ? 1100 : 0));
+  }
+  // Blob 0 is the oldest written, but read now: blobs 1.. go before it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_TRUE(store->get(Digest::of(smallBlob(0)))->has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  for (int i = 9; i < 12; ++i)
+    ASSERT_TRUE(store->put(Digest::of(smallBlob(i)), smallBlob(i)).ok());
+  StoreStats st = store->stats();
+  EXPECT_LE(st.bytes, o.budgetBytes) << st.entries << " entries";
+  EXPECT_GE(st.evictions, 3u); // the large blob and at least two small ones
+  EXPECT_GE(st.evictedBytes, big.size());
+  // Blobs 1..8 share their last use (one second): two of them went; blob 0
+  // (read later) and the newest did not.
+  EXPECT_EQ(st.evictions, 3u);
+  EXPECT_TRUE(store->get(Digest::of(smallBlob(0)))->has_value());
+  int left = 0;
+  for (int i = 1; i <= 8; ++i)
+    left += store->get(Digest::of(smallBlob(i)))->has_value();
+  EXPECT_EQ(left, 6);
+  for (int i = 9; i < 12; ++i)
+    EXPECT_TRUE(store->get(Digest::of(smallBlob(i)))->has_value());
+  store = Result<Store>(failed("closed"));
+  RawDb raw(path());
+  EXPECT_EQ(raw.count('c'), 0u) << "the evicted large blob left chunks";
+  EXPECT_EQ(raw.count('m'), 0u);
+}
+
+TEST_F(StoreTest, RecordsLiveWithTheirBlobAndDamagedOnesAreDropped) {
+  std::string native = "native object";
+  Digest n = Digest::of(native), k = Digest::of("backend key"), k2 = Digest::of("other key");
+  {
+    auto store = Store::open(path());
+    EXPECT_FALSE(store->getRecord(RecordKind::Action, k)->has_value());
+    ASSERT_TRUE(store->put(n, native).ok());
+    ASSERT_TRUE(store->putRecord(RecordKind::Action, k, "payload", n).ok());
+    ASSERT_TRUE(store->putRecord(RecordKind::Action, k2, "payload 2", n).ok());
+    EXPECT_EQ(**store->getRecord(RecordKind::Action, k), "payload");
+    EXPECT_FALSE(store->getRecord(RecordKind::LinkMemo, k)->has_value()); // kinds apart
+    // A record whose blob is absent is worthless: dropped.
+    Digest gone = Digest::of("never stored");
+    ASSERT_TRUE(store->putRecord(RecordKind::LinkMemo, k, "memo", gone).ok());
+    EXPECT_FALSE(store->getRecord(RecordKind::LinkMemo, k)->has_value());
+    StoreStats st = store->stats();
+    EXPECT_EQ(st.actionHits, 1u);
+    EXPECT_EQ(st.actionMisses, 1u);
+    EXPECT_EQ(st.memoMisses, 2u);
+  }
+  {
+    RawDb raw(path());
+    std::string key(1, 'a');
+    key.append(reinterpret_cast<const char *>(k.sha256.data()), 32);
+    for (int i = 7; i >= 0; --i)
+      key.push_back(static_cast<char>((k.size >> (8 * i)) & 0xff));
+    std::string value;
+    ASSERT_TRUE(raw.db->Get(rocksdb::ReadOptions(), key, &value).ok()) << "key grammar changed";
+    value.back() ^= 1; // the payload, behind the check
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), key, value).ok());
+  }
+  auto store = Store::open(path());
+  EXPECT_FALSE(store->getRecord(RecordKind::Action, k)->has_value());
+  EXPECT_EQ(store->stats().corrupt, 1u);
+  EXPECT_EQ(**store->getRecord(RecordKind::Action, k2), "payload 2");
+}
+
+TEST_F(StoreTest, StatisticsPersistAndReadWhileAnotherProcessHoldsTheStore) {
+  {
+    auto store = Store::open(path());
+    ASSERT_TRUE(store->put(Digest::of("x"), "x").ok());
+    EXPECT_FALSE(store->getRecord(RecordKind::LinkMemo, Digest::of("k"))->has_value());
+  }
+  auto store = Store::open(path());
+  ASSERT_TRUE(store->get(Digest::of("x"))->has_value());
+  ASSERT_TRUE(store->flushStats().ok());
+  StoreStats st = store->stats();
+  EXPECT_EQ(st.memoMisses, 1u);
+  EXPECT_EQ(st.bytesStored, 1u);
+  EXPECT_EQ(st.bytesServed, 1u);
+  EXPECT_EQ(st.entries, 1u);
+  auto ro = Store::readStats(path()); // the DB is open read-write above
+  ASSERT_TRUE(ro.ok()) << ro.error().message;
+  EXPECT_EQ(ro->memoMisses, 1u);
+  EXPECT_EQ(ro->bytesServed, 1u);
+  EXPECT_EQ(ro->entries, 1u);
+  EXPECT_EQ(ro->bytes, 1u);
+}
+
+TEST_F(StoreTest, OlderFormatIsEmptiedNewerIsRefused) {
+  {
+    RawDb raw(path());
+    std::string k(41, 'b');
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), k, "old").ok());
+  }
+  {
+    auto store = Store::open(path());
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    EXPECT_EQ(store->stats().entries, 0u);
+  }
+  {
+    RawDb raw(path());
+    EXPECT_EQ(raw.count('b'), 0u);
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), "V", std::string("\0\0\0\x63", 4)).ok());
+  }
+  auto store = Store::open(path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("format version 99"), std::string::npos)
+      << store.error().message;
+}
+
+// kill -9 during heavy writes: the store reopens, every acknowledged blob is
+// there and intact, and no chunk is left without its manifest.
+TEST_F(StoreTest, SurvivesKillDuringWrites) {
+  for (int round = 0; round < 3; ++round) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(fds[0]);
+      auto store = Store::open(path());
+      if (!store.ok())
+        _exit(3);
+      for (unsigned i = 0;; ++i) {
+        std::string blob = pattern(i % 3 == 0 ? 3 * Store::kChunkSize + i : 5000 + i, i * 31 + round);
+        Digest d = Digest::of(blob);
+        if (!store->put(d, blob).ok())
+          _exit(4);
+        std::string line = d.text() + "\n";
+        if (write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+          _exit(5);
+      }
+    }
+    close(fds[1]);
+    std::vector<Digest> acked;
+    std::string buf;
+    char c;
+    while (acked.size() < static_cast<size_t>(5 + 7 * round) && read(fds[0], &c, 1) == 1) {
+      if (c != '\n') {
+        buf += c;
+        continue;
+      }
+      acked.push_back(*Digest::parse(buf));
+      buf.clear();
+    }
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(fds[0]);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the writer exited with " << WEXITSTATUS(status);
+    {
+      auto store = Store::open(path());
+      ASSERT_TRUE(store.ok()) << store.error().message;
+      for (const Digest &d : acked) {
+        auto got = store->get(d);
+        ASSERT_TRUE(got.ok()) << got.error().message;
+        ASSERT_TRUE(got->has_value()) << "acknowledged blob lost: " << d.text();
+      }
+      EXPECT_EQ(store->stats().corrupt, 0u);
+    }
+    RawDb raw(path());
+    // Every chunk belongs to a blob with a manifest.
+    std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("c"); it->Valid() && it->key()[0] == 'c'; it->Next()) {
+      std::string m = "m" + it->key().ToString().substr(1, 40), v;
+      EXPECT_TRUE(raw.db->Get(rocksdb::ReadOptions(), m, &v).ok()) << "an orphan chunk";
+    }
+    EXPECT_EQ(raw.count('p'), 0u);
+  }
 }
 
 } // namespace
