@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -90,6 +91,26 @@ public:
     if (v.empty() || *end != '\0' || v[0] == '-')
       return failed("--" + name + " wants a number, not '" + v + "'");
     return static_cast<uint64_t>(n);
+  }
+
+  // A size in bytes: a number with an optional K, M, G or T suffix (powers of 1024).
+  Result<uint64_t> bytes(const std::string &name) const {
+    auto n = parseBytes(get(name));
+    if (!n)
+      return failed("--" + name + " wants a size such as 512M or 20G, not '" + get(name) + "'");
+    return *n;
+  }
+
+  static std::optional<uint64_t> parseBytes(const std::string &v) {
+    char *end = nullptr;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || v[0] == '-' || end == v.c_str())
+      return std::nullopt;
+    std::string unit(end);
+    int shift = unit.empty() ? 0 : unit == "K" || unit == "k" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : unit == "T" ? 40 : -1;
+    if (shift < 0)
+      return std::nullopt;
+    return static_cast<uint64_t>(n) << shift;
   }
 
   std::string usage() const {

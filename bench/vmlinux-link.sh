@@ -7,7 +7,11 @@
 # outputs are compared with cmp every time. Prints each pair, then the median
 # wall times and the median of the per-pair ratios thinfarm/stock.
 #
-# usage: bench/vmlinux-link.sh [PAIRS]   (default 5)
+# With WARM=1 both sides are warm, as for a relink with nothing changed: stock
+# ld.lld-19 gets --thinlto-cache-dir (lld's own ThinLTO cache) and thinfarm-ld
+# its link memo and action cache; one unmeasured link of each fills them.
+#
+# usage: [WARM=1] bench/vmlinux-link.sh [PAIRS]   (default 5)
 # Needs a built test kernel: THINFARM_KERNEL_WORK (default build/kernel-work,
 # as left by the kernel test) and THINFARM_LD (default build/bin/thinfarm-ld).
 set -euo pipefail
@@ -28,11 +32,14 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+stockextra=()
+if [ "${WARM:-0}" = 1 ]; then stockextra=("--thinlto-cache-dir=$TMP/lld-cache"); fi
 
 timed() { # LINKER OUTPUT -> seconds on stdout
-  local t0 t1
+  local t0 t1 extra=()
+  [ "$1" != ld.lld-19 ] || extra=("${stockextra[@]}")
   t0=$(date +%s.%N)
-  (cd "$OUT" && "$1" "${clean[@]}" -o "$2" 2> /dev/null)
+  (cd "$OUT" && "$1" "${clean[@]}" "${extra[@]}" -o "$2" 2> /dev/null)
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }
@@ -41,6 +48,11 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 
 echo "vmlinux.o link: ld.lld-19 vs thinfarm-ld (THINFARM_COORDINATOR=${THINFARM_COORDINATOR:-unset}), $PAIRS paired runs, $(nproc) cores"
 echo "command: ${clean[*]}"
+if [ "${WARM:-0}" = 1 ]; then
+  echo "warm: stock with ${stockextra[*]}; thinfarm with its link memo (one unmeasured link each first)"
+  timed ld.lld-19 "$TMP/stock.o" > /dev/null
+  timed "$TFLD" "$TMP/tf.o" > /dev/null
+fi
 : > "$TMP/stock" ; : > "$TMP/tf" ; : > "$TMP/ratio"
 for ((p = 1; p <= PAIRS; p++)); do
   if ((p % 2)); then

@@ -56,6 +56,7 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
 
   auto lastHeard = Clock::now();
   auto lastBeat = Clock::now();
+  uint32_t cachedSeen = 0;
   while (remaining > 0) {
     if (queued.empty()) {
       auto r = sock.receive(1s);
@@ -80,8 +81,10 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
     if (auto *e = m.get<wire::ErrorMsg>())
       return Error{e->kind, e->message};
     if (auto *p = m.get<wire::Progress>()) {
-      if (p->sessionId == session.sessionId && progress)
+      if (p->sessionId == session.sessionId && progress) {
+        p->done += cachedSeen; // the scheduler counts only the jobs it ran
         progress(*p);
+      }
       continue;
     }
     auto *res = m.get<wire::JobResult>();
@@ -104,6 +107,8 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
     fr.diagnostics = std::move(res->diagnostics);
     fr.worker = std::move(res->worker);
     fr.merged = res->merged;
+    fr.cached = res->cached;
+    cachedSeen += fr.cached;
     if (!res->nativeBytes.empty() || res->native.size == 0) {
       if (Digest::of(res->nativeBytes) != res->native)
         return Error{ErrorKind::Disconnected, "the native object of task " +
@@ -126,6 +131,58 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
     TF_CHECK(take(std::move(fr)));
   }
   return ok();
+}
+
+Result<wire::Socket *> FarmClient::socket() {
+  if (!sock_) {
+    TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, endpoint_));
+    sock_.emplace(std::move(s));
+  }
+  return &*sock_;
+}
+
+Result<std::optional<wire::LinkMemo>> FarmClient::lookupLink(const Digest &key) {
+  TF_TRY(wire::Socket * s, socket());
+  TF_TRY(wire::Message m, wire::call(*s, wire::LookupLink{key}));
+  auto *memo = m.get<wire::LinkMemo>();
+  if (!memo)
+    return failed(std::string("protocol error: expected linkMemo, got ") + wire::kindName(m.body));
+  if (!memo->found)
+    return std::optional<wire::LinkMemo>();
+  return std::optional<wire::LinkMemo>(std::move(*memo));
+}
+
+Status FarmClient::recordLink(const wire::RecordLink &memo, std::string_view output) {
+  TF_TRY(wire::Socket * s, socket());
+  TF_TRY(std::vector<Digest> missing, wire::findMissing(*s, std::span<const Digest>(&memo.output, 1)));
+  if (!missing.empty()) {
+    wire::BlobRef blob{memo.output, output};
+    TF_CHECK(wire::upload(*s, std::span<const wire::BlobRef>(&blob, 1)));
+  }
+  TF_TRY(wire::Message m, wire::call(*s, memo));
+  if (!m.get<wire::LinkMemo>())
+    return failed(std::string("protocol error: expected linkMemo, got ") + wire::kindName(m.body));
+  return ok();
+}
+
+Result<std::string> FarmClient::fetch(const Digest &digest) {
+  TF_TRY(wire::Socket * s, socket());
+  std::string out;
+  TF_CHECK(wire::download(*s, std::span<const Digest>(&digest, 1),
+                          [&](const Digest &, std::string &&bytes) {
+                            out = std::move(bytes);
+                            return ok();
+                          }));
+  return out;
+}
+
+Result<wire::StoreStats> FarmClient::stats() {
+  TF_TRY(wire::Socket * s, socket());
+  TF_TRY(wire::Message m, wire::call(*s, wire::GetStats{}));
+  auto *st = m.get<wire::StoreStats>();
+  if (!st)
+    return failed(std::string("protocol error: expected storeStats, got ") + wire::kindName(m.body));
+  return *st;
 }
 
 Result<FarmOutcome> FarmClient::run(const FarmSubmission &sub, const TakeResult &take,

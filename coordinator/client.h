@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 
 namespace thinfarm {
 
@@ -31,6 +32,7 @@ struct FarmResult {
   std::vector<Diagnostic> diagnostics;
   std::string worker;
   bool merged = false;
+  bool cached = false; // from the action cache
 };
 
 struct FarmOutcome {
@@ -47,6 +49,7 @@ using ShowProgress = std::function<void(const wire::Progress &)>;
 class FarmClient {
 public:
   FarmClient(wire::Context &ctx, std::string endpoint) : ctx_(ctx), endpoint_(std::move(endpoint)) {}
+  const std::string &endpoint() const { return endpoint_; }
 
   // Runs the submission. Failed: a backend failed (the message names the
   // module); every other way the farm can let the link down ends in an
@@ -54,11 +57,21 @@ public:
   Result<FarmOutcome> run(const FarmSubmission &sub, const TakeResult &take,
                           const ShowProgress &progress);
 
+  // The link memo (lto/memo.cpp): the entry under key, if the coordinator has one.
+  Result<std::optional<wire::LinkMemo>> lookupLink(const Digest &key);
+  // Records a memo entry, uploading the output first unless the store has it.
+  Status recordLink(const wire::RecordLink &memo, std::string_view output);
+  // One blob from the coordinator's store, checked against its digest.
+  Result<std::string> fetch(const Digest &digest);
+  Result<wire::StoreStats> stats();
+
 private:
+  Result<wire::Socket *> socket();
   Status attempt(wire::Socket &sock, const FarmSubmission &sub, std::vector<bool> &done,
                  const TakeResult &take, const ShowProgress &progress, FarmOutcome &outcome);
   wire::Context &ctx_;
   std::string endpoint_;
+  std::optional<wire::Socket> sock_; // for the calls above
 };
 
 } // namespace thinfarm

@@ -15,7 +15,9 @@ constexpr const char *kPoolEndpoint = "inproc://thinfarm-local-slots";
 }
 
 Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, CoordinatorOptions o) {
-  TF_TRY(Store store, Store::open(o.storeDir));
+  StoreOptions so;
+  so.budgetBytes = o.storeBudget;
+  TF_TRY(Store store, Store::open(o.storeDir, so));
   std::vector<std::string> endpoints = o.listen;
   if (o.localSlots)
     endpoints.push_back(kPoolEndpoint);
@@ -26,7 +28,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
 
 Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock)
     : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), sock_(std::move(sock)),
-      blobs_(store_), lastClient_(Clock::now()) {}
+      blobs_(store_), cache_(store_), lastClient_(Clock::now()) {}
 
 Coordinator::~Coordinator() {
   if (pool_)
@@ -85,11 +87,20 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
           scheduler_.onHeartbeat(peer, now, out_);
         } else if constexpr (std::is_same_v<T, wire::JobResult>) {
           keepInlineNative(body);
-          scheduler_.onJobResult(peer, std::move(body), now, out_);
+          auto cacheable = CacheService::cacheable(body);
+          if (scheduler_.onJobResult(peer, std::move(body), now, out_) && cacheable)
+            cache_.record(*cacheable);
         } else {
           lastClient_ = now;
-          if constexpr (std::is_same_v<T, wire::Session>)
+          if constexpr (std::is_same_v<T, wire::Session>) {
+            cache_.answerHits(peer, body, out_);
             scheduler_.onSubmit(peer, std::move(body), id, now, out_);
+          } else if constexpr (std::is_same_v<T, wire::LookupLink>)
+            cache_.onLookupLink(peer, id, body, out_);
+          else if constexpr (std::is_same_v<T, wire::RecordLink>)
+            cache_.onRecordLink(peer, id, body, out_);
+          else if constexpr (std::is_same_v<T, wire::GetStats>)
+            cache_.onGetStats(peer, id, out_);
           else if constexpr (std::is_same_v<T, wire::EndSession>)
             scheduler_.onEndSession(peer, body.sessionId);
           else if constexpr (std::is_same_v<T, wire::FindMissing>)
@@ -154,6 +165,7 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
       lastTick = now;
       scheduler_.tick(now, out_);
       blobs_.forgetIdle(now);
+      (void)store_.flushStats();
       flush();
       if (options_.idleExit.count() > 0 && scheduler_.idle() && now - lastClient_ > options_.idleExit)
         break;

@@ -1,6 +1,8 @@
 // The coordinator daemon: one thread, one ROUTER socket, one event loop.
 //
-// Every message is routed by kind: blob traffic to the BlobService, sessions,
+// Every message is routed by kind: blob traffic to the BlobService, the
+// action cache and the link memo to the CacheService (a session's cached jobs
+// are answered before the rest reach the scheduler), sessions,
 // registrations and results to the Scheduler; what they answer goes out
 // before the next message is read. Timeouts and progress run from the same
 // loop a few times a second. With local slots it also runs an embedded
@@ -10,6 +12,7 @@
 #pragma once
 
 #include "coordinator/blob_service.h"
+#include "coordinator/cache_service.h"
 #include "coordinator/scheduler.h"
 
 #include <atomic>
@@ -23,6 +26,7 @@ namespace thinfarm {
 struct CoordinatorOptions {
   std::vector<std::string> listen; // endpoints to bind
   std::string storeDir;
+  uint64_t storeBudget = 0;         // bytes; 0: unlimited
   unsigned localSlots = 0;          // embedded worker pool
   std::string backendProgram;       // for the pool
   std::string scratch;              // for the pool's input files
@@ -52,6 +56,7 @@ private:
   wire::Socket sock_;
   Scheduler scheduler_;
   BlobService blobs_;
+  CacheService cache_;
   Outbox out_;
   Clock::time_point lastClient_;
   std::unique_ptr<class Worker> pool_;

@@ -107,6 +107,12 @@ std::string configuredCoordinator() {
   return "";
 }
 
+std::string runningLocalCoordinator(const std::string &cacheDir) {
+  std::error_code ec;
+  std::string dir = std::filesystem::absolute(cacheDir, ec).lexically_normal().string();
+  return daemonRunning(dir + "/daemon.lock") ? "ipc://" + dir + "/coordinator.sock" : "";
+}
+
 Result<std::string> ensureLocalCoordinator(const LocalFarm &farm) {
   std::error_code ec;
   std::filesystem::create_directories(farm.cacheDir, ec);
@@ -142,7 +148,8 @@ Result<std::string> ensureLocalCoordinator(const LocalFarm &farm) {
                                    "--store", dir + "/store",
                                    "--local-slots", std::to_string(slots),
                                    "--idle-exit", std::to_string(farm.idleExit.count()),
-                                   "--lock", daemonLock};
+                                   "--lock", daemonLock,
+                                   "--max-size", farm.maxSize};
   std::vector<char *> argv;
   for (std::string &a : args)
     argv.push_back(a.data());

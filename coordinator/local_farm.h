@@ -26,11 +26,15 @@ struct LocalFarm {
   std::string coordinator;     // the thinfarm-coordinator program
   std::string identity;        // the client's backend identity
   unsigned slots = 0;          // 0: one per core
+  std::string maxSize = "5G";  // the store's budget: THINFARM_CACHE_SIZE
   std::chrono::seconds idleExit{300};
 };
 
 // The endpoint of the running local coordinator, started if none runs.
 Result<std::string> ensureLocalCoordinator(const LocalFarm &farm);
+
+// The endpoint of the local coordinator of cacheDir if one is running, else "".
+std::string runningLocalCoordinator(const std::string &cacheDir);
 
 // The default cache directory: $THINFARM_CACHE_DIR, else $XDG_CACHE_HOME/thinfarm,
 // else ~/.cache/thinfarm.

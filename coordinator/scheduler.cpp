@@ -65,7 +65,8 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
                                               " exists already")});
     return;
   }
-  if (!canServe(s.toolchain)) {
+  // A session the action cache answered whole needs no worker.
+  if (!s.jobs.empty() && !canServe(s.toolchain)) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Unimplemented,
                                           "no worker runs backend " + s.toolchain)});
     return;
@@ -114,11 +115,12 @@ void Scheduler::onEndSession(const wire::PeerId &peer, uint64_t sessionId) {
     dropJob(id);
 }
 
-void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
+bool Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
                             Outbox &out) {
   auto cit = conns_.find(peer);
   if (cit == conns_.end() || !cit->second.running.count(r.jobId))
-    return; // a connection we gave up on, or a job we no longer have: its answer is stale
+    return false; // a connection we gave up on, or a job we no longer have: its answer is stale
+  bool accepted = false;
   Conn &conn = cit->second;
   conn.lastSeen = now;
   auto jit = jobs_.find(r.jobId);
@@ -127,6 +129,7 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
     if (r.error && r.error->kind != ErrorKind::Failed) {
       requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out);
     } else {
+      accepted = true;
       if (!r.error) {
         auto &held = held_[conn.name];
         if (held.size() > kHeldLimit)
@@ -139,6 +142,7 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
     }
   }
   dispatch(out);
+  return accepted;
 }
 
 void Scheduler::tick(Clock::time_point now, Outbox &out) {
@@ -160,7 +164,7 @@ void Scheduler::tick(Clock::time_point now, Outbox &out) {
       gone.push_back({s.client, id});
       continue;
     }
-    if (!canServe(s.toolchain)) {
+    if (s.done < s.total && !canServe(s.toolchain)) {
       out.push_back({s.client, wire::errorReply(0, ErrorKind::Disconnected,
                                                 "no worker left that runs backend " + s.toolchain)});
       gone.push_back({s.client, id});

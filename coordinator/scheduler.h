@@ -51,7 +51,9 @@ public:
   void onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t requestId,
                 Clock::time_point now, Outbox &out);
   void onEndSession(const wire::PeerId &peer, uint64_t sessionId);
-  void onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
+  // True when the result answered a job this worker connection was running
+  // (not a stale or unsolicited one) and was not an infrastructure failure.
+  bool onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
                    Outbox &out);
   // Timeouts and progress reports; call a few times a second.
   void tick(Clock::time_point now, Outbox &out);

@@ -152,7 +152,7 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
   return argv;
 }
 
-Status assemble(const Toolchain &tc, const AssembleInput &in) {
+Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
   TF_TRY(std::vector<std::string> argv, reassemblyCommand(tc, in));
   // The last -o wins: lld writes beside the output, which appears only once
   // the link is known to be right.
@@ -165,9 +165,11 @@ Status assemble(const Toolchain &tc, const AssembleInput &in) {
   // The thin link already printed what lld says about the inputs; print only
   // what is new.
   std::istringstream lines(errText);
+  std::string printed;
   for (std::string line; std::getline(lines, line);)
     if (in.thin.diagnostics.find(line) == std::string::npos)
-      std::fprintf(stderr, "%s\n", line.c_str());
+      printed += line + "\n";
+  std::fputs(printed.c_str(), stderr);
   if (exitCode != 0) {
     ::unlink(tmpOutput.c_str());
     return failed("reassembly link failed (" + tc.lld + " exited with " +
@@ -184,7 +186,7 @@ Status assemble(const Toolchain &tc, const AssembleInput &in) {
     ::unlink(tmpOutput.c_str());
     return failed("cannot rename the output into place: " + in.cmd.output);
   }
-  return ok();
+  return printed;
 }
 
 } // namespace thinfarm

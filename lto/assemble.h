@@ -33,6 +33,7 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
 // checks that it loaded the same archive members as lld's own resolution, and
 // renames it into place. A mismatch is Unimplemented: nothing is left behind
 // and the caller links with stock lld.
-Status assemble(const Toolchain &tc, const AssembleInput &in);
+// Returns what lld printed (and this printed on its behalf).
+Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in);
 
 } // namespace thinfarm

@@ -14,6 +14,8 @@
 #include "lto/backend_server.h"
 
 #include "lto/backend.h"
+#include "lto/backend_key.h"
+#include "lto/build_id.h"
 #include "backend_id.h"
 #include "wire/transport.h"
 
@@ -27,7 +29,7 @@
 namespace thinfarm {
 
 std::string backendIdentity() {
-  return "LLVM " LLVM_VERSION_STRING " " LLVM_DEFAULT_TARGET_TRIPLE
+  return "LLVM " LLVM_VERSION_STRING " " LLVM_DEFAULT_TARGET_TRIPLE " build-id/" + llvmBuildId() +
          " thinfarm-backend/" THINFARM_BACKEND_ID;
 }
 
@@ -46,7 +48,28 @@ Result<BackendJob> loadJob(const wire::BackendRequest &req) {
   return job;
 }
 
-wire::BackendReply serve(std::optional<BackendProcess> &process, const wire::BackendRequest &req) {
+// The key of the job the request describes, from the inputs as the worker
+// checked them; none when the shard is not readable (the backend will say why).
+std::optional<Digest> keyOf(const std::string &identity, const wire::BackendRequest &req,
+                            const BackendJob &job) {
+  BackendKeyInputs in;
+  in.toolchain = identity;
+  in.config = &req.config;
+  in.moduleId = req.module;
+  in.module = req.moduleDigest;
+  in.shard = job.indexShard.bytes();
+  for (size_t i = 0; i < req.importIds.size(); ++i)
+    in.imports.push_back({req.importIds[i], req.importDigests[i]});
+  for (const wire::FileRef &f : req.incbins)
+    in.incbins.push_back({f.path, f.content});
+  auto key = backendKey(in);
+  if (!key.ok())
+    return std::nullopt;
+  return *key;
+}
+
+wire::BackendReply serve(std::optional<BackendProcess> &process, const std::string &identity,
+                         const wire::BackendRequest &req) {
   wire::BackendReply reply;
   auto fail = [&](const Error &e) {
     reply.failed = true;
@@ -65,6 +88,8 @@ wire::BackendReply serve(std::optional<BackendProcess> &process, const wire::Bac
   auto job = loadJob(req);
   if (!job.ok())
     return fail(job.error());
+  if (auto key = keyOf(identity, req, *job))
+    reply.key = *key;
   if (!req.workDir.empty() && ::chdir(req.workDir.c_str()) != 0)
     return fail(failed("cannot enter " + req.workDir));
   auto out = process->run(*job);
@@ -81,6 +106,7 @@ wire::BackendReply serve(std::optional<BackendProcess> &process, const wire::Bac
 
 int backendServerMain() {
   std::optional<BackendProcess> process;
+  const std::string identity = backendIdentity();
   for (;;) {
     auto msg = wire::readFrame(0);
     if (!msg.ok()) {
@@ -95,7 +121,7 @@ int backendServerMain() {
                    wire::kindName(msg->body));
       return 1;
     }
-    wire::Message reply{msg->requestId, serve(process, *req)};
+    wire::Message reply{msg->requestId, serve(process, identity, *req)};
     if (!wire::writeFrame(1, reply).ok())
       return 1;
   }

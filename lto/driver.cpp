@@ -1,6 +1,11 @@
 // The link driver: a ThinLTO link as a list of stages.
 //
-//   parse → expand archives → inspect modules → thin link → plan jobs → run → assemble
+//   parse → expand archives → link memo → inspect modules → thin link → plan jobs → run
+//   → assemble → record the memo
+//
+// The link memo (memo.cpp) answers a link whose inputs did not change at all
+// from the store; the action cache (on the coordinator) answers each backend
+// job that ran before anywhere on the farm.
 //
 // A link without bitcode, a full-LTO link, or one that uses something the
 // split does not model goes to stock ld.lld-19 unchanged (the last kind with
@@ -13,6 +18,7 @@
 #include "lto/backend.h"
 #include "lto/bitcode.h"
 #include "lto/expand.h"
+#include "lto/memo.h"
 #include "lto/parse.h"
 #include "lto/plan.h"
 #include "lto/run.h"
@@ -24,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -41,6 +48,7 @@ struct Linked {
   std::string output;
   size_t modules = 0;
   RunResult run;
+  bool memoHit = false;
 };
 
 using Outcome = std::variant<Linked, PassThrough>;
@@ -110,15 +118,45 @@ Result<bool> isThinLink(const ModuleFactsMap &facts) {
   return true;
 }
 
-void printDiagnostics(const Toolchain &tc, const std::vector<NativeObject> &natives) {
-  std::string prog = baseName(tc.lld);
+// Prints the backends' diagnostics as lld does; returns what it printed.
+std::string printDiagnostics(const Toolchain &tc, const std::vector<NativeObject> &natives) {
+  std::string prog = baseName(tc.lld), printed;
   for (const NativeObject &out : natives)
     for (const Diagnostic &d : out.diagnostics) {
       const char *sev = d.severity == Severity::Warning ? "warning: "
                         : d.severity == Severity::Error ? "error: "
                                                         : "";
-      std::fprintf(stderr, "%s: %s%s\n", prog.c_str(), sev, d.text.c_str());
+      printed += prog + ": " + sev + d.text + "\n";
     }
+  std::fputs(printed.c_str(), stderr);
+  return printed;
+}
+
+// The link's memo key, when there is a store to keep the memo in and the
+// link can be memoized at all.
+std::optional<MemoKey> linkMemoKey(const DriverContext &ctx, FarmClient *farm,
+                                   const LinkCommand &cmd, const Inputs &inputs, unsigned threads) {
+  if (!farm)
+    return std::nullopt;
+  auto secret = clientSecret(ctx.cacheDir);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "thinfarm-ld: note: %s; the link memo is off\n",
+                 secret.error().message.c_str());
+    return std::nullopt;
+  }
+  std::string why;
+  auto key = memoKey(MemoIdentity{*secret, memoToolchain(ctx.toolchain.lld)}, cmd, inputs, threads,
+                     why);
+  if (!key.ok())
+    return std::nullopt;
+  return std::move(*key);
+}
+
+std::vector<std::string> incbinFiles(const ModuleFactsMap &facts) {
+  std::set<std::string> paths;
+  for (const auto &[id, f] : facts)
+    paths.insert(f.incbins.begin(), f.incbins.end());
+  return {paths.begin(), paths.end()};
 }
 
 // Whether any operand names bitcode, directly or in an archive: decides only
@@ -174,6 +212,16 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   TF_CHECK(checkSplittable(inputs));
   clock.lap("parse+expand");
   unsigned threads = ctx.threads ? ctx.threads : cmd.threads ? cmd.threads : defaultThreads();
+  FarmConnection farm = FarmConnection::open(ctx);
+  std::optional<MemoKey> memo = linkMemoKey(ctx, farm.client(), cmd, inputs, threads);
+  if (memo) {
+    if (auto printed = replayMemo(*farm.client(), *memo, cmd.output)) {
+      std::fputs(printed->c_str(), stderr);
+      clock.lap("memo hit");
+      return Outcome(Linked{cmd.output, 0, {}, true});
+    }
+  }
+  clock.lap("memo");
   TF_TRY(Scratch scratch, Scratch::create(ctx));
   // The thin link (one core, in lld) overlaps the inspection (the others).
   TF_TRY(PendingThinLink pending, PendingThinLink::start(ctx.toolchain, cmd, scratch.path()));
@@ -184,6 +232,7 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   clock.lap("inspect");
   TF_TRY(ThinLinkResult thinLink, pending.finish(inputs.modules));
   std::fputs(thinLink.diagnostics.c_str(), stderr);
+  std::string transcript = thinLink.diagnostics; // what the link printed, for the memo
   clock.lap("thin link");
   LazyInputs lazy(inputs);
   TF_CHECK(lazy.checkBitcodePlacement(thinLink.extractions, hasUndefinedOption(cmd)));
@@ -192,12 +241,18 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   auto keep = [&](const BackendJob &job, BackendOutput &&out) {
     return keepNative(scratch.path(), job, std::move(out));
   };
-  TF_TRY(RunResult run, runBackends(ctx, cmd, jobs, threads, keep));
+  TF_TRY(RunResult run, runBackends(farm.client(), ctx, cmd, jobs, threads, keep));
   clock.lap("backends");
-  printDiagnostics(ctx.toolchain, run.natives);
-  TF_CHECK(assemble(ctx.toolchain,
-                    AssembleInput{cmd, inputs, facts, thinLink, run.natives, scratch.path(), lazy}));
+  transcript += printDiagnostics(ctx.toolchain, run.natives);
+  TF_TRY(std::string printed,
+         assemble(ctx.toolchain,
+                  AssembleInput{cmd, inputs, facts, thinLink, run.natives, scratch.path(), lazy}));
+  transcript += printed;
   clock.lap("assemble");
+  if (memo) {
+    recordMemo(*farm.client(), *memo, cmd.output, incbinFiles(facts), transcript);
+    clock.lap("memo record");
+  }
   return Outcome(Linked{cmd.output, thinLink.modules.size(), std::move(run)});
 }
 
@@ -260,6 +315,8 @@ DriverContext DriverContext::fromEnvironment() {
   else
     ctx.coordinator = configuredCoordinator();
   ctx.cacheDir = defaultCacheDir();
+  if (const char *s = std::getenv("THINFARM_CACHE_SIZE"); s && *s)
+    ctx.cacheSize = s;
   ctx.programDir = thinfarm::programDir();
   ctx.progress = ::isatty(2);
   if (const char *j = std::getenv("THINFARM_JOBS"); j && *j)
@@ -275,15 +332,24 @@ int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
       double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       char seconds[32];
       std::snprintf(seconds, sizeof seconds, "%.3f", wall);
-      std::string workers;
-      for (const auto &[name, n] : linked->run.workers)
+      const RunResult &run = linked->run;
+      std::string workers, ran;
+      for (const auto &[name, n] : run.workers)
         workers += (workers.empty() ? "" : ",") + jsonString(name) + ":" + std::to_string(n);
+      // Which backends ran, when few did (an incremental relink).
+      if (run.ran.size() <= 256)
+        for (const std::string &id : run.ran)
+          ran += (ran.empty() ? "" : ",") + jsonString(id);
       appendLog(ctx, "{\"output\":" + jsonString(linked->output) +
                          ",\"modules\":" + std::to_string(linked->modules) +
-                         ",\"jobs_local\":" + std::to_string(linked->run.local) +
-                         ",\"jobs_remote\":" + std::to_string(linked->run.remote) +
-                         ",\"cache_hits\":0,\"merged\":" + std::to_string(linked->run.merged) +
-                         ",\"wall_seconds\":" + seconds + ",\"workers\":{" + workers + "}}");
+                         ",\"memo_hit\":" + (linked->memoHit ? "true" : "false") +
+                         ",\"jobs_local\":" + std::to_string(run.local) +
+                         ",\"jobs_remote\":" + std::to_string(run.remote) +
+                         ",\"cache_hits\":" + std::to_string(run.cacheHits) +
+                         ",\"backends_run\":" + std::to_string(run.ran.size()) +
+                         ",\"merged\":" + std::to_string(run.merged) +
+                         ",\"wall_seconds\":" + seconds + ",\"workers\":{" + workers + "}" +
+                         (run.ran.size() <= 256 ? ",\"ran\":[" + ran + "]" : std::string()) + "}");
       return 0;
     }
     execLld(ctx.toolchain, args);

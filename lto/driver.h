@@ -20,6 +20,7 @@ struct DriverContext {
   // empty: the embedded default, a local coordinator; "off": in this process.
   std::string coordinator;
   std::string cacheDir;   // the embedded default's store: $THINFARM_CACHE_DIR, ~/.cache/thinfarm
+  std::string cacheSize;  // its budget: $THINFARM_CACHE_SIZE (512M, 20G, ...); empty: the default
   std::string programDir; // where thinfarm-ld lives: its siblings are found there
   bool progress = false;  // stderr is a terminal: show a progress line
   static DriverContext fromEnvironment();

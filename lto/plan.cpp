@@ -4,10 +4,13 @@
 // index shard, every module named in its import list (under lld's
 // identifier, which the shard uses as the module path), and the files its
 // module asm pulls in with .incbin, read relative to the build directory as
-// the assembler reads them. A .incbin file that does not exist is left out:
+// the assembler reads them (its own and its imports': importing a function
+// can bring its module's asm along). A .incbin file that does not exist is left out:
 // the asm may never be assembled, and if it is, the backend reports the
 // missing file itself.
 #include "lto/plan.h"
+
+#include <set>
 
 namespace thinfarm {
 
@@ -30,10 +33,20 @@ Result<std::vector<BackendJob>> planJobs(const ThinLinkResult &thin, const Input
       TF_TRY(Module m, moduleOf(imp));
       job.imports.push_back(std::move(m));
     }
-    auto f = facts.find(tm.identifier);
-    if (f == facts.end())
-      return failed("no symbol table read for module " + tm.identifier);
-    for (const std::string &path : f->second.incbins) {
+    // The .incbin files of the module and of every module it imports from:
+    // importing a function can bring its module's asm along, which the
+    // backend then assembles (and a changed file changes the object).
+    std::set<std::string> paths;
+    std::vector<const std::string *> ids{&tm.identifier};
+    for (const std::string &imp : tm.imports)
+      ids.push_back(&imp);
+    for (const std::string *id : ids) {
+      auto f = facts.find(*id);
+      if (f == facts.end())
+        return failed("no symbol table read for module " + *id);
+      paths.insert(f->second.incbins.begin(), f->second.incbins.end());
+    }
+    for (const std::string &path : paths) {
       auto bytes = Blob::mapFile(path);
       if (bytes)
         job.incbins.push_back({path, std::move(*bytes)});

@@ -16,8 +16,10 @@
 // directory and could not reproduce an absolute path.
 #include "lto/run_farm.h"
 
+#include "base/flags.h"
 #include "coordinator/client.h"
 #include "coordinator/local_farm.h"
+#include "lto/backend_key.h"
 #include "lto/backend_server.h"
 
 #include <algorithm>
@@ -70,6 +72,30 @@ Digests digestAll(const std::vector<BackendJob> &jobs, unsigned threads) {
   return d;
 }
 
+// Each job's backend key (backend_key.cpp), so the coordinator can answer it
+// from the action cache. A job whose key cannot be computed goes without one.
+void addKeys(FarmSubmission &sub, const std::vector<BackendJob> &jobs, unsigned threads) {
+  std::vector<size_t> order(sub.jobs.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  parallelFor(order, threads, [&](size_t i) {
+    wire::JobSpec &spec = sub.jobs[i];
+    const BackendJob &job = jobs[spec.task];
+    BackendKeyInputs in;
+    in.toolchain = sub.toolchain;
+    in.config = &sub.config;
+    in.moduleId = spec.module.identifier;
+    in.module = spec.module.bitcode;
+    in.shard = job.indexShard.bytes();
+    for (const wire::ModuleRef &m : spec.imports)
+      in.imports.push_back({m.identifier, m.bitcode});
+    for (const wire::FileRef &f : spec.incbins)
+      in.incbins.push_back({f.path, f.content});
+    if (auto key = backendKey(in); key.ok())
+      spec.key = *key;
+  });
+}
+
 FarmSubmission submission(const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
                           const std::vector<size_t> &farmJobs, unsigned threads) {
   Digests d = digestAll(jobs, threads);
@@ -101,6 +127,7 @@ FarmSubmission submission(const LinkCommand &cmd, const std::vector<BackendJob> 
     spec.cost = j.cost();
     sub.jobs.push_back(std::move(spec));
   }
+  addKeys(sub, jobs, threads);
   return sub;
 }
 
@@ -114,6 +141,11 @@ Result<std::string> farmEndpoint(const DriverContext &ctx) {
   farm.cacheDir = ctx.cacheDir;
   farm.coordinator = ctx.programDir + "/thinfarm-coordinator";
   farm.identity = backendIdentity();
+  if (!ctx.cacheSize.empty()) {
+    if (!Flags::parseBytes(ctx.cacheSize))
+      return failed("THINFARM_CACHE_SIZE wants a size such as 512M or 20G, not '" + ctx.cacheSize + "'");
+    farm.maxSize = ctx.cacheSize;
+  }
   return ensureLocalCoordinator(farm);
 }
 
@@ -149,8 +181,10 @@ Status runHere(const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
   for (size_t i : which)
     subset.push_back(jobs[i]);
   TF_TRY(std::vector<NativeObject> natives, runJobs(backend, subset, threads, keep));
-  for (size_t k = 0; k < which.size(); ++k)
+  for (size_t k = 0; k < which.size(); ++k) {
     result.natives[which[k]] = std::move(natives[k]);
+    result.ran.push_back(jobs[which[k]].module.identifier);
+  }
   result.local += which.size();
   result.workers["local"] += which.size();
   return ok();
@@ -158,7 +192,22 @@ Status runHere(const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
 
 } // namespace
 
-Result<RunResult> runBackends(const DriverContext &ctx, const LinkCommand &cmd,
+FarmConnection FarmConnection::open(const DriverContext &ctx) {
+  FarmConnection f;
+  auto endpoint = farmEndpoint(ctx);
+  if (!endpoint.ok()) {
+    std::fprintf(stderr, "thinfarm-ld: note: %s; running the backends here\n",
+                 endpoint.error().message.c_str());
+    return f;
+  }
+  if (endpoint->empty())
+    return f;
+  f.wire_ = std::make_unique<wire::Context>();
+  f.client_ = std::make_unique<FarmClient>(*f.wire_, *endpoint);
+  return f;
+}
+
+Result<RunResult> runBackends(FarmClient *farm, const DriverContext &ctx, const LinkCommand &cmd,
                               const std::vector<BackendJob> &jobs, unsigned threads,
                               const KeepOutput &keep) {
   RunResult result;
@@ -167,13 +216,7 @@ Result<RunResult> runBackends(const DriverContext &ctx, const LinkCommand &cmd,
   for (size_t i = 0; i < jobs.size(); ++i)
     (portableIncbins(jobs[i]) ? farmJobs : hereJobs).push_back(i);
 
-  auto endpoint = farmEndpoint(ctx);
-  if (!endpoint.ok()) {
-    std::fprintf(stderr, "thinfarm-ld: note: %s; running the backends here\n",
-                 endpoint.error().message.c_str());
-    endpoint = std::string();
-  }
-  if (endpoint->empty()) {
+  if (!farm) {
     hereJobs.clear();
     for (size_t i = 0; i < jobs.size(); ++i)
       hereJobs.push_back(i);
@@ -182,8 +225,7 @@ Result<RunResult> runBackends(const DriverContext &ctx, const LinkCommand &cmd,
   }
 
   FarmSubmission sub = submission(cmd, jobs, farmJobs, threads);
-  wire::Context wireCtx;
-  FarmClient client(wireCtx, *endpoint);
+  FarmClient &client = *farm;
   ProgressLine line(ctx.progress, cmd.output);
   auto take = [&](FarmResult &&r) -> Status {
     const BackendJob &job = jobs[r.task];
@@ -191,6 +233,10 @@ Result<RunResult> runBackends(const DriverContext &ctx, const LinkCommand &cmd,
     result.natives[r.task] = std::move(n);
     result.remote++;
     result.workers[r.worker]++;
+    if (r.cached)
+      result.cacheHits++;
+    else
+      result.ran.push_back(job.module.identifier);
     return ok();
   };
   TF_TRY(FarmOutcome outcome,
@@ -198,7 +244,7 @@ Result<RunResult> runBackends(const DriverContext &ctx, const LinkCommand &cmd,
   result.merged = outcome.merged;
   if (!outcome.unfinished.empty()) {
     std::fprintf(stderr, "thinfarm-ld: note: farm at %s: %s; running %zu of %zu backends here\n",
-                 endpoint->c_str(), outcome.why.c_str(), outcome.unfinished.size(), jobs.size());
+                 client.endpoint().c_str(), outcome.why.c_str(), outcome.unfinished.size(), jobs.size());
     for (uint32_t t : outcome.unfinished)
       hereJobs.push_back(t);
   }

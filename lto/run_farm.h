@@ -1,21 +1,38 @@
 #pragma once
 
+#include "coordinator/client.h"
 #include "lto/driver.h"
 #include "lto/run.h"
 
 #include <map>
+#include <memory>
 
 namespace thinfarm {
 
 struct RunResult {
   std::vector<NativeObject> natives; // one per job, in job order
   size_t local = 0, remote = 0, merged = 0;
+  size_t cacheHits = 0;          // answered by the action cache
+  std::vector<std::string> ran;  // modules whose backend ran (not cached), in completion order
   std::map<std::string, size_t> workers; // who ran how many jobs ("local": this process)
 };
 
-// Stage 5: runs the jobs where the context says (a farm, the embedded local
-// coordinator, or this process) and keeps each output as it arrives.
-Result<RunResult> runBackends(const DriverContext &ctx, const LinkCommand &cmd,
+// The farm a link uses, as the context says: a configured coordinator, the
+// embedded local one (started on demand), or none ("off", or unreachable:
+// a one-line notice, and the backends run in this process).
+class FarmConnection {
+public:
+  static FarmConnection open(const DriverContext &ctx);
+  FarmClient *client() { return client_.get(); }
+
+private:
+  std::unique_ptr<wire::Context> wire_;
+  std::unique_ptr<FarmClient> client_; // destroyed before the context
+};
+
+// Stage 5: runs the jobs on the farm, if there is one, else in this process,
+// and keeps each output as it arrives.
+Result<RunResult> runBackends(FarmClient *farm, const DriverContext &ctx, const LinkCommand &cmd,
                               const std::vector<BackendJob> &jobs, unsigned threads,
                               const KeepOutput &keep);
 

@@ -33,6 +33,19 @@ Error fromReply(const ErrorMsg &e) { return Error{e.kind, e.message}; }
 
 } // namespace
 
+Result<Message> call(Socket &s, Body request, const OtherMessage &other) {
+  uint64_t id = s.newRequestId();
+  TF_CHECK(s.send(Message{id, std::move(request)}));
+  for (;;) {
+    TF_TRY(Message m, nextAnswer(s, other));
+    if (m.requestId != id)
+      continue; // the late answer of an abandoned request
+    if (auto *e = m.get<ErrorMsg>())
+      return fromReply(*e);
+    return m;
+  }
+}
+
 Result<std::vector<Digest>> findMissing(Socket &s, std::span<const Digest> digests,
                                         const OtherMessage &other) {
   std::vector<Digest> missing;

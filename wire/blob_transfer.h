@@ -28,6 +28,10 @@ constexpr std::chrono::milliseconds kAnswerTimeout{10000};
 // (a client's job results arrive while it downloads); may be empty.
 using OtherMessage = std::function<void(Message &&)>;
 
+// Sends one request (under a fresh request id) and returns its answer; an
+// error answer comes back as that Error.
+Result<Message> call(Socket &s, Body request, const OtherMessage &other = {});
+
 // Asks the peer which of `digests` its store lacks.
 Result<std::vector<Digest>> findMissing(Socket &s, std::span<const Digest> digests,
                                         const OtherMessage &other = {});

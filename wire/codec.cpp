@@ -73,6 +73,13 @@ void put(cw::ModuleRef::Builder b, const ModuleRef &m) {
   put(b.initBitcode(), m.bitcode);
 }
 
+void putFiles(capnp::List<cw::FileRef>::Builder b, const std::vector<FileRef> &files) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    b[i].setPath(files[i].path);
+    put(b[i].initContent(), files[i].content);
+  }
+}
+
 void put(cw::JobSpec::Builder b, const JobSpec &j) {
   b.setTask(j.task);
   put(b.initModule(), j.module);
@@ -80,13 +87,19 @@ void put(cw::JobSpec::Builder b, const JobSpec &j) {
   auto imports = b.initImports(j.imports.size());
   for (size_t i = 0; i < j.imports.size(); ++i)
     put(imports[i], j.imports[i]);
-  auto incbins = b.initIncbins(j.incbins.size());
-  for (size_t i = 0; i < j.incbins.size(); ++i) {
-    incbins[i].setPath(j.incbins[i].path);
-    put(incbins[i].initContent(), j.incbins[i].content);
-  }
+  putFiles(b.initIncbins(j.incbins.size()), j.incbins);
   b.setCost(j.cost);
   b.setNoop(j.noop);
+  put(b.initKey(), j.key);
+}
+
+void put(cw::LinkMemo::Builder b, const LinkMemo &m) {
+  put(b.initKey(), m.key);
+  b.setFound(m.found);
+  put(b.initOutput(), m.output);
+  putFiles(b.initIncbins(m.incbins.size()), m.incbins);
+  b.setTranscript(m.transcript);
+  b.setMode(m.mode);
 }
 
 void put(capnp::List<cw::Diagnostic>::Builder b, const std::vector<Diagnostic> &ds) {
@@ -170,6 +183,8 @@ struct Encoder {
     b.setMerged(m.merged);
     b.setNativeBytes(capnp::Data::Reader(
         reinterpret_cast<const capnp::byte *>(m.nativeBytes.data()), m.nativeBytes.size()));
+    put(b.initKey(), m.key);
+    b.setCached(m.cached);
   }
   void operator()(const Progress &m) {
     auto b = env.initProgress();
@@ -191,6 +206,9 @@ struct Encoder {
     b.setWorkDir(m.workDir);
     b.setOutputPath(m.outputPath);
     b.setTask(m.task);
+    put(b.initModuleDigest(), m.moduleDigest);
+    putDigests(b.initImportDigests(m.importDigests.size()), m.importDigests);
+    putFiles(b.initIncbins(m.incbins.size()), m.incbins);
   }
   void operator()(const BackendReply &m) {
     auto b = env.initBackendReply();
@@ -198,6 +216,26 @@ struct Encoder {
     b.setMessage(m.message);
     put(b.initDiagnostics(m.diagnostics.size()), m.diagnostics);
     b.setSeconds(m.seconds);
+    put(b.initKey(), m.key);
+  }
+  void operator()(const LookupLink &m) { put(env.initLookupLink(), m.key); }
+  void operator()(const LinkMemo &m) { put(env.initLinkMemo(), m); }
+  void operator()(const RecordLink &m) { put(env.initRecordLink(), m); }
+  void operator()(const GetStats &) { env.setGetStats(); }
+  void operator()(const StoreStats &m) {
+    auto b = env.initStoreStats();
+    b.setEntries(m.entries);
+    b.setBytes(m.bytes);
+    b.setBudget(m.budget);
+    b.setActionHits(m.actionHits);
+    b.setActionMisses(m.actionMisses);
+    b.setMemoHits(m.memoHits);
+    b.setMemoMisses(m.memoMisses);
+    b.setBytesStored(m.bytesStored);
+    b.setBytesServed(m.bytesServed);
+    b.setEvictions(m.evictions);
+    b.setEvictedBytes(m.evictedBytes);
+    b.setCorrupt(m.corrupt);
   }
 };
 
@@ -280,7 +318,27 @@ JobSpec get(cw::JobSpec::Reader r) {
     j.incbins.push_back({str(f.getPath()), get(f.getContent())});
   j.cost = r.getCost();
   j.noop = r.getNoop();
+  if (r.hasKey())
+    j.key = get(r.getKey());
   return j;
+}
+
+std::vector<FileRef> getFiles(capnp::List<cw::FileRef>::Reader r) {
+  std::vector<FileRef> files;
+  for (auto f : r)
+    files.push_back({str(f.getPath()), get(f.getContent())});
+  return files;
+}
+
+template <class M> M getMemo(cw::LinkMemo::Reader r) {
+  M m;
+  m.key = get(r.getKey());
+  m.found = r.getFound();
+  m.output = get(r.getOutput());
+  m.incbins = getFiles(r.getIncbins());
+  m.transcript = str(r.getTranscript());
+  m.mode = r.getMode();
+  return m;
 }
 
 std::vector<Diagnostic> get(capnp::List<cw::Diagnostic>::Reader r) {
@@ -391,6 +449,9 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
     if (bytes.size() > kChunk)
       throw Malformed{"an inline native object of " + std::to_string(bytes.size()) + " bytes"};
     m.nativeBytes.assign(reinterpret_cast<const char *>(bytes.begin()), bytes.size());
+    if (r.hasKey())
+      m.key = get(r.getKey());
+    m.cached = r.getCached();
     return m;
   }
   case cw::Envelope::PROGRESS: {
@@ -412,12 +473,40 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
     m.workDir = str(r.getWorkDir());
     m.outputPath = str(r.getOutputPath());
     m.task = r.getTask();
+    m.moduleDigest = get(r.getModuleDigest());
+    m.importDigests = getDigests(r.getImportDigests());
+    if (m.importDigests.size() != m.importIds.size())
+      throw Malformed{"a backend request whose import digests do not match its imports"};
+    m.incbins = getFiles(r.getIncbins());
     return m;
   }
   case cw::Envelope::BACKEND_REPLY: {
     auto r = env.getBackendReply();
-    return BackendReply{r.getFailed(), str(r.getMessage()), get(r.getDiagnostics()),
-                        r.getSeconds()};
+    BackendReply m{r.getFailed(), str(r.getMessage()), get(r.getDiagnostics()), r.getSeconds(), {}};
+    if (r.hasKey())
+      m.key = get(r.getKey());
+    return m;
+  }
+  case cw::Envelope::LOOKUP_LINK: return LookupLink{get(env.getLookupLink())};
+  case cw::Envelope::LINK_MEMO: return getMemo<LinkMemo>(env.getLinkMemo());
+  case cw::Envelope::RECORD_LINK: return getMemo<RecordLink>(env.getRecordLink());
+  case cw::Envelope::GET_STATS: return GetStats{};
+  case cw::Envelope::STORE_STATS: {
+    auto r = env.getStoreStats();
+    StoreStats m;
+    m.entries = r.getEntries();
+    m.bytes = r.getBytes();
+    m.budget = r.getBudget();
+    m.actionHits = r.getActionHits();
+    m.actionMisses = r.getActionMisses();
+    m.memoHits = r.getMemoHits();
+    m.memoMisses = r.getMemoMisses();
+    m.bytesStored = r.getBytesStored();
+    m.bytesServed = r.getBytesServed();
+    m.evictions = r.getEvictions();
+    m.evictedBytes = r.getEvictedBytes();
+    m.corrupt = r.getCorrupt();
+    return m;
   }
   }
   throw Malformed{"an unknown message kind (" + std::to_string(static_cast<int>(env.which())) + ")"};
@@ -429,7 +518,8 @@ const char *kindName(const Body &body) {
   static constexpr const char *names[] = {
       "error",     "registerWorker", "heartbeat",  "findMissing", "missing",   "putChunk",
       "putAck",    "getChunk",       "chunk",      "submit",      "endSession", "runJob",
-      "jobResult", "progress",       "backendRequest", "backendReply", "batch"};
+      "jobResult", "progress",       "backendRequest", "backendReply", "batch",
+      "lookupLink", "linkMemo",      "recordLink", "getStats", "storeStats"};
   static_assert(std::size(names) == std::variant_size_v<Body>);
   return names[body.index()];
 }

@@ -58,6 +58,7 @@ struct JobSpec {
   std::vector<FileRef> incbins;
   uint64_t cost = 0;
   bool noop = false;
+  Digest key; // the client's backend key; size 0: none
 };
 
 struct RegisterWorker {
@@ -126,6 +127,8 @@ struct JobResult {
   std::string worker;
   bool merged = false;
   std::string nativeBytes; // the native object inline, when at most kChunk bytes
+  Digest key;              // the worker's backend key (W -> K)
+  bool cached = false;     // answered from the action cache (K -> C)
 };
 
 struct Progress {
@@ -143,6 +146,9 @@ struct BackendRequest {
   std::string workDir;
   std::string outputPath;
   uint32_t task = 0;
+  Digest moduleDigest;
+  std::vector<Digest> importDigests;
+  std::vector<FileRef> incbins;
 };
 
 struct BackendReply {
@@ -150,6 +156,31 @@ struct BackendReply {
   std::string message;
   std::vector<Diagnostic> diagnostics;
   double seconds = 0;
+  Digest key;
+};
+
+struct LookupLink {
+  Digest key;
+};
+
+struct LinkMemo {
+  Digest key;
+  bool found = false;
+  Digest output;
+  std::vector<FileRef> incbins; // a zero digest: the file did not exist
+  std::string transcript;
+  uint32_t mode = 0644;
+};
+
+struct RecordLink : LinkMemo {};
+
+struct GetStats {};
+
+struct StoreStats {
+  uint64_t entries = 0, bytes = 0, budget = 0;
+  uint64_t actionHits = 0, actionMisses = 0, memoHits = 0, memoMisses = 0;
+  uint64_t bytesStored = 0, bytesServed = 0;
+  uint64_t evictions = 0, evictedBytes = 0, corrupt = 0;
 };
 
 struct Message;
@@ -160,7 +191,8 @@ struct Batch {
 
 using Body = std::variant<ErrorMsg, RegisterWorker, Heartbeat, FindMissing, Missing, PutChunk,
                           PutAck, GetChunk, Chunk, Session, EndSession, RunJob, JobResult, Progress,
-                          BackendRequest, BackendReply, Batch>;
+                          BackendRequest, BackendReply, Batch, LookupLink, LinkMemo, RecordLink,
+                          GetStats, StoreStats>;
 
 struct Message {
   uint64_t requestId = 0;

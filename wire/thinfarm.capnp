@@ -15,14 +15,22 @@
 #                                    plus one waiting while many are pending
 #   W -> K  jobResult                the native object (inline up to 1 MiB,
 #                                    else uploaded first) or the error that
-#                                    failed the job
+#                                    failed the job; K caches a success under
+#                                    the worker's key. Only jobResults from a
+#                                    registered worker's job are cached: a
+#                                    client can upload blobs, never results
 #   W -> K  blob traffic             each slot fetches inputs and uploads large
 #                                    natives over a data connection of its own
 #   C -> K  submit                   a link session: backend config and jobs
 #   K -> C  progress                 at least once a second while it runs
-#   K -> C  jobResult                one per job; `merged` when another
-#                                    session's identical job did the work
+#   K -> C  jobResult                one per job; `cached` when the action
+#                                    cache answered it at once (a hit),
+#                                    `merged` when another session's identical
+#                                    job did the work
 #   C -> K  endSession               the client is done or gives up
+#   C -> K  lookupLink -> linkMemo   the link memo: found, or not
+#   C -> K  recordLink -> linkMemo   after a link, its output uploaded first
+#   any     getStats -> storeStats   the store's statistics (thinfarm-cache)
 #   any     findMissing -> missing   which digests the receiver's store lacks
 #   any     putChunk -> putAck       upload; the sender keeps at most
 #                                    kWindow chunks unacknowledged
@@ -92,6 +100,8 @@ struct JobSpec {
   incbins @4 :List(FileRef);   # laid out at their paths around the backend
   cost @5 :UInt64;             # scheduling estimate, larger runs first
   noop @6 :Bool;               # dispatch benchmark: the worker answers at once
+  key @7 :Digest;              # the client's backend key (lto/backend_key.cpp),
+                               # for the action cache lookup; absent: no lookup
 }
 
 enum Severity {
@@ -150,6 +160,10 @@ struct JobResult {
   nativeBytes @10 :Data; # the native object itself when at most 1 MiB (most
                          # are): it rides with the result instead of taking
                          # an upload and a download round trip of its own
+  key @11 :Digest;       # W -> K: the backend key the worker's backend child
+                         # computed from the inputs it ran on; the only key a
+                         # result is ever cached under
+  cached @12 :Bool;      # K -> C: answered from the action cache
 }
 
 struct Progress {
@@ -182,6 +196,9 @@ struct BackendRequest {
   workDir @6 :Text;           # the .incbin files are laid out under it
   outputPath @7 :Text;        # where the native object goes
   task @8 :UInt32;
+  moduleDigest @9 :Digest;    # the digests the worker checked its inputs
+  importDigests @10 :List(Digest); # against, for the backend key
+  incbins @11 :List(FileRef);
 }
 
 struct BackendReply {
@@ -189,6 +206,35 @@ struct BackendReply {
   message @1 :Text;
   diagnostics @2 :List(Diagnostic);
   seconds @3 :Float64;
+  key @4 :Digest;             # the backend key of the job it ran
+}
+
+# The link memo: a link's inputs, command line and toolchain -> its output.
+struct LinkMemo {
+  key @0 :Digest;
+  found @1 :Bool;             # lookupLink's answer: whether there is one
+  output @2 :Digest;          # the output file, a blob in the store
+  incbins @3 :List(FileRef);  # files the modules' asm pulled in, as they were
+                              # (a zero digest: the file did not exist); the
+                              # client checks them before using the memo
+  transcript @4 :Text;        # what the link printed to stderr
+  mode @5 :UInt32;            # the output file's permission bits
+}
+
+# The store's statistics (storage/store.h StoreStats), cumulative.
+struct StoreStats {
+  entries @0 :UInt64;
+  bytes @1 :UInt64;
+  budget @2 :UInt64;
+  actionHits @3 :UInt64;
+  actionMisses @4 :UInt64;
+  memoHits @5 :UInt64;
+  memoMisses @6 :UInt64;
+  bytesStored @7 :UInt64;
+  bytesServed @8 :UInt64;
+  evictions @9 :UInt64;
+  evictedBytes @10 :UInt64;
+  corrupt @11 :UInt64;
 }
 
 struct Envelope {
@@ -212,5 +258,10 @@ struct Envelope {
     backendReply @16 :BackendReply;
     batch @17 :List(Envelope);  # several messages for one peer in one frame;
                                 # never nested, never carrying blob chunks
+    lookupLink @18 :Digest;     # -> linkMemo
+    linkMemo @19 :LinkMemo;
+    recordLink @20 :LinkMemo;   # -> linkMemo (found), once the output is uploaded
+    getStats @21 :Void;         # -> storeStats
+    storeStats @22 :StoreStats;
   }
 }

@@ -193,15 +193,32 @@ Status Socket::sendAll(const PeerId &peer, std::vector<Message> &&ms) {
     batch.messages.clear();
     return st;
   };
+  // Bulk bytes a message carries: a batch stays well inside kMaxFrame.
+  auto bulk = [](const Message &m) -> size_t {
+    if (const auto *r = m.get<JobResult>())
+      return r->nativeBytes.size() + 1024;
+    if (const auto *l = m.get<LinkMemo>())
+      return l->transcript.size() + 1024;
+    return 1024;
+  };
+  size_t bytes = 0;
   for (Message &m : ms) {
     if (m.get<Chunk>() || m.get<PutChunk>()) {
       TF_CHECK(flush());
       TF_CHECK(send(peer, m));
       continue;
     }
-    batch.messages.push_back(std::move(m));
-    if (batch.messages.size() == kMaxBatch)
+    size_t size = bulk(m);
+    if (!batch.messages.empty() && bytes + size > kMaxFrame / 2) {
       TF_CHECK(flush());
+      bytes = 0;
+    }
+    bytes += size;
+    batch.messages.push_back(std::move(m));
+    if (batch.messages.size() == kMaxBatch) {
+      TF_CHECK(flush());
+      bytes = 0;
+    }
   }
   return flush();
 }

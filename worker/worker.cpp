@@ -118,7 +118,10 @@ struct Worker::Slot {
     for (size_t i = 0; i < rj.spec.imports.size(); ++i) {
       req.importIds.push_back(rj.spec.imports[i].identifier);
       req.importPaths.push_back(paths[2 + i]);
+      req.importDigests.push_back(rj.spec.imports[i].bitcode);
     }
+    req.moduleDigest = rj.spec.module.bitcode;
+    req.incbins = rj.spec.incbins;
     req.workDir = workDir;
     req.outputPath = outPath;
     req.task = rj.spec.task;
@@ -195,6 +198,7 @@ struct Worker::Slot {
     res.native = Digest::of(*object);
     res.diagnostics = std::move(reply->diagnostics);
     res.seconds = reply->seconds;
+    res.key = reply->key;
     if (auto st = w.store_.put(res.native, *object); !st.ok())
       return Error{ErrorKind::Disconnected, st.error().message};
     if (object->size() <= wire::kChunk) {

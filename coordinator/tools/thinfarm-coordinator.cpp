@@ -38,9 +38,14 @@ int run(int argc, char **argv) {
   flags.value("backend", programDir() + "/thinfarm-backend", "the thinfarm-backend program (local slots)");
   flags.value("idle-exit", "0", "exit after this many seconds without clients, 0 = never");
   flags.value("lock", "", "hold an exclusive lock on this file while running (the embedded default)");
+  flags.value("max-size", "20G", "the store's size budget (K, M, G, T suffixes; 0: unlimited); "
+                                 "least recently used entries are evicted beyond it");
   flags.toggle("verbose", "log registrations and send failures");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
+  auto budget = flags.bytes("max-size");
+  if (!budget.ok())
+    return flags.usageError(budget.error());
   auto slots = flags.number("local-slots");
   auto idle = flags.number("idle-exit");
   for (auto *n : {&slots, &idle})
@@ -52,6 +57,7 @@ int run(int argc, char **argv) {
     if (Status st = wire::checkEndpoint(e); !st.ok())
       return flags.usageError(st.error());
   o.storeDir = flags.get("store");
+  o.storeBudget = *budget;
   o.localSlots = static_cast<unsigned>(*slots);
   o.backendProgram = flags.get("backend");
   o.scratch = "/dev/shm/thinfarm-coordinator-" + std::to_string(::getpid());

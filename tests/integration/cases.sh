@@ -32,7 +32,7 @@ link_both() {
 # expect_split N: the last link was split into N backend jobs.
 expect_split() {
   [ -s log.jsonl ] || fail "no THINFARM_LOG line: the link was not split"
-  tail -n1 log.jsonl | grep -q "\"modules\":$1,\"jobs_local\":$1," ||
+  tail -n1 log.jsonl | grep -q "\"modules\":$1,\"memo_hit\":false,\"jobs_local\":$1," ||
     fail "expected a split into $1 modules, log says: $(tail -n1 log.jsonl)"
   if grep -q "thinfarm-ld: note" tf.err; then fail "unexpected notice: $(cat tf.err)"; fi
 }

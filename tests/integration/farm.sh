@@ -55,9 +55,9 @@ case_farm_link() {
   link_farm -r a.o b.o
   tail -n1 log.jsonl | grep -q '"jobs_local":0,"jobs_remote":2,' || fail "not run remotely: $(tail -n1 log.jsonl)"
   tail -n1 log.jsonl | grep -q '"workers":{"w1":2}' || fail "w1 did not run both jobs: $(tail -n1 log.jsonl)"
-  # Again: every input is in the coordinator's store now, nothing is uploaded;
-  # still identical.
+  # Again, nothing changed: the link memo answers, identical.
   link_farm -r a.o b.o
+  tail -n1 log.jsonl | grep -q '"memo_hit":true' || fail "no memo hit: $(tail -n1 log.jsonl)"
 }
 
 # A module that fails in the backend (not earlier): the failure names the
@@ -87,7 +87,9 @@ PY
   echo "bad module: $found; message: $(cat tf.err)"
   kill -0 "$WORKER" || fail "the worker died"
   link_farm -r a.o b.o
-  tail -n1 log.jsonl | grep -q '"workers":{"w1":2}' || fail "w1 did not serve the next link: $(tail -n1 log.jsonl)"
+  # b.o's job may come from the action cache (it ran beside the failed c.o);
+  # a.o's cannot.
+  tail -n1 log.jsonl | grep -q '"w1":[12]' || fail "w1 did not serve the next link: $(tail -n1 log.jsonl)"
 }
 
 # The farm goes away mid-link: the only worker hangs (SIGSTOP) with the
@@ -130,12 +132,20 @@ case_embedded_default() {
   for i in 1 2 3 4; do "$TFLD" -r a.o b.o -o "tf$i.out" 2> "tf$i.err" & done
   wait
   for i in 1 2 3 4; do cmp stock.out "tf$i.out" || fail "link $i differs: $(cat "tf$i.err")"; done
-  [ "$(grep -c '"jobs_remote":2,' log.jsonl)" = 4 ] || fail "not all run by the local farm: $(cat log.jsonl)"
+  # Each ran on the local farm, or (a link that started after another ended)
+  # was answered by the link memo.
+  [ "$(grep -cE '"memo_hit":true|"jobs_remote":2,' log.jsonl)" = 4 ] ||
+    fail "not all run by the local farm: $(cat log.jsonl)"
   [ "$(pgrep -fc "thinfarm-coordinator.*$W/cache")" = 1 ] || fail "not exactly one local coordinator"
   # A daemon of another thinfarm build (another backend identity) is replaced,
   # not used: the next link stops it and starts its own.
   old=$(head -n1 "$W/cache/daemon.lock")
   echo "LLVM 0.0 another build" > "$W/cache/daemon.id"
+  # New code in b.o (and so in a.o, which imports it): neither memo nor
+  # action cache can answer.
+  echo 'int helper(int x) { return x * 5 + 2; }' > b.c
+  ccthin -c b.c
+  ld.lld-19 -r a.o b.o -o stock.out
   "$TFLD" -r a.o b.o -o tf5.out 2> tf5.err
   cmp stock.out tf5.out || fail "link after the replacement differs"
   new=$(head -n1 "$W/cache/daemon.lock")
@@ -143,6 +153,158 @@ case_embedded_default() {
   case "$(ps -o stat= -p "$old" 2> /dev/null)" in ''|Z*) ;; *) fail "the old daemon still runs" ;; esac
   tail -n1 log.jsonl | grep -q '"jobs_remote":2,.*"workers":{"embedded":2}' ||
     fail "not run by the new local farm: $(tail -n1 log.jsonl) $(cat tf5.err)"
+}
+
+# Three modules: a imports helper() from b; c imports nothing.
+three_modules() {
+  program
+  echo 'int other(int x) { return x ^ 0x5a; }' > c.c
+  ccthin -c c.c
+}
+
+# Fields of the last THINFARM_LOG line: "memo_hit cache_hits backends_run ran".
+last_log() {
+  tail -n1 log.jsonl | python3 -c 'import json,sys; l=json.load(sys.stdin); print(str(l["memo_hit"]).lower(), l["cache_hits"], l["backends_run"], ",".join(sorted(l.get("ran", []))))'
+}
+
+expect_log() { # EXPECTED (as last_log prints it) WHAT
+  local got; got=$(last_log)
+  [ "$got" = "$1" ] || fail "$2: log says '$got', expected '$1': $(tail -n1 log.jsonl)"
+}
+
+# The action cache and the link memo on the embedded default: a relink with
+# nothing changed is a memo hit; the same objects linked in another directory
+# hit the action cache for every backend; an edit re-runs exactly the edited
+# module and the one importing from it.
+case_cache_hits() {
+  three_modules
+  export THINFARM_CACHE_DIR=$W/cache XDG_CONFIG_HOME=$W/noconfig
+  ld.lld-19 -r a.o b.o c.o -o stock.out
+  "$TFLD" -r a.o b.o c.o -o tf.out 2> tf.err || fail "$(cat tf.err)"
+  cmp stock.out tf.out || fail "cold link differs"
+  expect_log "false 0 3 a.o,b.o,c.o" "cold link"
+  rm tf.out
+  "$TFLD" -r a.o b.o c.o -o tf.out 2> tf.err || fail "$(cat tf.err)"
+  cmp stock.out tf.out || fail "memo hit differs"
+  expect_log "true 0 0 " "relink, nothing changed"
+  [ -x tf.out ] || [ ! -x stock.out ] || fail "the memo lost the output's mode"
+  # Another directory: the memo key has the build directory, the backend key has none.
+  mkdir other && cp a.o b.o c.o other/
+  (cd other && "$TFLD" -r a.o b.o c.o -o tf.out 2> tf.err) || fail "$(cat other/tf.err)"
+  cmp stock.out other/tf.out || fail "link in another directory differs"
+  expect_log "false 3 0 " "link in another directory"
+  # Edit b.c: b.o and a.o (which imports helper from it) run again, c.o does not.
+  echo 'int helper(int x) { return x * 7 + 1; }' > b.c
+  ccthin -c b.c
+  ld.lld-19 -r a.o b.o c.o -o stock2.out
+  "$TFLD" -r a.o b.o c.o -o tf2.out 2> tf2.err || fail "$(cat tf2.err)"
+  cmp stock2.out tf2.out || fail "link after the edit differs"
+  expect_log "false 1 2 a.o,b.o" "link after editing b.c"
+  "$BIN/thinfarm-cache" --json > stats.json || fail "thinfarm-cache failed"
+  python3 - <<'PY' || fail "stats: $(cat stats.json)"
+import json; s = json.load(open("stats.json"))
+assert s["action_hits"] == 4 and s["memo_hits"] == 1 and s["bytes_stored"] > 0 and s["entries"] > 0, s
+PY
+  echo "stats: $(cat stats.json)"
+}
+
+# A file the module asm pulls in with .incbin changes, nothing else does:
+# neither the memo nor the action cache may answer with the old bytes (lld's
+# own --thinlto-cache-dir does); the module's backend runs again.
+case_cache_incbin() {
+  export THINFARM_CACHE_DIR=$W/cache XDG_CONFIG_HOME=$W/noconfig
+  mkdir -p data && printf 'first version of the data' > data/blob.bin
+  cat > m.c <<'C'
+asm(".section .rodata.blob,\"a\"\n.globl blob\nblob:\n.incbin \"data/blob.bin\"\n.globl blob_end\nblob_end:\n.previous");
+extern const char blob[], blob_end[];
+long blob_size(void) { return blob_end - blob; }
+C
+  echo 'long use(void) { extern long blob_size(void); return blob_size() + 1; }' > u.c
+  ccthin -c m.c u.c
+  for round in 1 2; do
+    ld.lld-19 -r m.o u.o -o stock.out
+    "$TFLD" -r m.o u.o -o tf.out 2> tf.err || fail "$(cat tf.err)"
+    cmp stock.out tf.out || fail "round $round differs"
+    llvm-objcopy-19 -O binary --only-section=.rodata.blob tf.out blob.out
+    cmp data/blob.bin blob.out || fail "round $round links stale .incbin data"
+    printf 'second version of the data, longer' > data/blob.bin
+  done
+  # m.o's asm pulls the file in, and u.o imports from m.o (the import brings
+  # the asm along): both run again.
+  expect_log "false 0 2 m.o,u.o" "after the .incbin file changed"
+}
+
+# Damaged blobs in the store: a native object the action cache names and the
+# memo's output. Each is found on read, dropped, recomputed; the output stays right.
+case_cache_corrupt_blob() {
+  three_modules
+  export THINFARM_CACHE_DIR=$W/cache XDG_CONFIG_HOME=$W/noconfig
+  ld.lld-19 -r a.o b.o c.o -o stock.out
+  mkdir -p "$W/scratch"
+  THINFARM_KEEP_TEMPS=1 TMPDIR=$W/scratch "$TFLD" -r a.o b.o c.o -o tf.out 2> tf.err ||
+    fail "$(cat tf.err)"
+  cmp stock.out tf.out || fail "cold link differs"
+  stop_daemon
+  for f in "$W"/scratch/thinfarm-*/native/*.o tf.out; do
+    "$BIN/thinfarm-store-corrupt" "$W/cache/store" "$(sha256sum < "$f" | cut -c1-64)" ||
+      fail "no blob for $f in the store"
+  done
+  # The memo's output is damaged: a miss. The natives are damaged: misses.
+  "$TFLD" -r a.o b.o c.o -o tf.out 2> tf.err || fail "$(cat tf.err)"
+  cmp stock.out tf.out || fail "link over a damaged store differs"
+  expect_log "false 0 3 a.o,b.o,c.o" "link over a damaged store"
+  "$BIN/thinfarm-cache" --json > stats.json
+  python3 -c 'import json; s = json.load(open("stats.json")); assert s["corrupt"] >= 4, s' ||
+    fail "corruption not counted: $(cat stats.json)"
+  # Recomputed and stored again: the next relink is a memo hit.
+  "$TFLD" -r a.o b.o c.o -o tf.out 2> tf.err || fail "$(cat tf.err)"
+  cmp stock.out tf.out || fail "relink differs"
+  expect_log "true 0 0 " "relink after the recovery"
+}
+
+# The store's owner killed (SIGKILL) while a link uploads into it: the link
+# finishes here, identical; the next link starts a new daemon, the store
+# reopens and the output is identical again.
+case_cache_kill9() {
+  export THINFARM_CACHE_DIR=$W/cache XDG_CONFIG_HOME=$W/noconfig
+  python3 - <<'PY'
+import random
+random.seed(1)
+for i in range(120):
+    body = "\n".join(f"int f{i}_{k}(int x) {{ return x * {random.randint(2, 99)} + {k}; }}" for k in range(300))
+    open(f"m{i}.c", "w").write(body + f"\nint g{i}(int x) {{ return f{i}_0(x); }}\n")
+PY
+  ccthin -c m*.c
+  ld.lld-19 -r m*.o -o stock.out
+  for round in 1 2; do
+    [ ! -e "$W/cache/daemon.lock" ] || stop_daemon
+    rm -rf "$W/cache/store"
+    "$TFLD" -r m*.o -o tf.out 2> tf.err &
+    local link=$! pid=
+    for _ in $(seq 200); do
+      pid=$(head -n1 "$W/cache/daemon.lock" 2> /dev/null || true)
+      [ -n "$pid" ] && grep -q 'thinfarm-coordinator' "/proc/$pid/cmdline" 2> /dev/null && break
+      sleep 0.01
+    done
+    [ -n "$pid" ] || fail "no daemon started"
+    sleep "0.$((round * 2))"
+    kill -KILL "$pid" 2> /dev/null || true
+    wait "$link" || fail "round $round: the link failed: $(cat tf.err)"
+    cmp stock.out tf.out || fail "round $round: output differs"
+    "$TFLD" -r m*.o -o tf.out 2> tf.err || fail "round $round: the link after the kill failed: $(cat tf.err)"
+    cmp stock.out tf.out || fail "round $round: output after the kill differs"
+  done
+  stop_daemon
+  "$BIN/thinfarm-cache" --store "$W/cache/store" > stats.txt || fail "the store does not reopen"
+  echo "after two kills: $(tr '\n' ' ' < stats.txt)"
+}
+
+# Ends the embedded daemon of $THINFARM_CACHE_DIR and waits for its lock.
+stop_daemon() {
+  local pid; pid=$(head -n1 "$THINFARM_CACHE_DIR/daemon.lock" 2> /dev/null || true)
+  [ -n "$pid" ] && kill -TERM "$pid" 2> /dev/null || true
+  for _ in $(seq 100); do flock -n "$THINFARM_CACHE_DIR/daemon.lock" true && return; sleep 0.1; done
+  fail "the daemon does not stop"
 }
 
 # Bad flags and addresses: one line, non-zero exit.

@@ -17,6 +17,20 @@
 #   kernel.sh embedded  relinked again with THINFARM_COORDINATOR unset (the
 #                       embedded local daemon, a fresh cache, make -j2);
 #                       identical, every link went through the daemon
+#   kernel.sh warm      relinked again with nothing changed, on the embedded
+#                       step's (warm) cache: every link a link-memo hit, identical
+#   kernel.sh copied    the build directory copied elsewhere and relinked there:
+#                       the memo cannot answer (another directory), the action
+#                       cache answers every backend; identical
+#   kernel.sh edit      a line added to kernel/fork.c, stock rebuild as the new
+#                       reference, then relinked: in vmlinux.o exactly fork.o's
+#                       backend and those of the modules importing from it run
+#                       (stock lld's own import lists say which); identical
+#   kernel.sh config    CONFIG_CRC8 toggled (m <-> n) under CONFIG_IKCONFIG=y:
+#                       kernel/config_data.gz changes, kernel/configs.o does not;
+#                       stock rebuild, relinked: in vmlinux.o only configs.o's
+#                       backend runs, and the output is identical (lld's own
+#                       --thinlto-cache-dir would link the stale config here)
 #   kernel.sh boot      the thinfarm bzImage boots to the initramfs marker
 #   kernel.sh demo      configure, build through thinfarm-ld only, and boot
 #
@@ -26,7 +40,7 @@
 # every check), JOBS (make -j, default: cores).
 set -euo pipefail
 
-STEP=${1:?usage: kernel.sh build|identical|farm|embedded|boot|demo}
+STEP=${1:?usage: kernel.sh build|identical|farm|embedded|warm|copied|edit|config|boot|demo}
 TFLD=$(readlink -f "${THINFARM_LD:?set THINFARM_LD to the thinfarm-ld binary}")
 BIN=$(dirname "$TFLD")
 WORK=$(mkdir -p "${THINFARM_KERNEL_WORK:-kernel-work}" && cd "${THINFARM_KERNEL_WORK:-kernel-work}" && pwd)
@@ -74,6 +88,12 @@ kmake() {
   case $ld in thinfarm-ld-*) ln -sf "$TFLD" "$WORK/bin/$ld" ;; esac
   PATH="$WORK/bin:$PATH" "$@" make -C "$SRC" O="$OUT" LLVM=-19 LD="$ld" -j"$JOBS" > "$WORK/make-$ld.log" 2>&1 ||
     { tail -n 40 "$WORK/make-$ld.log" >&2; fail "make LD=$ld failed (log: $WORK/make-$ld.log)"; }
+}
+
+# The stock build's artifacts become the reference ($REF).
+save_ref() {
+  rm -rf "$REF" && mkdir -p "$REF"
+  artifacts | while read -r f; do mkdir -p "$REF/$(dirname "$f")" && cp "$OUT/$f" "$REF/$f"; done
 }
 
 artifacts() { (cd "$OUT" && echo vmlinux.o && echo vmlinux && echo arch/x86/boot/bzImage && find . -name '*.ko' | sed 's|^\./||' | sort); }
@@ -148,8 +168,7 @@ step_build() {
   local t0=$SECONDS
   kmake ld.lld-19
   say "stock build took $((SECONDS - t0)) s"
-  rm -rf "$REF" && mkdir -p "$REF"
-  artifacts | while read -r f; do mkdir -p "$REF/$(dirname "$f")" && cp "$OUT/$f" "$REF/$f"; done
+  save_ref
   say "relink through thinfarm-ld (LD=thinfarm-ld, THINFARM_COORDINATOR=off)"
   rm -f "$LOG"
   t0=$SECONDS
@@ -228,6 +247,165 @@ step_embedded() {
   say "embedded coordinator stopped: $(head -n 1 "$cache/coordinator.log")"
   same_as_ref
   check_log embedded "$embeddedlog"
+}
+
+# check_cache MODE FILE [ARG]: the THINFARM_LOG of a relink on a warm cache.
+#   warm           every link of the in-process relink ($LOG) is there, each a memo hit
+#   copied         every link is there; none a memo hit, every backend an action-cache hit
+#   only IDS-FILE  vmlinux.o ran exactly the backends listed in IDS-FILE
+check_cache() {
+  python3 - "$@" "$LOG" <<'PY' || fail "THINFARM_LOG $2 (above)"
+import collections, json, sys
+mode, path = sys.argv[1], sys.argv[2]
+refpath = sys.argv[-1]
+links = [json.loads(line) for line in open(path)]
+errors = [f"{l['output']}: fell back: {l['fallback']}" for l in links if "fallback" in l]
+links = [l for l in links if "fallback" not in l]
+if mode in ("warm", "copied"):
+    want = collections.Counter(json.loads(line)["output"] for line in open(refpath))
+    got = collections.Counter(l["output"] for l in links)
+    if got != want:
+        errors.append(f"missing links {sorted((want - got).elements())}, extra {sorted((got - want).elements())}")
+for l in links:
+    if mode == "warm" and not l["memo_hit"]:
+        errors.append(f"{l['output']}: no memo hit ({l['backends_run']} backends ran)")
+    if mode == "copied" and (l["memo_hit"] or l["backends_run"] != 0 or l["cache_hits"] != l["modules"]):
+        errors.append(f"{l['output']}: memo_hit {l['memo_hit']}, {l['cache_hits']} of {l['modules']} "
+                      f"backends from the cache, {l['backends_run']} ran: {l.get('ran', [])[:5]}")
+if mode == "only":
+    want = set(open(sys.argv[3]).read().split("\n")) - {""}
+    v = [l for l in links if l["output"] == "vmlinux.o"]
+    if len(v) != 1:
+        errors.append(f"{len(v)} vmlinux.o links")
+    else:
+        ran = set(v[0].get("ran", []))
+        print(f"kernel.sh: vmlinux.o: {v[0]['backends_run']} of {v[0]['modules']} backends ran, "
+              f"{v[0]['cache_hits']} from the action cache; expected {len(want)}: {sorted(want)[:8]}",
+              file=sys.stderr)
+        if ran != want:
+            errors.append(f"vmlinux.o ran {sorted(ran)}; expected {sorted(want)}")
+hits = sum(l["memo_hit"] for l in links)
+cached = sum(l["cache_hits"] for l in links)
+ran = sum(l["backends_run"] for l in links)
+print(f"kernel.sh: {path}: {len(links)} links, {hits} memo hits, {cached} backends from the "
+      f"action cache, {ran} ran", file=sys.stderr)
+for e in errors:
+    print("  " + e, file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
+}
+
+# The embedded default on the warm cache the 'embedded' step left ($WORK/cache).
+use_warm_cache() {
+  export THINFARM_CACHE_DIR=$WORK/cache XDG_CONFIG_HOME=$WORK/no-config JOBS=2
+  unset THINFARM_COORDINATOR
+  trap 'stop_embedded "$THINFARM_CACHE_DIR" || true' EXIT
+  if [ ! -d "$THINFARM_CACHE_DIR/store" ]; then
+    say "no warm cache: relinking once to fill $THINFARM_CACHE_DIR"
+    THINFARM_LOG=$WORK/warmup.log.jsonl kmake "$(relink_ld warmup)"
+  fi
+}
+
+step_warm() {
+  [ -f "$LOG" ] || fail "no thinfarm log: run 'kernel.sh build' first"
+  use_warm_cache
+  local ld log=$WORK/warm.log.jsonl t0=$SECONDS
+  ld=$(relink_ld warm)
+  rm -f "$log"
+  THINFARM_LOG=$log kmake "$ld"
+  say "warm relink, nothing changed (LD=$ld): $((SECONDS - t0)) s"
+  same_as_ref
+  check_cache warm "$log"
+}
+
+step_copied() {
+  [ -f "$LOG" ] || fail "no thinfarm log: run 'kernel.sh build' first"
+  use_warm_cache
+  local copy=$WORK/out-copy log=$WORK/copied.log.jsonl t0=$SECONDS
+  rm -rf "$copy" && cp -a "$OUT" "$copy"
+  local OUT=$copy ld
+  ld=$(relink_ld copied)
+  rm -f "$log"
+  THINFARM_LOG=$log kmake "$ld"
+  say "relink in the copy $copy (LD=$ld): $((SECONDS - t0)) s"
+  same_as_ref
+  check_cache copied "$log"
+  rm -rf "$copy"
+}
+
+# The vmlinux.o link's module identifiers, per stock lld's thin link of the
+# tree as it is, that import from the module whose identifier matches $1 (a
+# Python regex), plus that module itself: the backends an edit of it must rerun.
+affected_modules() {
+  local dir=$WORK/imports; rm -rf "$dir" && mkdir -p "$dir"
+  local cmdline; cmdline=$(sed -n 's/^cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
+  local args; read -r -a args <<< "$cmdline"
+  local clean=() i
+  for ((i = 1; i < ${#args[@]}; i++)); do
+    if [ "${args[i]}" = -o ]; then i=$((i + 1)); continue; fi
+    clean+=("${args[i]}")
+  done
+  (cd "$OUT" && ld.lld-19 "${clean[@]}" -o "$dir/x.o" --thinlto-index-only="$dir/list" \
+     --thinlto-emit-imports-files "--thinlto-prefix-replace=;$dir/") || fail "stock thin link failed"
+  python3 - "$dir" "$1" <<'PY'
+import re, sys
+d, pattern = sys.argv[1:]
+prefix = d + "/"
+ids = [l[len(prefix):] for l in open(d + "/list").read().split("\n") if l]
+edited = [i for i in ids if re.search(pattern, i)]
+assert len(edited) == 1, f"{pattern} matches {edited}"
+for i in ids:
+    imports = open(prefix + i + ".imports").read().split("\n")
+    if i == edited[0] or edited[0] in imports:
+        print(i)
+PY
+}
+
+step_edit() {
+  [ -f "$LOG" ] || fail "no thinfarm log: run 'kernel.sh build' first"
+  use_warm_cache
+  local f=$SRC/kernel/fork.c n
+  n=$(sed -n 's/^int thinfarm_edit_marker = \([0-9]*\);$/\1/p' "$f")
+  if [ -n "$n" ]; then sed -i "s/^int thinfarm_edit_marker = $n;$/int thinfarm_edit_marker = $((n + 1));/" "$f"
+  else echo 'int thinfarm_edit_marker = 1;' >> "$f"; fi
+  say "edited $f: $(tail -n 1 "$f"); stock rebuild"
+  kmake ld.lld-19
+  save_ref
+  affected_modules '\(fork\.o at ' > "$WORK/affected.txt"
+  local ld log=$WORK/edit.log.jsonl t0=$SECONDS
+  ld=$(relink_ld edit)
+  rm -f "$log"
+  THINFARM_LOG=$log kmake "$ld"
+  say "relink after the edit (LD=$ld): $((SECONDS - t0)) s"
+  same_as_ref
+  check_cache only "$log" "$WORK/affected.txt"
+}
+
+step_config() {
+  [ -f "$LOG" ] || fail "no thinfarm log: run 'kernel.sh build' first"
+  grep -q '^CONFIG_IKCONFIG=y' "$OUT/.config" || fail "CONFIG_IKCONFIG is not set"
+  use_warm_cache
+  local before=$WORK/configs.o.before
+  cp "$OUT/kernel/configs.o" "$before"
+  if grep -q '^CONFIG_CRC8=m' "$OUT/.config"; then "$SRC/scripts/config" --file "$OUT/.config" -d CRC8
+  else "$SRC/scripts/config" --file "$OUT/.config" -m CRC8; fi
+  say "CONFIG_CRC8 is now $(grep -E '^(# )?CONFIG_CRC8[= ]' "$OUT/.config"); stock rebuild"
+  local gz0; gz0=$(sha256sum < "$OUT/kernel/config_data.gz")
+  kmake ld.lld-19
+  [ "$gz0" != "$(sha256sum < "$OUT/kernel/config_data.gz")" ] || fail "kernel/config_data.gz did not change"
+  cmp "$before" "$OUT/kernel/configs.o" || fail "kernel/configs.o changed: the premise does not hold"
+  save_ref
+  # Only configs.o's backend: the one module whose .incbin file changed (its
+  # importers' inputs did not). Its identifier, from stock lld's thin link:
+  affected_modules '\(configs\.o at ' > /dev/null
+  sed -n "s|^$WORK/imports/||p" "$WORK/imports/list" | grep -E '\(configs\.o at ' > "$WORK/affected.txt"
+  local ld log=$WORK/config.log.jsonl t0=$SECONDS
+  ld=$(relink_ld config)
+  rm -f "$log"
+  THINFARM_LOG=$log kmake "$ld"
+  say "relink after the config change (LD=$ld): $((SECONDS - t0)) s"
+  same_as_ref
+  check_cache only "$log" "$WORK/affected.txt"
 }
 
 boot() {

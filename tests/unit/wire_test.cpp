@@ -186,8 +186,19 @@ TEST(WireCodec, RoundTripsJobResultsWithAndWithoutError) {
 
 TEST(WireCodec, RoundTripsBackendMessages) {
   BackendRequest req{config(), "main.o", "/s/m.bc", "/s/m.shard", {"a.o", "b.o"},
-                     {"/s/a.bc", "/s/b.bc"}, "/s/work", "/s/out.o", 12};
+                     {"/s/a.bc", "/s/b.bc"}, "/s/work", "/s/out.o", 12, Digest::of("m"),
+                     {Digest::of("a"), Digest::of("b")}, {{"kernel/config_data.gz", Digest::of("c")}}};
   BackendRequest req2 = roundTrip(0, req);
+  EXPECT_EQ(req2.moduleDigest, Digest::of("m"));
+  EXPECT_EQ(req2.importDigests, req.importDigests);
+  ASSERT_EQ(req2.incbins.size(), 1u);
+  EXPECT_EQ(req2.incbins[0].path, "kernel/config_data.gz");
+  EXPECT_EQ(req2.incbins[0].content, Digest::of("c"));
+  BackendRequest unpaired = req;
+  unpaired.importDigests.pop_back();
+  auto bad = decode(encode(Message{0, unpaired}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("import digests"), std::string::npos);
   EXPECT_EQ(req2.config, config());
   EXPECT_EQ(req2.module, "main.o");
   EXPECT_EQ(req2.modulePath, "/s/m.bc");
@@ -198,11 +209,42 @@ TEST(WireCodec, RoundTripsBackendMessages) {
   EXPECT_EQ(req2.outputPath, "/s/out.o");
   EXPECT_EQ(req2.task, 12u);
 
-  BackendReply rep = roundTrip(0, BackendReply{true, "bad bitcode", kDiagnostics, 0.5});
+  BackendReply rep = roundTrip(0, BackendReply{true, "bad bitcode", kDiagnostics, 0.5, Digest::of("k")});
+  EXPECT_EQ(rep.key, Digest::of("k"));
   EXPECT_TRUE(rep.failed);
   EXPECT_EQ(rep.message, "bad bitcode");
   EXPECT_EQ(rep.diagnostics, kDiagnostics);
   EXPECT_EQ(rep.seconds, 0.5);
+}
+
+TEST(WireCodec, RoundTripsCacheMessages) {
+  LinkMemo memo;
+  memo.key = Digest::of("key");
+  memo.found = true;
+  memo.output = Digest::of("vmlinux.o");
+  memo.incbins = {{"kernel/config_data.gz", Digest{}}};
+  memo.transcript = "ld.lld-19: warning: stack frame size exceeds limit\n";
+  memo.mode = 0755;
+  LinkMemo back = roundTrip(3, memo);
+  EXPECT_EQ(back.key, memo.key);
+  EXPECT_TRUE(back.found);
+  EXPECT_EQ(back.output, memo.output);
+  ASSERT_EQ(back.incbins.size(), 1u);
+  EXPECT_EQ(back.incbins[0].content, Digest{});
+  EXPECT_EQ(back.transcript, memo.transcript);
+  EXPECT_EQ(back.mode, 0755u);
+  StoreStats st;
+  st.actionHits = 7;
+  st.corrupt = 2;
+  StoreStats st2 = roundTrip(4, st);
+  EXPECT_EQ(st2.actionHits, 7u);
+  EXPECT_EQ(st2.corrupt, 2u);
+  JobResult r;
+  r.key = Digest::of("backend key");
+  r.cached = true;
+  JobResult r2 = roundTrip(5, r);
+  EXPECT_EQ(r2.key, r.key);
+  EXPECT_TRUE(r2.cached);
 }
 
 // Every kind has a name and survives a round trip, so a kind added to Body
@@ -292,7 +334,7 @@ TEST(WireCodec, CorruptedFramesNeverCrash) {
   c.digest = Digest::of("hello");
   c.bytes = "hello";
   for (const Message &m : {Message{3, c}, Message{4, JobResult{1, 2, 3, ErrorMsg{ErrorKind::Failed, "x"},
-                                                              Digest::of("n"), kDiagnostics, 1, "w", true, "n"}}}) {
+                                                              Digest::of("n"), kDiagnostics, 1, "w", true, "n", {}, false}}}) {
     std::string frame = encode(m);
     size_t refused = 0;
     for (size_t i = 0; i < frame.size(); ++i)
@@ -326,7 +368,7 @@ protected:
 
 TEST_F(WirePipe, FramesRoundTrip) {
   ASSERT_TRUE(writeFrame(fds_[1], Message{5, Heartbeat{2}}).ok());
-  ASSERT_TRUE(writeFrame(fds_[1], Message{6, BackendReply{false, "done", kDiagnostics, 2}}).ok());
+  ASSERT_TRUE(writeFrame(fds_[1], Message{6, BackendReply{false, "done", kDiagnostics, 2, {}}}).ok());
   closeWriter();
   auto a = readFrame(fds_[0]);
   ASSERT_TRUE(a.ok()) << a.error().message;

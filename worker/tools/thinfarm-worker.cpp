@@ -18,6 +18,7 @@ int main(int argc, char **argv) {
   flags.value("backend", programDir() + "/thinfarm-backend", "the thinfarm-backend program");
   flags.value("scratch", "", "directory for input files (default: /dev/shm/thinfarm-worker-PID)");
   flags.value("job-memory-mb", "0", "address-space limit of each backend child, 0 = none");
+  flags.value("max-size", "10G", "the store's size budget (K, M, G, T suffixes; 0: unlimited)");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
   auto slots = flags.number("slots");
@@ -47,7 +48,12 @@ int main(int argc, char **argv) {
   auto opts = completeOptions(std::move(o));
   if (!opts.ok())
     return die(opts.error());
-  auto store = Store::open(flags.get("store"));
+  auto budget = flags.bytes("max-size");
+  if (!budget.ok())
+    return flags.usageError(budget.error());
+  StoreOptions so;
+  so.budgetBytes = *budget;
+  auto store = Store::open(flags.get("store"), so);
   if (!store.ok())
     return die(store.error());
 

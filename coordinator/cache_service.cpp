@@ -1,0 +1,137 @@
+#include "coordinator/cache_service.h"
+
+namespace thinfarm {
+
+namespace {
+
+bool hasKey(const Digest &d) { return d.size != 0; }
+
+template <class T> std::optional<T> decodeAs(const std::string &bytes) {
+  auto m = wire::decode(bytes);
+  if (!m.ok())
+    return std::nullopt;
+  if (auto *v = m->get<T>())
+    return std::move(*v);
+  return std::nullopt;
+}
+
+// Reads a blob through to check it against its digest; a damaged blob is
+// dropped by the store and reported absent.
+bool intact(Store &store, const Digest &d) {
+  return store.read(d, [](std::string_view) { return ok(); }).ok();
+}
+
+} // namespace
+
+wire::StoreStats toWire(const StoreStats &s) {
+  wire::StoreStats w;
+  w.entries = s.entries;
+  w.bytes = s.bytes;
+  w.budget = s.budget;
+  w.actionHits = s.actionHits;
+  w.actionMisses = s.actionMisses;
+  w.memoHits = s.memoHits;
+  w.memoMisses = s.memoMisses;
+  w.bytesStored = s.bytesStored;
+  w.bytesServed = s.bytesServed;
+  w.evictions = s.evictions;
+  w.evictedBytes = s.evictedBytes;
+  w.corrupt = s.corrupt;
+  return w;
+}
+
+void CacheService::answerHits(const wire::PeerId &peer, wire::Session &s, Outbox &out) {
+  std::vector<wire::JobSpec> misses;
+  for (wire::JobSpec &spec : s.jobs) {
+    std::optional<wire::JobResult> hit;
+    if (hasKey(spec.key) && !spec.noop) {
+      auto value = store_.getRecord(RecordKind::Action, spec.key);
+      if (value.ok() && *value)
+        hit = decodeAs<wire::JobResult>(**value);
+    }
+    if (hit) {
+      // The object is read back whole (checked against its digest) even when
+      // it is too large to ride inline: a damaged one turns the hit into a miss.
+      auto bytes = store_.get(hit->native);
+      if (!bytes.ok() || !*bytes) {
+        hit.reset();
+      } else if ((*bytes)->size() <= wire::kChunk) {
+        hit->nativeBytes = std::move(**bytes);
+      }
+    }
+    if (!hit) {
+      misses.push_back(std::move(spec));
+      continue;
+    }
+    hit->sessionId = s.sessionId;
+    hit->jobId = 0;
+    hit->task = spec.task;
+    hit->worker = "cache";
+    hit->cached = true;
+    hit->merged = false;
+    hit->key = Digest{};
+    out.push_back({peer, wire::Message{0, std::move(*hit)}});
+  }
+  s.jobs = std::move(misses);
+}
+
+std::optional<wire::JobResult> CacheService::cacheable(const wire::JobResult &r) {
+  if (r.error || !hasKey(r.key) || r.native.size == 0)
+    return std::nullopt;
+  wire::JobResult kept;
+  kept.key = r.key;
+  kept.native = r.native;
+  kept.diagnostics = r.diagnostics;
+  kept.seconds = r.seconds;
+  return kept;
+}
+
+void CacheService::record(const wire::JobResult &r) {
+  wire::JobResult value = r;
+  value.key = Digest{};
+  // A failure to cache costs a later hit, never a result: nothing to report.
+  (void)store_.putRecord(RecordKind::Action, r.key, wire::encode(wire::Message{0, value}), r.native);
+}
+
+void CacheService::onLookupLink(const wire::PeerId &peer, uint64_t requestId,
+                                const wire::LookupLink &l, Outbox &out) {
+  wire::LinkMemo reply;
+  reply.key = l.key;
+  auto value = store_.getRecord(RecordKind::LinkMemo, l.key);
+  if (value.ok() && *value) {
+    if (auto memo = decodeAs<wire::LinkMemo>(**value); memo && intact(store_, memo->output)) {
+      reply = std::move(*memo);
+      reply.key = l.key;
+      reply.found = true;
+    }
+  }
+  out.push_back({peer, wire::Message{requestId, std::move(reply)}});
+}
+
+void CacheService::onRecordLink(const wire::PeerId &peer, uint64_t requestId,
+                                const wire::RecordLink &r, Outbox &out) {
+  auto fail = [&](const std::string &why) {
+    out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed, why)});
+  };
+  auto missing = store_.findMissing(std::span<const Digest>(&r.output, 1));
+  if (!missing.ok())
+    return fail(missing.error().message);
+  if (!missing->empty())
+    return fail("link memo: the output " + r.output.text() + " is not in the store; upload it first");
+  wire::LinkMemo value = r;
+  value.found = true;
+  if (Status st = store_.putRecord(RecordKind::LinkMemo, r.key,
+                                   wire::encode(wire::Message{0, value}), r.output);
+      !st.ok())
+    return fail(st.error().message);
+  wire::LinkMemo ack;
+  ack.key = r.key;
+  ack.found = true;
+  out.push_back({peer, wire::Message{requestId, std::move(ack)}});
+}
+
+void CacheService::onGetStats(const wire::PeerId &peer, uint64_t requestId, Outbox &out) {
+  out.push_back({peer, wire::Message{requestId, toWire(store_.stats())}});
+}
+
+} // namespace thinfarm

@@ -1,0 +1,104 @@
+// thinfarm-cache: the store's statistics from the command line.
+//
+//   thinfarm-cache                       the embedded default's store ($THINFARM_CACHE_DIR)
+//   thinfarm-cache --coordinator ADDR    a running coordinator's, over the wire
+//   thinfarm-cache --store DIR           a store directory, read directly
+//
+// A running coordinator is asked (its counters are the live ones); a store no
+// daemon holds is opened read-only.
+#include "base/flags.h"
+#include "coordinator/cache_service.h"
+#include "coordinator/client.h"
+#include "coordinator/local_farm.h"
+
+#include <cstdio>
+
+using namespace thinfarm;
+
+namespace {
+
+std::string human(uint64_t bytes) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+std::string ratio(uint64_t hits, uint64_t misses) {
+  if (hits + misses == 0)
+    return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, " (%.1f%% hits)", 100.0 * static_cast<double>(hits) /
+                                                       static_cast<double>(hits + misses));
+  return buf;
+}
+
+void print(const std::string &where, const wire::StoreStats &s, bool json) {
+  if (json) {
+    std::printf("{\"entries\":%llu,\"bytes\":%llu,\"budget\":%llu,\"action_hits\":%llu,"
+                "\"action_misses\":%llu,\"memo_hits\":%llu,\"memo_misses\":%llu,"
+                "\"bytes_stored\":%llu,\"bytes_served\":%llu,\"evictions\":%llu,"
+                "\"evicted_bytes\":%llu,\"corrupt\":%llu}\n",
+                (unsigned long long)s.entries, (unsigned long long)s.bytes,
+                (unsigned long long)s.budget, (unsigned long long)s.actionHits,
+                (unsigned long long)s.actionMisses, (unsigned long long)s.memoHits,
+                (unsigned long long)s.memoMisses, (unsigned long long)s.bytesStored,
+                (unsigned long long)s.bytesServed, (unsigned long long)s.evictions,
+                (unsigned long long)s.evictedBytes, (unsigned long long)s.corrupt);
+    return;
+  }
+  std::printf("store          %s\n", where.c_str());
+  std::printf("entries        %llu, %s%s\n", (unsigned long long)s.entries, human(s.bytes).c_str(),
+              s.budget ? (" of a " + human(s.budget) + " budget").c_str() : "");
+  std::printf("action cache   %llu hits, %llu misses%s\n", (unsigned long long)s.actionHits,
+              (unsigned long long)s.actionMisses, ratio(s.actionHits, s.actionMisses).c_str());
+  std::printf("link memo      %llu hits, %llu misses%s\n", (unsigned long long)s.memoHits,
+              (unsigned long long)s.memoMisses, ratio(s.memoHits, s.memoMisses).c_str());
+  std::printf("stored         %s\n", human(s.bytesStored).c_str());
+  std::printf("served         %s\n", human(s.bytesServed).c_str());
+  std::printf("evicted        %llu entries, %s\n", (unsigned long long)s.evictions,
+              human(s.evictedBytes).c_str());
+  std::printf("corrupt        %llu entries dropped\n", (unsigned long long)s.corrupt);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Flags flags("thinfarm-cache");
+  flags.value("coordinator", "", "ask this running coordinator (tcp://HOST:PORT, ipc://PATH)");
+  flags.value("store", "", "read this store directory directly");
+  flags.toggle("json", "print one JSON object");
+  if (Status st = flags.parse(argc, argv); !st.ok())
+    return flags.usageError(st.error());
+  auto die = [](const Error &e) {
+    std::fprintf(stderr, "thinfarm-cache: error: %s\n", e.message.c_str());
+    return 1;
+  };
+  std::string endpoint = flags.get("coordinator"), store = flags.get("store");
+  if (endpoint.empty() && store.empty()) {
+    std::string cache = defaultCacheDir();
+    endpoint = runningLocalCoordinator(cache);
+    if (endpoint.empty())
+      store = cache + "/store";
+  }
+  if (!endpoint.empty()) {
+    wire::Context ctx;
+    FarmClient client(ctx, endpoint);
+    auto s = client.stats();
+    if (!s.ok())
+      return die(s.error());
+    print(endpoint, *s, flags.has("json"));
+    return 0;
+  }
+  auto s = Store::readStats(store);
+  if (!s.ok())
+    return die(s.error());
+  print(store, toWire(*s), flags.has("json"));
+  return 0;
+}
