@@ -23,23 +23,6 @@ bool intact(Store &store, const Digest &d) {
 
 } // namespace
 
-wire::StoreStats toWire(const StoreStats &s) {
-  wire::StoreStats w;
-  w.entries = s.entries;
-  w.bytes = s.bytes;
-  w.budget = s.budget;
-  w.actionHits = s.actionHits;
-  w.actionMisses = s.actionMisses;
-  w.memoHits = s.memoHits;
-  w.memoMisses = s.memoMisses;
-  w.bytesStored = s.bytesStored;
-  w.bytesServed = s.bytesServed;
-  w.evictions = s.evictions;
-  w.evictedBytes = s.evictedBytes;
-  w.corrupt = s.corrupt;
-  return w;
-}
-
 void CacheService::answerHits(const wire::PeerId &peer, wire::Session &s, Outbox &out) {
   std::vector<wire::JobSpec> misses;
   for (wire::JobSpec &spec : s.jobs) {
@@ -131,7 +114,7 @@ void CacheService::onRecordLink(const wire::PeerId &peer, uint64_t requestId,
 }
 
 void CacheService::onGetStats(const wire::PeerId &peer, uint64_t requestId, Outbox &out) {
-  out.push_back({peer, wire::Message{requestId, toWire(store_.stats())}});
+  out.push_back({peer, wire::Message{requestId, store_.stats()}});
 }
 
 } // namespace thinfarm

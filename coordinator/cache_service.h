@@ -50,6 +50,4 @@ private:
   Store &store_;
 };
 
-wire::StoreStats toWire(const StoreStats &s);
-
 } // namespace thinfarm

@@ -6,6 +6,7 @@
 #include "base/backend.h"
 #include "base/result.h"
 #include "storage/digest.h"
+#include "storage/store.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -176,12 +177,7 @@ struct RecordLink : LinkMemo {};
 
 struct GetStats {};
 
-struct StoreStats {
-  uint64_t entries = 0, bytes = 0, budget = 0;
-  uint64_t actionHits = 0, actionMisses = 0, memoHits = 0, memoMisses = 0;
-  uint64_t bytesStored = 0, bytesServed = 0;
-  uint64_t evictions = 0, evictedBytes = 0, corrupt = 0;
-};
+using StoreStats = ::thinfarm::StoreStats; // storage/store.h
 
 struct Message;
 // Several messages for one peer in one frame (never nested).

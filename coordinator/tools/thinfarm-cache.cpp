@@ -99,6 +99,6 @@ int main(int argc, char **argv) {
   auto s = Store::readStats(store);
   if (!s.ok())
     return die(s.error());
-  print(store, toWire(*s), flags.has("json"));
+  print(store, *s, flags.has("json"));
   return 0;
 }

@@ -5,18 +5,9 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 
 namespace thinfarm {
 namespace {
-
-std::string slurp(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 class BackendKeyTest : public ::testing::Test {
 protected:
@@ -38,16 +29,16 @@ protected:
                                 "--thinlto-emit-imports-files " + abs + "/a.o " + abs +
                                 "/b.o -o out.o");
     EXPECT_EQ(out, "");
-    shards_.push_back(slurp(abs + "/a.o.thinlto.bc"));
-    EXPECT_NE(slurp(abs + "/a.o.imports").find(abs + "/b.o"), std::string::npos);
+    shards_.push_back(test::readAll(abs + "/a.o.thinlto.bc"));
+    EXPECT_NE(test::readAll(abs + "/a.o.imports").find(abs + "/b.o"), std::string::npos);
     BackendKeyInputs in;
     in.toolchain = "LLVM 19 test";
     in.config = &config;
     std::string moduleId = abs + "/a.o";
     in.moduleId = moduleId;
-    in.module = Digest::of(slurp(abs + "/a.o"));
+    in.module = Digest::of(test::readAll(abs + "/a.o"));
     in.shard = shards_.back();
-    in.imports.push_back({abs + "/b.o", Digest::of(slurp(abs + "/b.o"))});
+    in.imports.push_back({abs + "/b.o", Digest::of(test::readAll(abs + "/b.o"))});
     in.incbins = std::move(incbins);
     auto key = backendKey(in);
     EXPECT_TRUE(key.ok()) << key.error().message;

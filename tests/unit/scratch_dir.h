@@ -28,6 +28,12 @@ private:
   std::string path_;
 };
 
+// A file's whole content ("" when it cannot be read).
+inline std::string readAll(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 // Runs a shell command; returns its stdout, or "<exit N>" on failure.
 inline std::string run(const std::string &cmd) {
   std::string out;

@@ -5,19 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 namespace thinfarm {
 namespace {
-
-std::string slurp(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 TEST(Staging, ConcurrentSlotsSeeCompleteFiles) {
   test::ScratchDir dir;
@@ -45,7 +36,7 @@ TEST(Staging, ConcurrentSlotsSeeCompleteFiles) {
           return;
         }
         for (size_t i = 0; i < digests.size(); ++i)
-          if (slurp((*paths)[i]) != blobs[i])
+          if (test::readAll((*paths)[i]) != blobs[i])
             bad++;
         staging.release(digests);
       });
@@ -78,7 +69,7 @@ TEST(Staging, EvictsLeastRecentlyUsedUnpinnedFiles) {
   staging.release({d[2]});
   EXPECT_FALSE(std::filesystem::exists((*a)[0]));
   EXPECT_TRUE(std::filesystem::exists((*b)[0])); // pinned
-  EXPECT_EQ(slurp((*b)[0]), std::string(1000, 'b'));
+  EXPECT_EQ(test::readAll((*b)[0]), std::string(1000, 'b'));
 }
 
 } // namespace
