@@ -4,7 +4,9 @@ namespace thinfarm {
 
 namespace {
 
-bool hasKey(const Digest &d) { return d.size != 0; }
+bool hasKey(const Digest &d) {
+  return d.size != 0;
+}
 
 template <class T> std::optional<T> decodeAs(const std::string &bytes) {
   auto m = wire::decode(bytes);
@@ -73,7 +75,8 @@ void CacheService::record(const wire::JobResult &r) {
   wire::JobResult value = r;
   value.key = Digest{};
   // A failure to cache costs a later hit, never a result: nothing to report.
-  (void)store_.putRecord(RecordKind::Action, r.key, wire::encode(wire::Message{0, value}), r.native);
+  (void)store_.putRecord(RecordKind::Action, r.key, wire::encode(wire::Message{0, value}),
+                         r.native);
 }
 
 void CacheService::onLookupLink(const wire::PeerId &peer, uint64_t requestId,
@@ -100,7 +103,8 @@ void CacheService::onRecordLink(const wire::PeerId &peer, uint64_t requestId,
   if (!missing.ok())
     return fail(missing.error().message);
   if (!missing->empty())
-    return fail("link memo: the output " + r.output.text() + " is not in the store; upload it first");
+    return fail("link memo: the output " + r.output.text() +
+                " is not in the store; upload it first");
   wire::LinkMemo value = r;
   value.found = true;
   if (Status st = store_.putRecord(RecordKind::LinkMemo, r.key,

@@ -49,7 +49,9 @@ namespace thinfarm {
 
 namespace {
 
-std::string errorText(llvm::Error e) { return llvm::toString(std::move(e)); }
+std::string errorText(llvm::Error e) {
+  return llvm::toString(std::move(e));
+}
 
 // Walks one block (or the top level) of a bitstream, hashing its content.
 class ShardCanonicalizer {
@@ -140,8 +142,8 @@ Result<Digest> canonicalShard(const BackendKeyInputs &in) {
   names[std::string(in.moduleId)] = contentName(in.module, true);
 
   DigestBuilder h;
-  llvm::BitstreamCursor c(llvm::ArrayRef<uint8_t>(
-      reinterpret_cast<const uint8_t *>(in.shard.data()), in.shard.size()));
+  llvm::BitstreamCursor c(
+      llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(in.shard.data()), in.shard.size()));
   // 'B', 'C', then 0x0 0xC 0xE 0xD in four bits each.
   constexpr std::pair<unsigned, unsigned> kMagic[] = {{'B', 8}, {'C', 8}, {0x0, 4},
                                                       {0xC, 4}, {0xE, 4}, {0xD, 4}};

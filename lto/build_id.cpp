@@ -44,12 +44,13 @@ std::string buildIdOfFile(const std::string &path) {
     return "";
   std::string id;
   ElfW(Ehdr) eh;
-  if (::pread(fd, &eh, sizeof eh, 0) == sizeof eh && std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-      eh.e_phentsize == sizeof(ElfW(Phdr)) && eh.e_phnum < 4096) {
+  if (::pread(fd, &eh, sizeof eh, 0) == sizeof eh &&
+      std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_phentsize == sizeof(ElfW(Phdr)) &&
+      eh.e_phnum < 4096) {
     std::vector<ElfW(Phdr)> phs(eh.e_phnum);
     ssize_t want = static_cast<ssize_t>(phs.size() * sizeof(ElfW(Phdr)));
     if (::pread(fd, phs.data(), static_cast<size_t>(want), static_cast<off_t>(eh.e_phoff)) == want)
-      for (const ElfW(Phdr) &ph : phs) {
+      for (const ElfW(Phdr) & ph : phs) {
         if (ph.p_type != PT_NOTE || ph.p_filesz > (1u << 20))
           continue;
         std::vector<char> notes(ph.p_filesz);

@@ -14,6 +14,7 @@
 
 #include "base/process.h"
 
+#include "coordinator/local_farm.h"
 #include "lto/assemble.h"
 #include "lto/backend.h"
 #include "lto/bitcode.h"
@@ -24,7 +25,6 @@
 #include "lto/run.h"
 #include "lto/run_farm.h"
 #include "lto/thin_link.h"
-#include "coordinator/local_farm.h"
 
 #include <chrono>
 #include <cstdio>
@@ -145,8 +145,8 @@ std::optional<MemoKey> linkMemoKey(const DriverContext &ctx, FarmClient *farm,
     return std::nullopt;
   }
   std::string why;
-  auto key = memoKey(MemoIdentity{*secret, memoToolchain(ctx.toolchain.lld)}, cmd, inputs, threads,
-                     why);
+  auto key =
+      memoKey(MemoIdentity{*secret, memoToolchain(ctx.toolchain.lld)}, cmd, inputs, threads, why);
   if (!key.ok())
     return std::nullopt;
   return std::move(*key);
@@ -280,12 +280,14 @@ void appendLog(const DriverContext &ctx, const std::string &line) {
     return;
   int fd = ::open(ctx.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
-    std::fprintf(stderr, "thinfarm-ld: warning: cannot open THINFARM_LOG %s\n", ctx.logPath.c_str());
+    std::fprintf(stderr, "thinfarm-ld: warning: cannot open THINFARM_LOG %s\n",
+                 ctx.logPath.c_str());
     return;
   }
   std::string text = line + "\n";
   if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-    std::fprintf(stderr, "thinfarm-ld: warning: cannot write THINFARM_LOG %s\n", ctx.logPath.c_str());
+    std::fprintf(stderr, "thinfarm-ld: warning: cannot write THINFARM_LOG %s\n",
+                 ctx.logPath.c_str());
   ::close(fd);
 }
 

@@ -240,7 +240,8 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
   std::vector<size_t> order(files.size());
   for (size_t i = 0; i < order.size(); ++i)
     order[i] = i;
-  parallelFor(order, threads, [&](size_t i) { files[i].digest = Digest::of(files[i].bytes.bytes()); });
+  parallelFor(order, threads,
+              [&](size_t i) { files[i].digest = Digest::of(files[i].bytes.bytes()); });
 
   DigestBuilder h;
   h.updateText("thinfarm link memo v1");

@@ -42,7 +42,9 @@ Digest digestFrom(std::string_view bytes) {
   return d;
 }
 
-std::string key(char tag, const Digest &d) { return std::string(1, tag) + digestBytes(d); }
+std::string key(char tag, const Digest &d) {
+  return std::string(1, tag) + digestBytes(d);
+}
 
 std::string chunkKey(const Digest &d, uint32_t index) {
   std::string k = key('c', d);
@@ -54,12 +56,18 @@ uint32_t chunkCount(uint64_t size) {
   return static_cast<uint32_t>((size + Store::kChunkSize - 1) / Store::kChunkSize);
 }
 
-bool large(const Digest &d) { return d.size > Store::kChunkSize; }
+bool large(const Digest &d) {
+  return d.size > Store::kChunkSize;
+}
 
 // The key that holds a blob's visibility: its small value or its manifest.
-std::string blobKey(const Digest &d) { return key(large(d) ? 'm' : 'b', d); }
+std::string blobKey(const Digest &d) {
+  return key(large(d) ? 'm' : 'b', d);
+}
 
-std::string useKey(const std::string &entryKey) { return "u" + entryKey; }
+std::string useKey(const std::string &entryKey) {
+  return "u" + entryKey;
+}
 
 std::string useValue(int64_t lastUsed, uint64_t bytes) {
   std::string v;
@@ -74,7 +82,8 @@ int64_t nowSeconds() {
       .count();
 }
 
-std::string recordCheck(RecordKind kind, const Digest &k, const Digest &blob, std::string_view payload) {
+std::string recordCheck(RecordKind kind, const Digest &k, const Digest &blob,
+                        std::string_view payload) {
   DigestBuilder b;
   b.update(std::string_view(reinterpret_cast<const char *>(&kind), 1));
   b.updateDigest(k);
@@ -93,7 +102,17 @@ constexpr int kCounters = 9;
 
 struct Counters {
   std::atomic<uint64_t> v[kCounters]{};
-  enum { ActionHits, ActionMisses, MemoHits, MemoMisses, Stored, Served, Evictions, Evicted, Corrupt };
+  enum {
+    ActionHits,
+    ActionMisses,
+    MemoHits,
+    MemoMisses,
+    Stored,
+    Served,
+    Evictions,
+    Evicted,
+    Corrupt
+  };
   void add(int i, uint64_t n) { v[i].fetch_add(n, std::memory_order_relaxed); }
   std::string encode() const {
     std::string out;
@@ -528,7 +547,8 @@ Result<std::optional<std::string>> Store::getChunk(const Digest &digest, uint32_
   rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), chunkKey(digest, index), &value);
   if (!s.ok() ||
       value.size() != std::min<uint64_t>(kChunkSize, digest.size - uint64_t(index) * kChunkSize))
-    return impl_->corruptBlob(digest, "chunk " + std::to_string(index) + " is missing or truncated");
+    return impl_->corruptBlob(digest,
+                              "chunk " + std::to_string(index) + " is missing or truncated");
   if (index == 0)
     impl_->touch(blobKey(digest), *u);
   impl_->counters.add(Counters::Served, value.size());
@@ -542,7 +562,8 @@ Result<Store::Writer> Store::write(const Digest &digest) {
   return Writer(std::move(st));
 }
 
-Status Store::putRecord(RecordKind kind, const Digest &k, std::string_view value, const Digest &blob) {
+Status Store::putRecord(RecordKind kind, const Digest &k, std::string_view value,
+                        const Digest &blob) {
   std::string entryKey = key(static_cast<char>(kind), k);
   std::string stored = digestBytes(blob) + recordCheck(kind, k, blob, value);
   stored.append(value);

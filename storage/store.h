@@ -55,12 +55,12 @@
 namespace thinfarm {
 
 struct StoreOptions {
-  uint64_t budgetBytes = 0;  // 0: unlimited
+  uint64_t budgetBytes = 0;   // 0: unlimited
   int64_t touchInterval = 60; // seconds between refreshes of one entry's last-used time
 };
 
 struct StoreStats {
-  uint64_t entries = 0, bytes = 0, budget = 0;           // now
+  uint64_t entries = 0, bytes = 0, budget = 0; // now
   uint64_t actionHits = 0, actionMisses = 0, memoHits = 0, memoMisses = 0;
   uint64_t bytesStored = 0, bytesServed = 0;             // blob bytes written / handed out
   uint64_t evictions = 0, evictedBytes = 0, corrupt = 0; // corrupt: entries dropped on read

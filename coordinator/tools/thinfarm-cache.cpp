@@ -34,8 +34,8 @@ std::string ratio(uint64_t hits, uint64_t misses) {
   if (hits + misses == 0)
     return "";
   char buf[32];
-  std::snprintf(buf, sizeof buf, " (%.1f%% hits)", 100.0 * static_cast<double>(hits) /
-                                                       static_cast<double>(hits + misses));
+  std::snprintf(buf, sizeof buf, " (%.1f%% hits)",
+                100.0 * static_cast<double>(hits) / static_cast<double>(hits + misses));
   return buf;
 }
 

@@ -35,7 +35,8 @@ int main(int argc, char **argv) {
   rocksdb::DB *raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(rocksdb::Options(), argv[1], &raw);
   if (!s.ok()) {
-    std::fprintf(stderr, "thinfarm-store-corrupt: cannot open %s: %s\n", argv[1], s.ToString().c_str());
+    std::fprintf(stderr, "thinfarm-store-corrupt: cannot open %s: %s\n", argv[1],
+                 s.ToString().c_str());
     return 1;
   }
   std::unique_ptr<rocksdb::DB> db(raw);

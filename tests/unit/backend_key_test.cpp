@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-
 namespace thinfarm {
 namespace {
 
@@ -25,9 +24,9 @@ protected:
   Digest keyIn(const std::string &dir, const BackendConfig &config = {},
                std::vector<NamedDigest> incbins = {}) {
     std::string abs = dir_.file(dir);
-    std::string out = test::run("cd " + abs + " && ld.lld-19 -r --thinlto-index-only " +
-                                "--thinlto-emit-imports-files " + abs + "/a.o " + abs +
-                                "/b.o -o out.o");
+    std::string out =
+        test::run("cd " + abs + " && ld.lld-19 -r --thinlto-index-only " +
+                  "--thinlto-emit-imports-files " + abs + "/a.o " + abs + "/b.o -o out.o");
     EXPECT_EQ(out, "");
     shards_.push_back(test::readAll(abs + "/a.o.thinlto.bc"));
     EXPECT_NE(test::readAll(abs + "/a.o.imports").find(abs + "/b.o"), std::string::npos);
@@ -72,7 +71,8 @@ TEST_F(BackendKeyTest, EverythingThatDecidesTheObjectIsInTheKey) {
   EXPECT_NE(keyIn("one", {}, {{"data/config.gz", Digest::of("second")}}), withData);
   EXPECT_EQ(keyIn("one", {}, {{"data/config.gz", Digest::of("first")}}), withData);
   // An imported module's new code changes the key of the module importing it.
-  ASSERT_EQ(test::run("cd " + dir_.path() + " && sed -i 's/x \\* 3/x * 5/' b.c && "
+  ASSERT_EQ(test::run("cd " + dir_.path() +
+                      " && sed -i 's/x \\* 3/x * 5/' b.c && "
                       "clang-19 -O2 -flto=thin -c b.c -o one/b.o"),
             "");
   EXPECT_NE(keyIn("one"), base);
@@ -87,7 +87,8 @@ TEST_F(BackendKeyTest, MalformedShardIsAnErrorNamingTheModule) {
   in.shard = "this is not bitcode";
   auto key = backendKey(in);
   ASSERT_FALSE(key.ok());
-  EXPECT_NE(key.error().message.find("index shard of m.o"), std::string::npos) << key.error().message;
+  EXPECT_NE(key.error().message.find("index shard of m.o"), std::string::npos)
+      << key.error().message;
   keyIn("one");
   in.shard = std::string_view(shards_[0]).substr(0, shards_[0].size() / 2);
   EXPECT_FALSE(backendKey(in).ok());
