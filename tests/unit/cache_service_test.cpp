@@ -1,0 +1,132 @@
+// The action cache through a real coordinator (ZeroMQ over ipc, RocksDB in a
+// temporary directory): only a registered worker's result for a job it ran
+// is cached, under the key the worker reported; a client can upload blobs and
+// send whatever it likes, but never makes the cache answer a job.
+#include "coordinator/coordinator.h"
+#include "scratch_dir.h"
+#include "wire/blob_transfer.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace thinfarm {
+namespace {
+
+using namespace std::chrono_literals;
+
+class CacheServiceTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    endpoint_ = "ipc://" + dir_.file("k.sock");
+    CoordinatorOptions o;
+    o.listen = {endpoint_};
+    o.storeDir = dir_.file("store");
+    auto c = Coordinator::create(ctx_, o);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    coordinator_ = std::move(*c);
+    thread_ = std::thread([this] { (void)coordinator_->run(stop_); });
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  wire::Socket connect() {
+    auto s = wire::Socket::connect(ctx_, endpoint_);
+    EXPECT_TRUE(s.ok());
+    return std::move(*s);
+  }
+
+  // The next message on s that is not progress, or an ErrorMsg saying none came.
+  static wire::Message next(wire::Socket &s) {
+    for (;;) {
+      auto r = s.receive(5s);
+      if (!r || !r->message.ok())
+        return wire::errorReply(0, ErrorKind::Disconnected, "nothing received");
+      if (!r->message->get<wire::Progress>())
+        return std::move(*r->message);
+    }
+  }
+
+  static wire::Session session(uint64_t id, const Digest &key) {
+    wire::JobSpec spec;
+    spec.task = 7;
+    spec.module = {"m.o", Digest::of("bitcode")};
+    spec.shard = Digest::of("shard");
+    spec.cost = 1;
+    spec.key = key;
+    return wire::Session{id, "T", "out", BackendConfig{}, {spec}};
+  }
+
+  test::ScratchDir dir_;
+  wire::Context ctx_;
+  std::string endpoint_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(CacheServiceTest, OnlyAWorkersResultIsCachedUnderTheWorkersKey) {
+  const std::string native = "native object bytes";
+  const Digest n = Digest::of(native);
+  const Digest claimed = Digest::of("client's key"), computed = Digest::of("worker's key");
+
+  // A client uploads a blob and sends a result of its own making.
+  wire::Socket client = connect();
+  wire::BlobRef blob{n, native};
+  ASSERT_TRUE(wire::upload(client, std::span<const wire::BlobRef>(&blob, 1)).ok());
+  wire::JobResult forged;
+  forged.jobId = 1;
+  forged.key = claimed;
+  forged.native = n;
+  forged.nativeBytes = native;
+  ASSERT_TRUE(client.send(wire::Message{0, forged}).ok());
+  // Its job is not answered from the cache: with no worker it is refused.
+  ASSERT_TRUE(client.send(wire::Message{11, session(1, claimed)}).ok());
+  wire::Message m = next(client);
+  ASSERT_TRUE(m.get<wire::ErrorMsg>()) << wire::kindName(m.body);
+  EXPECT_EQ(m.get<wire::ErrorMsg>()->kind, ErrorKind::Unimplemented);
+
+  // A worker runs it and reports the key its backend child computed.
+  wire::Socket worker = connect();
+  ASSERT_TRUE(worker.send(wire::Message{1, wire::RegisterWorker{"w", "T", 1, 1 << 30, 1}}).ok());
+  ASSERT_TRUE(next(worker).get<wire::Heartbeat>());
+  ASSERT_TRUE(client.send(wire::Message{12, session(2, claimed)}).ok());
+  wire::Message run = next(worker);
+  ASSERT_TRUE(run.get<wire::RunJob>()) << wire::kindName(run.body);
+  wire::JobResult done;
+  done.jobId = run.get<wire::RunJob>()->jobId;
+  done.task = 7;
+  done.key = computed;
+  done.native = n;
+  done.nativeBytes = native;
+  done.diagnostics = {{Severity::Warning, "stack frame size (1032) exceeds limit (1024)"}};
+  done.worker = "w";
+  ASSERT_TRUE(worker.send(wire::Message{0, done}).ok());
+  m = next(client);
+  ASSERT_TRUE(m.get<wire::JobResult>()) << wire::kindName(m.body);
+  EXPECT_FALSE(m.get<wire::JobResult>()->cached);
+  ASSERT_TRUE(client.send(wire::Message{0, wire::EndSession{2}}).ok());
+
+  // The worker's key hits, with the object and the diagnostics; no job runs.
+  ASSERT_TRUE(client.send(wire::Message{13, session(3, computed)}).ok());
+  m = next(client);
+  ASSERT_TRUE(m.get<wire::JobResult>()) << wire::kindName(m.body);
+  const wire::JobResult &hit = *m.get<wire::JobResult>();
+  EXPECT_TRUE(hit.cached);
+  EXPECT_EQ(hit.task, 7u);
+  EXPECT_EQ(hit.nativeBytes, native);
+  EXPECT_EQ(hit.diagnostics, done.diagnostics);
+  // The client's claim does not: the job goes to the worker.
+  ASSERT_TRUE(client.send(wire::Message{14, session(4, claimed)}).ok());
+  EXPECT_TRUE(next(worker).get<wire::RunJob>());
+
+  auto stats = wire::call(client, wire::GetStats{});
+  ASSERT_TRUE(stats.ok()) << stats.error().message;
+  EXPECT_EQ(stats->get<wire::StoreStats>()->actionHits, 1u);
+}
+
+} // namespace
+} // namespace thinfarm
