@@ -9,6 +9,8 @@
 #
 # usage: cases.sh CASE   (THINFARM_LD=path/to/thinfarm-ld)
 set -euo pipefail
+# (In pipelines grep -c > /dev/null, never grep -q: -q exits at the first match,
+# and with pipefail the writer's SIGPIPE would fail the check.)
 
 TFLD=${THINFARM_LD:?set THINFARM_LD to the thinfarm-ld binary}
 CASE=${1:?usage: cases.sh CASE}
@@ -32,7 +34,7 @@ link_both() {
 # expect_split N: the last link was split into N backend jobs.
 expect_split() {
   [ -s log.jsonl ] || fail "no THINFARM_LOG line: the link was not split"
-  tail -n1 log.jsonl | grep -q "\"modules\":$1,\"memo_hit\":false,\"jobs_local\":$1," ||
+  tail -n1 log.jsonl | grep -c "\"modules\":$1,\"memo_hit\":false,\"jobs_local\":$1," > /dev/null ||
     fail "expected a split into $1 modules, log says: $(tail -n1 log.jsonl)"
   if grep -q "thinfarm-ld: note" tf.err; then fail "unexpected notice: $(cat tf.err)"; fi
 }
@@ -60,8 +62,8 @@ C
   ccthin -c a.c b.c && ccnative -c n.c
   link_both -r a.o n.o b.o
   expect_split 2
-  llvm-nm-19 tf.out | grep -q ' T helper$' || fail "helper missing from output"
-  llvm-nm-19 tf.out | grep -q ' T native_fn$' || fail "native_fn missing from output"
+  llvm-nm-19 tf.out | grep -c ' T helper$' > /dev/null || fail "helper missing from output"
+  llvm-nm-19 tf.out | grep -c ' T native_fn$' > /dev/null || fail "native_fn missing from output"
 }
 
 case_executable() {
@@ -86,7 +88,7 @@ case_thin_archive() {
   llvm-ar-19 rcsT lib.a sub/t1.o sub/tn.o sub/t2.o
   link_both -r top.o --whole-archive lib.a --no-whole-archive
   expect_split 3
-  for s in t1 t2 tn top; do llvm-nm-19 tf.out | grep -q " T $s\$" || fail "$s missing"; done
+  for s in t1 t2 tn top; do llvm-nm-19 tf.out | grep -c " T $s\$" > /dev/null || fail "$s missing"; done
 }
 
 case_lazy_archive() {
@@ -100,9 +102,9 @@ case_lazy_archive() {
   llvm-ar-19 rcs lib.a unused.o nat.o used.o natunused.o
   link_both -static -e _start start.o main.o lib.a
   expect_split 3
-  llvm-nm-19 tf.out | grep -q ' used_fn$' || fail "used_fn was not extracted"
-  llvm-nm-19 tf.out | grep -q ' nat_fn$' || fail "nat_fn was not extracted"
-  if llvm-nm-19 tf.out | grep -q 'unused_fn'; then fail "an unreferenced member was linked"; fi
+  llvm-nm-19 tf.out | grep -c ' used_fn$' > /dev/null || fail "used_fn was not extracted"
+  llvm-nm-19 tf.out | grep -c ' nat_fn$' > /dev/null || fail "nat_fn was not extracted"
+  if llvm-nm-19 tf.out | grep -c 'unused_fn' > /dev/null; then fail "an unreferenced member was linked"; fi
   set +e; ./tf.out; rc=$?; set -e
   [ "$rc" = 42 ] || fail "executable returned $rc, expected 42"
 }
@@ -135,7 +137,7 @@ case_shim_pulls_member() {
   llvm-ar-19 rcs lib.a n.o
   link_both -r main.o lib.a
   grep -q 'the reassembly link loaded lib.a(n.o) out of step' tf.err || fail "no notice: $(cat tf.err)"
-  if llvm-nm-19 tf.out | grep -q extra; then fail "lib.a(n.o) was linked"; fi
+  if llvm-nm-19 tf.out | grep -c extra > /dev/null; then fail "lib.a(n.o) was linked"; fi
   [ -z "$(ls ./*.thinfarm-tmp 2>/dev/null)" ] || fail "a temporary output was left behind"
 }
 
@@ -155,7 +157,7 @@ C
   llvm-ar-19 rcs lib.a n.o
   link_both -static -e _start start.o main.o lib.a
   expect_split 2
-  if llvm-nm-19 tf.out | grep -q ' foo$'; then fail "foo reached the output"; fi
+  if llvm-nm-19 tf.out | grep -c ' foo$' > /dev/null; then fail "foo reached the output"; fi
 }
 
 case_start_lib() {
@@ -165,7 +167,7 @@ case_start_lib() {
   ccthin -c f.c l1.c l2.c
   link_both -r f.o --start-lib l1.o l2.o --end-lib
   expect_split 2
-  if llvm-nm-19 tf.out | grep -q ' l2$'; then fail "l2 was linked"; fi
+  if llvm-nm-19 tf.out | grep -c ' l2$' > /dev/null; then fail "l2 was linked"; fi
 }
 
 case_weak_hidden() {
@@ -182,11 +184,11 @@ C
   link_both -r a.o b.o
   expect_split 2
   syms=$(llvm-readelf-19 -s tf.out)
-  echo "$syms" | grep -Eq 'FUNC +GLOBAL +HIDDEN +[0-9]+ hidden_fn$' || fail "hidden_fn lost its visibility: $syms"
-  echo "$syms" | grep -Eq 'FUNC +GLOBAL +PROTECTED +[0-9]+ protected_fn$' || fail "protected_fn lost its visibility"
-  echo "$syms" | grep -Eq 'FUNC +WEAK +DEFAULT +[0-9]+ weak_only$' || fail "weak_only is not weak"
-  echo "$syms" | grep -Eq 'FUNC +GLOBAL +DEFAULT +[0-9]+ overridable$' || fail "the strong overridable did not win"
-  echo "$syms" | grep -Eq 'NOTYPE +WEAK +DEFAULT +UND weak_ref$' || fail "weak_ref is not a weak undefined"
+  echo "$syms" | grep -Ec 'FUNC +GLOBAL +HIDDEN +[0-9]+ hidden_fn$' > /dev/null || fail "hidden_fn lost its visibility: $syms"
+  echo "$syms" | grep -Ec 'FUNC +GLOBAL +PROTECTED +[0-9]+ protected_fn$' > /dev/null || fail "protected_fn lost its visibility"
+  echo "$syms" | grep -Ec 'FUNC +WEAK +DEFAULT +[0-9]+ weak_only$' > /dev/null || fail "weak_only is not weak"
+  echo "$syms" | grep -Ec 'FUNC +GLOBAL +DEFAULT +[0-9]+ overridable$' > /dev/null || fail "the strong overridable did not win"
+  echo "$syms" | grep -Ec 'NOTYPE +WEAK +DEFAULT +UND weak_ref$' > /dev/null || fail "weak_ref is not a weak undefined"
 }
 
 case_incbin() {
@@ -199,7 +201,7 @@ C
   ccthin -c blob.c
   link_both -r blob.o
   expect_split 1
-  llvm-readelf-19 -x .rodata.payload tf.out | grep -q 'thinfarm-incbin-' || fail "payload not in output"
+  llvm-readelf-19 -x .rodata.payload tf.out | grep -c 'thinfarm-incbin-' > /dev/null || fail "payload not in output"
   # The backend reads the file when it runs: a changed payload changes the output.
   printf 'thinfarm-incbin-payload-2\n' > payload.bin
   "$TFLD" -r blob.o -o tf2.out
@@ -226,7 +228,7 @@ case_mllvm() {
   ccthin -c f.c g.c
   link_both -r -mllvm -align-all-functions=6 f.o g.o
   expect_split 2
-  llvm-readelf-19 -S tf.out | grep -E '\.text\.f ' | grep -Eq ' 64$' ||
+  llvm-readelf-19 -S tf.out | grep -E '\.text\.f ' | grep -Ec ' 64$' > /dev/null ||
     fail "-mllvm -align-all-functions=6 did not reach the backend: $(llvm-readelf-19 -S tf.out | grep text)"
   "$TFLD" -r f.o g.o -o plain.out
   if cmp -s plain.out tf.out; then fail "the -mllvm option changed nothing"; fi
@@ -287,7 +289,7 @@ case_non_lto() {
   link_both -r n.o
   [ ! -e log.jsonl ] || fail "a non-LTO link was logged as a ThinLTO link"
   [ "$("$TFLD" --version)" = "$(ld.lld-19 --version)" ] || fail "--version differs"
-  "$TFLD" --version | grep -q 'LLD 19' || fail "--version does not say LLD 19"
+  "$TFLD" --version | grep -c 'LLD 19' > /dev/null || fail "--version does not say LLD 19"
 }
 
 case_fallback() {

@@ -5,6 +5,8 @@
 #
 # usage: farm.sh CASE   (THINFARM_LD=path/to/thinfarm-ld; the daemons beside it)
 set -euo pipefail
+# (In pipelines grep -c > /dev/null, never grep -q: -q exits at the first match,
+# and with pipefail the writer's SIGPIPE would fail the check.)
 
 TFLD=$(readlink -f "${THINFARM_LD:?set THINFARM_LD to the thinfarm-ld binary}")
 BIN=$(dirname "$TFLD")
@@ -53,11 +55,11 @@ case_farm_link() {
   start_farm
   program
   link_farm -r a.o b.o
-  tail -n1 log.jsonl | grep -q '"jobs_local":0,"jobs_remote":2,' || fail "not run remotely: $(tail -n1 log.jsonl)"
-  tail -n1 log.jsonl | grep -q '"workers":{"w1":2}' || fail "w1 did not run both jobs: $(tail -n1 log.jsonl)"
+  tail -n1 log.jsonl | grep -c '"jobs_local":0,"jobs_remote":2,' > /dev/null || fail "not run remotely: $(tail -n1 log.jsonl)"
+  tail -n1 log.jsonl | grep -c '"workers":{"w1":2}' > /dev/null || fail "w1 did not run both jobs: $(tail -n1 log.jsonl)"
   # Again, nothing changed: the link memo answers, identical.
   link_farm -r a.o b.o
-  tail -n1 log.jsonl | grep -q '"memo_hit":true' || fail "no memo hit: $(tail -n1 log.jsonl)"
+  tail -n1 log.jsonl | grep -c '"memo_hit":true' > /dev/null || fail "no memo hit: $(tail -n1 log.jsonl)"
 }
 
 # A module that fails in the backend (not earlier): the failure names the
@@ -89,7 +91,7 @@ PY
   link_farm -r a.o b.o
   # b.o's job may come from the action cache (it ran beside the failed c.o);
   # a.o's cannot.
-  tail -n1 log.jsonl | grep -q '"w1":[12]' || fail "w1 did not serve the next link: $(tail -n1 log.jsonl)"
+  tail -n1 log.jsonl | grep -c '"w1":[12]' > /dev/null || fail "w1 did not serve the next link: $(tail -n1 log.jsonl)"
 }
 
 # The farm goes away mid-link: the only worker hangs (SIGSTOP) with the
@@ -109,7 +111,7 @@ case_farm_lost_midway() {
   cmp stock.out tf.out || fail "outputs differ"
   grep -q "thinfarm-ld: note: farm at $FARM: .*; running 2 of 2 backends here" tf.err ||
     fail "no notice: $(cat tf.err)"
-  tail -n1 log.jsonl | grep -q '"jobs_local":2,"jobs_remote":0,' || fail "$(tail -n1 log.jsonl)"
+  tail -n1 log.jsonl | grep -c '"jobs_local":2,"jobs_remote":0,' > /dev/null || fail "$(tail -n1 log.jsonl)"
   echo "notice: $(cat tf.err)"
 }
 
@@ -120,7 +122,7 @@ case_farm_unreachable() {
   link_farm -r a.o b.o
   grep -q 'thinfarm-ld: note: farm at tcp://127.0.0.1:9: .*running 2 of 2 backends here' tf.err ||
     fail "no notice: $(cat tf.err)"
-  tail -n1 log.jsonl | grep -q '"jobs_local":2,"jobs_remote":0,' || fail "$(tail -n1 log.jsonl)"
+  tail -n1 log.jsonl | grep -c '"jobs_local":2,"jobs_remote":0,' > /dev/null || fail "$(tail -n1 log.jsonl)"
 }
 
 # The embedded default: no coordinator configured, a local one is started
@@ -151,7 +153,7 @@ case_embedded_default() {
   new=$(head -n1 "$W/cache/daemon.lock")
   [ -n "$new" ] && [ "$new" != "$old" ] || fail "the daemon was not replaced ($old -> $new)"
   case "$(ps -o stat= -p "$old" 2> /dev/null)" in ''|Z*) ;; *) fail "the old daemon still runs" ;; esac
-  tail -n1 log.jsonl | grep -q '"jobs_remote":2,.*"workers":{"embedded":2}' ||
+  tail -n1 log.jsonl | grep -c '"jobs_remote":2,.*"workers":{"embedded":2}' > /dev/null ||
     fail "not run by the new local farm: $(tail -n1 log.jsonl) $(cat tf5.err)"
 }
 
