@@ -215,8 +215,12 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   FarmConnection farm = FarmConnection::open(ctx);
   std::optional<MemoKey> memo = linkMemoKey(ctx, farm.client(), cmd, inputs, threads);
   if (memo) {
-    if (auto printed = replayMemo(*farm.client(), *memo, cmd.output)) {
-      std::fputs(printed->c_str(), stderr);
+    auto printed = replayMemo(*farm.client(), *memo, cmd.output);
+    if (!printed.ok()) {
+      farm.lost(printed.error().message);
+      memo.reset();
+    } else if (*printed) {
+      std::fputs((*printed)->c_str(), stderr);
       clock.lap("memo hit");
       return Outcome(Linked{cmd.output, 0, {}, true});
     }
@@ -241,7 +245,7 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   auto keep = [&](const BackendJob &job, BackendOutput &&out) {
     return keepNative(scratch.path(), job, std::move(out));
   };
-  TF_TRY(RunResult run, runBackends(farm.client(), ctx, cmd, jobs, threads, keep));
+  TF_TRY(RunResult run, runBackends(farm, ctx, cmd, jobs, threads, keep));
   clock.lap("backends");
   transcript += printDiagnostics(ctx.toolchain, run.natives);
   TF_TRY(std::string printed,

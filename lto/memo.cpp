@@ -264,31 +264,34 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
   return std::optional<MemoKey>(std::move(key));
 }
 
-std::optional<std::string> replayMemo(FarmClient &farm, const MemoKey &key,
-                                      const std::string &output) {
+Result<std::optional<std::string>> replayMemo(FarmClient &farm, const MemoKey &key,
+                                              const std::string &output) {
   auto memo = farm.lookupLink(key.key);
+  if (!memo.ok() &&
+      (memo.error().kind == ErrorKind::Disconnected || memo.error().kind == ErrorKind::Overloaded))
+    return std::move(memo).error();
   if (!memo.ok() || !*memo)
-    return std::nullopt;
+    return std::optional<std::string>();
   for (const wire::FileRef &f : (*memo)->incbins)
     if (fileDigest(f.path) != f.content)
-      return std::nullopt; // the asm pulls in a file that changed: a miss
+      return std::optional<std::string>(); // the asm pulls in a file that changed: a miss
   auto bytes = farm.fetch((*memo)->output);
   if (!bytes.ok())
-    return std::nullopt; // damaged or gone: the link runs, and records it anew
+    return std::optional<std::string>(); // damaged or gone: the link runs, and records it anew
   std::string tmp = output + ".thinfarm-tmp";
   mode_t mask = ::umask(0);
   ::umask(mask);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
-    return std::nullopt;
+    return std::optional<std::string>();
   bool written = ::write(fd, bytes->data(), bytes->size()) == static_cast<ssize_t>(bytes->size()) &&
                  ::fchmod(fd, (*memo)->mode & ~mask & 07777) == 0;
   written = ::close(fd) == 0 && written;
   if (!written || ::rename(tmp.c_str(), output.c_str()) != 0) {
     ::unlink(tmp.c_str());
-    return std::nullopt;
+    return std::optional<std::string>();
   }
-  return std::move((*memo)->transcript);
+  return std::optional<std::string>(std::move((*memo)->transcript));
 }
 
 void recordMemo(FarmClient &farm, const MemoKey &key, const std::string &output,

@@ -39,8 +39,9 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
                                        const Inputs &inputs, unsigned threads, std::string &why);
 
 // A memo hit: the output written into place and what the link printed then.
-// nullopt: no entry, or one whose .incbin files have changed since.
-std::optional<std::string> replayMemo(FarmClient &farm, const MemoKey &key,
+// nullopt: no entry, or one whose .incbin files have changed since. An error:
+// the farm did not answer the lookup.
+Result<std::optional<std::string>> replayMemo(FarmClient &farm, const MemoKey &key,
                                       const std::string &output);
 
 // Records a finished link, unless a file it read changed while it ran.

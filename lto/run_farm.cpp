@@ -202,12 +202,18 @@ FarmConnection FarmConnection::open(const DriverContext &ctx) {
   }
   if (endpoint->empty())
     return f;
+  f.endpoint_ = *endpoint;
   f.wire_ = std::make_unique<wire::Context>();
   f.client_ = std::make_unique<FarmClient>(*f.wire_, *endpoint);
   return f;
 }
 
-Result<RunResult> runBackends(FarmClient *farm, const DriverContext &ctx, const LinkCommand &cmd,
+void FarmConnection::lost(std::string why) {
+  lost_ = std::move(why);
+  client_.reset();
+}
+
+Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx, const LinkCommand &cmd,
                               const std::vector<BackendJob> &jobs, unsigned threads,
                               const KeepOutput &keep) {
   RunResult result;
@@ -216,7 +222,10 @@ Result<RunResult> runBackends(FarmClient *farm, const DriverContext &ctx, const 
   for (size_t i = 0; i < jobs.size(); ++i)
     (portableIncbins(jobs[i]) ? farmJobs : hereJobs).push_back(i);
 
-  if (!farm) {
+  if (!farm.client()) {
+    if (!farm.lostReason().empty())
+      std::fprintf(stderr, "thinfarm-ld: note: farm at %s: %s; running %zu of %zu backends here\n",
+                   farm.endpoint().c_str(), farm.lostReason().c_str(), jobs.size(), jobs.size());
     hereJobs.clear();
     for (size_t i = 0; i < jobs.size(); ++i)
       hereJobs.push_back(i);
@@ -225,7 +234,7 @@ Result<RunResult> runBackends(FarmClient *farm, const DriverContext &ctx, const 
   }
 
   FarmSubmission sub = submission(cmd, jobs, farmJobs, threads);
-  FarmClient &client = *farm;
+  FarmClient &client = *farm.client();
   ProgressLine line(ctx.progress, cmd.output);
   auto take = [&](FarmResult &&r) -> Status {
     const BackendJob &job = jobs[r.task];

@@ -24,15 +24,21 @@ class FarmConnection {
 public:
   static FarmConnection open(const DriverContext &ctx);
   FarmClient *client() { return client_.get(); }
+  // The farm did not answer (the link memo's lookup): the rest of the link
+  // does without it rather than wait for it again.
+  void lost(std::string why);
+  const std::string &endpoint() const { return endpoint_; }
+  const std::string &lostReason() const { return lost_; }
 
 private:
+  std::string endpoint_, lost_;
   std::unique_ptr<wire::Context> wire_;
   std::unique_ptr<FarmClient> client_; // destroyed before the context
 };
 
 // Stage 5: runs the jobs on the farm, if there is one, else in this process,
 // and keeps each output as it arrives.
-Result<RunResult> runBackends(FarmClient *farm, const DriverContext &ctx, const LinkCommand &cmd,
+Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx, const LinkCommand &cmd,
                               const std::vector<BackendJob> &jobs, unsigned threads,
                               const KeepOutput &keep);
 
