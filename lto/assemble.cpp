@@ -16,18 +16,164 @@
 // lld's in-process LTO adds those objects after all inputs, so their sections
 // land after every native input's in each output section, as here; the shims
 // put each symbol into lld's symbol table where the bitcode would have.
+//
+// Which names a shim lists: the names some native object or loaded native
+// input has as a global (a name LTO dropped never reaches lld's output), and
+// the undefined names of the bitcode that lld may define itself once they are
+// in its symbol table, which in stock lld they are whatever LTO did with the
+// references: __start_/__stop_ of a C-identifier section, lld's reserved
+// symbols (_end, __ehdr_start, _GLOBAL_OFFSET_TABLE_, ...) and names a linker
+// script assigns (PROVIDE). Whether lld defines such a name depends on the
+// output (does section foo exist?), so these are a guess the output checks:
+// a guessed name left undefined in the output is one stock lld would not have
+// had at all, and the reassembly runs again without it.
 #include "lto/assemble.h"
 
 #include "lto/shim.h"
 
+#include <llvm/ADT/SmallString.h>
+#include <llvm/Support/Path.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <unordered_set>
 
 namespace thinfarm {
+
+namespace {
+
+bool isCIdentifier(std::string_view s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0])))
+    return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
+      return false;
+  return true;
+}
+
+// lld 19's reserved symbols, defined when referenced (Writer.cpp:
+// addReservedSymbols, addStartEndSymbols, addRelIpltSymbols; Target files).
+bool isReservedName(std::string_view n) {
+  static constexpr std::string_view kNames[] = {
+      "_GLOBAL_OFFSET_TABLE_", "__ehdr_start", "__executable_start", "__dso_handle",
+      "_end", "end", "_etext", "etext", "_edata", "edata", "__bss_start",
+      "__global_pointer$", "_gp", "_gp_disp", "__gnu_local_gp", "_TLS_MODULE_BASE_",
+      "__init_array_start", "__init_array_end", "__fini_array_start", "__fini_array_end",
+      "__preinit_array_start", "__preinit_array_end", "__rela_iplt_start", "__rela_iplt_end",
+      "__rel_iplt_start", "__rel_iplt_end", "_DYNAMIC", ".TOC.", "_SDA_BASE_", "_SDA2_BASE_",
+      "__exidx_start", "__exidx_end", "__tls_get_addr"};
+  for (std::string_view k : kNames)
+    if (n == k)
+      return true;
+  return false;
+}
+
+bool isSymbolChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '$';
+}
+
+// Whether `name` appears as a whole word in linker script text.
+bool mentions(std::string_view text, std::string_view name) {
+  for (size_t pos = text.find(name); pos != std::string_view::npos;
+       pos = text.find(name, pos + 1)) {
+    bool before = pos == 0 || !isSymbolChar(text[pos - 1]);
+    size_t end = pos + name.size();
+    bool after = end >= text.size() || !isSymbolChar(text[end]);
+    if (before && after)
+      return true;
+  }
+  return false;
+}
+
+// The text of every -T script, found as lld finds it (as given, else in the
+// -L directories).
+Result<std::string> scriptText(const LinkCommand &cmd) {
+  std::string text;
+  for (const std::string &s : cmd.scripts) {
+    auto t = readFile(s);
+    for (size_t i = 0; !t && s.find('/') == std::string::npos && i < cmd.libraryPaths.size(); ++i)
+      t = readFile(cmd.libraryPaths[i] + "/" + s);
+    if (!t)
+      return unimplemented("cannot read the linker script " + s);
+    text += *t;
+    text += '\n';
+  }
+  return text;
+}
+
+// The guessed names (see the top of this file): undefined names of the bitcode
+// outside `live` that lld may define.
+Result<std::unordered_set<std::string>> mayBeLinkerDefined(const AssembleInput &in,
+                                                          const std::unordered_set<std::string> &live) {
+  std::unordered_set<std::string> out;
+  if (in.cmd.backend.relocatable) // lld -r defines none of them
+    return out;
+  TF_TRY(std::string script, scriptText(in.cmd));
+  for (const ThinModule &m : in.thin.modules)
+    for (const IRSymbol &s : in.facts.at(m.identifier).symbols) {
+      if (!s.undefined || live.count(s.name))
+        continue;
+      std::string_view n = s.name;
+      bool startStop = (n.starts_with("__start_") && isCIdentifier(n.substr(8))) ||
+                       (n.starts_with("__stop_") && isCIdentifier(n.substr(7)));
+      if (startStop || isReservedName(n) || (!script.empty() && mentions(script, n)))
+        out.insert(s.name);
+    }
+  return out;
+}
+
+// The name lld 19 gives the object its in-process LTO made of a module
+// (BitcodeCompiler::compile): path/to/x.o in a link -o out is
+// path/to/out.lto.x.o; an archive member's identifier keeps its file name.
+std::string lldLtoObjectName(const std::string &output, const std::string &identifier) {
+  namespace path = llvm::sys::path;
+  llvm::StringRef id = identifier;
+  llvm::StringRef base = id.ends_with(")") ? path::filename(id) : path::stem(id);
+  llvm::SmallString<256> name;
+  path::append(name, path::parent_path(id),
+               path::filename(output) + ".lto." + base + ".o");
+  path::remove_dots(name, /*remove_dot_dot=*/true);
+  return name.str().str();
+}
+
+// Puts back the names stock lld would print for the files the reassembly
+// links under scratch paths.
+std::string renameScratchFiles(std::string text, const Reassembly &r) {
+  for (const auto &[from, to] : r.names)
+    for (size_t pos = text.find(from); pos != std::string::npos;
+         pos = text.find(from, pos + to.size()))
+      text.replace(pos, from.size(), to);
+  return text;
+}
+
+// The shims' format, from the natives (lld reads it from the ELF objects).
+Result<ShimFormat> shimFormat(const AssembleInput &in) {
+  ShimFormat f;
+  f.relocatable = in.cmd.backend.relocatable;
+  if (in.natives.empty())
+    return f;
+  f.like = in.natives[0].elfHeader;
+  uint16_t machine = 0;
+  if (f.like.size() >= 20)
+    std::memcpy(&machine, f.like.data() + 18, 2);
+  // AArch64 PAuth core info must agree over all ELF objects lld links; a shim
+  // cannot know which value a native carries: not split.
+  if (machine == 183 /*EM_AARCH64*/)
+    for (const NativeObject &n : in.natives) {
+      TF_TRY(Blob bytes, Blob::mapFile(n.path));
+      TF_TRY(bool pauth, hasGnuProperty(n.path, bytes.bytes(), 0xc0000001 /*FEATURE_PAUTH*/));
+      if (pauth)
+        return unimplemented("AArch64 PAuth core info in the LTO objects");
+    }
+  return f;
+}
+
+} // namespace
 
 
 Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &job,
@@ -41,16 +187,20 @@ Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &jo
   return n;
 }
 
-Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const AssembleInput &in) {
+Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &in,
+                                     const std::unordered_set<std::string> &notDefinedByLld) {
   const std::string shimDir = in.scratch + "/shim";
   const std::string memberDir = in.scratch + "/member";
 
   // Names that reach lld's output: globals of every native object and input.
   std::unordered_set<std::string> live;
   std::vector<std::string> nativePaths;
-  for (const NativeObject &n : in.natives) {
+  Reassembly r;
+  for (size_t i = 0; i < in.natives.size(); ++i) {
+    const NativeObject &n = in.natives[i];
     live.insert(n.globals.begin(), n.globals.end());
     nativePaths.push_back(n.path);
+    r.names.emplace_back(n.path, lldLtoObjectName(in.cmd.output, in.thin.modules[i].identifier));
   }
   // Only native inputs lld loads count: a lazy member or --start-lib file it
   // never loaded puts nothing into lld's output.
@@ -68,17 +218,23 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
     }
   }
   live.insert(inputGlobals.begin(), inputGlobals.end());
+  TF_TRY(r.guessed, mayBeLinkerDefined(in, live));
+  for (const std::string &n : notDefinedByLld)
+    r.guessed.erase(n);
+  std::unordered_set<std::string> listed = live;
+  listed.insert(r.guessed.begin(), r.guessed.end());
 
   // One shim per module of the thin link.
   std::map<std::string, std::string> shimOf; // identifier -> path
-  std::string_view like = in.natives.empty() ? std::string_view() : in.natives[0].elfHeader;
+  TF_TRY(ShimFormat format, shimFormat(in));
   for (size_t i = 0; i < in.thin.modules.size(); ++i) {
     const std::string &id = in.thin.modules[i].identifier;
     auto facts = in.facts.find(id);
     assert(facts != in.facts.end());
-    TF_TRY(std::string shim, writeShim(shimSymbols(facts->second.symbols, live), like));
+    TF_TRY(std::string shim, writeShim(shimSymbols(facts->second.symbols, listed), format));
     std::string path = shimDir + "/" + std::to_string(i) + ".o";
     TF_CHECK(writeFile(path, shim));
+    r.names.emplace_back(path, id);
     shimOf.emplace(id, std::move(path));
   }
 
@@ -142,6 +298,7 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
       std::string path = memberDir + "/" + std::to_string(memberCount++) + "-" + m.member.name;
       TF_CHECK(writeFile(path, m.member.bytes.bytes()));
       in.lazy.setReassemblyName(memberName(*f, m), path);
+      r.names.emplace_back(path, memberName(*f, m));
       argv.push_back(std::move(path));
     }
     if (!f->wholeArchive)
@@ -149,11 +306,17 @@ Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const As
   }
   argv.insert(argv.end(), nativePaths.begin(), nativePaths.end());
   argv.push_back("--why-extract=" + in.scratch + "/reassembly.why");
-  return argv;
+  r.argv = std::move(argv);
+  return r;
 }
 
-Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
-  TF_TRY(std::vector<std::string> argv, reassemblyCommand(tc, in));
+namespace {
+
+// Runs one reassembly link into a temporary file beside the output; returns
+// what lld printed that the thin link did not.
+Result<std::string> reassemble(const Toolchain &tc, const AssembleInput &in,
+                               const Reassembly &r) {
+  std::vector<std::string> argv = r.argv;
   // The last -o wins: lld writes beside the output, which appears only once
   // the link is known to be right.
   const std::string tmpOutput = in.cmd.output + ".thinfarm-tmp";
@@ -162,6 +325,7 @@ Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
   TF_TRY(Child child, Child::spawn(argv, errPath));
   TF_TRY(int exitCode, child.wait());
   TF_TRY(std::string errText, readFile(errPath));
+  errText = renameScratchFiles(std::move(errText), r);
   // The thin link already printed what lld says about the inputs; print only
   // what is new.
   std::istringstream lines(errText);
@@ -169,12 +333,20 @@ Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
   for (std::string line; std::getline(lines, line);)
     if (in.thin.diagnostics.find(line) == std::string::npos)
       printed += line + "\n";
-  std::fputs(printed.c_str(), stderr);
   if (exitCode != 0) {
+    std::fputs(printed.c_str(), stderr);
     ::unlink(tmpOutput.c_str());
     return failed("reassembly link failed (" + tc.lld + " exited with " +
                   std::to_string(exitCode) + ")");
   }
+  return printed;
+}
+
+// Checks the reassembly's output and renames it into place; prints what its
+// link printed.
+Result<std::string> finish(const AssembleInput &in, std::string printed) {
+  std::fputs(printed.c_str(), stderr);
+  const std::string tmpOutput = in.cmd.output + ".thinfarm-tmp";
   auto loaded = readWhyExtract(in.scratch + "/reassembly.why");
   Status same = loaded.ok() ? in.lazy.checkSameNativeExtractions(in.thin.extractions, *loaded)
                             : Status(std::move(loaded).error());
@@ -187,6 +359,32 @@ Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
     return failed("cannot rename the output into place: " + in.cmd.output);
   }
   return printed;
+}
+
+} // namespace
+
+Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
+  std::unordered_set<std::string> notDefined;
+  // Each round drops the guessed names lld left undefined; two suffice unless
+  // dropping one changes what lld defines of the others.
+  for (int round = 0;; ++round) {
+    TF_TRY(Reassembly r, reassemblyCommand(tc, in, notDefined));
+    TF_TRY(std::string printed, reassemble(tc, in, r));
+    if (r.guessed.empty())
+      return finish(in, std::move(printed));
+    TF_TRY(Blob output, Blob::mapFile(in.cmd.output + ".thinfarm-tmp"));
+    TF_TRY(std::vector<std::string> undefined, undefinedSymbols(in.cmd.output, output.bytes()));
+    size_t before = notDefined.size();
+    for (const std::string &n : undefined)
+      if (r.guessed.count(n))
+        notDefined.insert(n);
+    if (notDefined.size() == before)
+      return finish(in, std::move(printed));
+    if (round == 2) {
+      ::unlink((in.cmd.output + ".thinfarm-tmp").c_str());
+      return unimplemented("the linker-defined symbols of the output do not settle");
+    }
+  }
 }
 
 } // namespace thinfarm

@@ -7,6 +7,8 @@
 #include "lto/lld.h"
 #include "lto/thin_link.h"
 
+#include <unordered_set>
+
 namespace thinfarm {
 
 struct AssembleInput {
@@ -24,10 +26,23 @@ struct AssembleInput {
 Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &job,
                                 BackendOutput &&out);
 
+struct Reassembly {
+  std::vector<std::string> argv;
+  // Undefined names of the bitcode the shims list because lld may define
+  // them (see assemble.cpp); the output says whether it did.
+  std::unordered_set<std::string> guessed;
+  // Scratch paths in the command and the names stock lld gives those files
+  // in its diagnostics: a native object is lld's own LTO object
+  // ("out.lto.fork.o"), a shim the bitcode file, a copied member its archive's.
+  std::vector<std::pair<std::string, std::string>> names;
+};
+
 // The reassembly command: the original arguments with every bitcode input
 // replaced by its shim and the native objects appended. Writes the shims,
-// natives and regular-archive members it names under scratch.
-Result<std::vector<std::string>> reassemblyCommand(const Toolchain &tc, const AssembleInput &in);
+// natives and regular-archive members it names under scratch. The names in
+// `notDefinedByLld` are not guessed.
+Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &in,
+                                     const std::unordered_set<std::string> &notDefinedByLld = {});
 
 // Stage 6: runs the reassembly link into a temporary file beside the output,
 // checks that it loaded the same archive members as lld's own resolution, and

@@ -8,6 +8,8 @@
 
 #include "lto/crash.h"
 
+#include <cstring>
+
 #include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/IR/GlobalValue.h>
 #include <llvm/IR/LLVMContext.h>
@@ -18,6 +20,7 @@
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/Error.h>
 #include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Support/TargetSelect.h>
 
 namespace thinfarm {
 
@@ -103,17 +106,15 @@ Result<ModuleFacts> inspectModule(const Module &m) {
   return facts;
 }
 
-Status checkSummary(const Module &m) {
-  CrashScope scope("reading", m.identifier);
-  llvm::MemoryBufferRef ref(llvm::StringRef(m.bitcode.bytes().data(), m.bitcode.size()),
-                            m.identifier);
-  auto input = llvm::lto::InputFile::create(ref);
-  if (!input)
-    return failed(m.identifier + ": invalid bitcode: " + message(input.takeError()));
-  auto index = llvm::getModuleSummaryIndex(ref);
-  if (!index)
-    return failed(m.identifier + ": invalid bitcode: " + message(index.takeError()));
-  return ok();
+void initializeTargets() {
+  // What lld registers at start-up. Reading a module whose bitcode has no
+  // current IR symbol table rebuilds it, which parses the module's asm with
+  // the target's asm parser.
+  llvm::InitializeAllTargetInfos();
+  llvm::InitializeAllTargets();
+  llvm::InitializeAllTargetMCs();
+  llvm::InitializeAllAsmParsers();
+  llvm::InitializeAllAsmPrinters();
 }
 
 Status collectGlobalSymbols(std::string_view name, std::string_view elf,
@@ -135,6 +136,75 @@ Status collectGlobalSymbols(std::string_view name, std::string_view elf,
     out.push_back(symName->str());
   }
   return ok();
+}
+
+Result<std::vector<std::string>> undefinedSymbols(std::string_view name, std::string_view elf) {
+  llvm::MemoryBufferRef ref(llvm::StringRef(elf.data(), elf.size()),
+                            llvm::StringRef(name.data(), name.size()));
+  auto obj = llvm::object::ObjectFile::createELFObjectFile(ref);
+  if (!obj)
+    return failed(std::string(name) + ": invalid ELF object: " + message(obj.takeError()));
+  auto *elfObj = llvm::dyn_cast<llvm::object::ELFObjectFileBase>(obj->get());
+  if (!elfObj)
+    return failed(std::string(name) + ": not an ELF object");
+  std::vector<std::string> out;
+  auto scan = [&](auto symbols) -> Status {
+    for (const llvm::object::ELFSymbolRef &sym : symbols) {
+      auto section = sym.getSection();
+      if (!section)
+        return failed(std::string(name) + ": bad symbol: " + message(section.takeError()));
+      if (*section != elfObj->section_end() || sym.getBinding() == 0 /*STB_LOCAL*/)
+        continue;
+      auto flags = sym.getFlags();
+      if (!flags || !(*flags & llvm::object::BasicSymbolRef::SF_Undefined))
+        continue;
+      auto symName = sym.getName();
+      if (!symName)
+        return failed(std::string(name) + ": bad symbol name: " + message(symName.takeError()));
+      if (!symName->empty())
+        out.push_back(symName->str());
+    }
+    return ok();
+  };
+  TF_CHECK(scan(elfObj->symbols()));
+  TF_CHECK(scan(elfObj->getDynamicSymbolIterators()));
+  return out;
+}
+
+Result<bool> hasGnuProperty(std::string_view name, std::string_view elf, uint32_t type) {
+  llvm::MemoryBufferRef ref(llvm::StringRef(elf.data(), elf.size()),
+                            llvm::StringRef(name.data(), name.size()));
+  auto obj = llvm::object::ObjectFile::createELFObjectFile(ref);
+  if (!obj)
+    return failed(std::string(name) + ": invalid ELF object: " + message(obj.takeError()));
+  for (const llvm::object::SectionRef &sec : (*obj)->sections()) {
+    auto secName = sec.getName();
+    if (!secName || *secName != ".note.gnu.property")
+      continue;
+    auto contents = sec.getContents();
+    if (!contents)
+      return failed(std::string(name) + ": bad .note.gnu.property");
+    // Notes of ELF64: namesz, descsz, type, "GNU\0", then properties of
+    // (type, datasz, data padded to 8).
+    std::string_view d(contents->data(), contents->size());
+    auto u32 = [&](size_t off) {
+      uint32_t v = 0;
+      if (off + 4 <= d.size())
+        std::memcpy(&v, d.data() + off, 4);
+      return v;
+    };
+    size_t pos = 0;
+    while (pos + 12 <= d.size()) {
+      uint32_t namesz = u32(pos), descsz = u32(pos + 4);
+      size_t desc = pos + 12 + ((namesz + 7) & ~size_t(7));
+      for (size_t p = desc; p + 8 <= desc + descsz && p + 8 <= d.size();
+           p += 8 + ((u32(p + 4) + 7) & ~size_t(7)))
+        if (u32(p) == type)
+          return true;
+      pos = desc + ((descsz + 7) & ~size_t(7));
+    }
+  }
+  return false;
 }
 
 } // namespace thinfarm

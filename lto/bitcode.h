@@ -28,13 +28,18 @@ struct ModuleFacts {
 // its LTO kind, its IR symbol table, and the .incbin files of its module asm.
 Result<ModuleFacts> inspectModule(const Module &m);
 
-// Reads the module's summary and IR symbol table as the thin link does; an
-// error names the module. Used to explain a failed thin link.
-Status checkSummary(const Module &m);
-
 // Appends the names of every global (non-local) symbol of a native ELF object.
 Status collectGlobalSymbols(std::string_view name, std::string_view elf,
                             std::vector<std::string> &out);
+
+// The global symbols an ELF file leaves undefined, in .symtab and .dynsym.
+Result<std::vector<std::string>> undefinedSymbols(std::string_view name, std::string_view elf);
+
+// Whether an ELF object's .note.gnu.property has a property of this type.
+Result<bool> hasGnuProperty(std::string_view name, std::string_view elf, uint32_t type);
+
+// Registers every LLVM target as lld does at start-up; before any module is read.
+void initializeTargets();
 
 // Parses the operands of .incbin directives in assembly text.
 std::vector<std::string> parseIncbins(std::string_view asmText);

@@ -10,6 +10,8 @@ namespace {
 thread_local const char *tlsActivity = nullptr;
 thread_local const std::string *tlsModule = nullptr;
 const char *gProgram = "thinfarm-ld"; // set once in main, before any thread starts
+char *const *gReadingFallback = nullptr; // likewise: stock lld's argv, see crash.h
+
 
 void say(const char *s) {
   size_t n = std::strlen(s);
@@ -20,6 +22,25 @@ void say(const char *s) {
     s += w;
     n -= static_cast<size_t>(w);
   }
+}
+
+// A crash while reading inputs, before the link was split: stock lld gets the
+// original command and says what it makes of the inputs.
+void fallBack(const char *what) {
+  if (!gReadingFallback || !tlsActivity || std::strcmp(tlsActivity, "reading") != 0)
+    return;
+  say(gProgram);
+  say(": note: ");
+  say(what);
+  say(" while reading ");
+  say(tlsModule ? tlsModule->c_str() : "an input");
+  say("; linking with ");
+  say(gReadingFallback[0]);
+  say(" instead\n");
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_UNBLOCK, &all, nullptr);
+  execvp(gReadingFallback[0], gReadingFallback);
 }
 
 void describe(const char *what) {
@@ -41,6 +62,7 @@ void onSignal(int sig) {
                      : sig == SIGILL ? "crashed (SIGILL)"
                      : sig == SIGFPE ? "crashed (SIGFPE)"
                                      : "aborted (SIGABRT)";
+  fallBack(name);
   describe(name);
   _exit(1);
 }
@@ -67,8 +89,11 @@ void installCrashHandlers(const char *program) {
     sigaction(sig, &sa, nullptr);
 }
 
+void fallBackOnCrashWhileReading(char *const *lldArgv) { gReadingFallback = lldArgv; }
+
 void reportFatal(const char *reason) {
   std::string what = std::string("LLVM fatal error: ") + reason;
+  fallBack(what.c_str());
   describe(what.c_str());
   _exit(1);
 }

@@ -27,6 +27,13 @@ private:
 // atomically.
 void installCrashHandlers(const char *program);
 
+// From then on, a crash (or LLVM fatal error) inside a "reading" scope, that
+// is while the driver reads the inputs before it splits the link, runs stock
+// lld on `lldArgv` (the original command) after a one-line notice: an input
+// thinfarm cannot read is one lld may still link. The array must outlive the
+// process; set it in main, before any thread starts.
+void fallBackOnCrashWhileReading(char *const *lldArgv);
+
 // Reports an LLVM fatal error the same way; called by LLVM's handler.
 [[noreturn]] void reportFatal(const char *reason);
 

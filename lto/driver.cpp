@@ -200,12 +200,25 @@ private:
   std::chrono::steady_clock::time_point last_;
 };
 
+// Before the thin link has succeeded, nothing is thinfarm's to report: an
+// option value or an input that lld rejects (or that thinfarm cannot read)
+// makes the link lld's, unchanged, so the user sees lld's own diagnostics
+// and exit status. An Unimplemented case still gets its one-line notice.
+Result<Outcome> lldsToReport(Error e) {
+  if (e.kind == ErrorKind::Failed)
+    return Outcome(PassThrough{});
+  return e;
+}
+
 Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::string> &args) {
   StageClock clock(ctx.timing);
-  TF_TRY(LinkCommand cmd, parseCommandLine(args));
+  auto parsed = parseCommandLine(args);
+  if (!parsed)
+    return lldsToReport(std::move(parsed).error());
+  LinkCommand cmd = std::move(*parsed);
   auto expanded = expandInputs(cmd);
-  if (!expanded) // a missing or unreadable input: lld's own message says it best
-    return Outcome(PassThrough{});
+  if (!expanded)
+    return lldsToReport(std::move(expanded).error());
   Inputs inputs = std::move(*expanded);
   if (inputs.modules.empty())
     return Outcome(PassThrough{});
@@ -229,12 +242,18 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   TF_TRY(Scratch scratch, Scratch::create(ctx));
   // The thin link (one core, in lld) overlaps the inspection (the others).
   TF_TRY(PendingThinLink pending, PendingThinLink::start(ctx.toolchain, cmd, scratch.path()));
-  TF_TRY(ModuleFactsMap facts, inspectModules(inputs.modules, threads));
+  auto inspected = inspectModules(inputs.modules, threads);
+  if (!inspected)
+    return lldsToReport(std::move(inspected).error());
+  ModuleFactsMap facts = std::move(*inspected);
   TF_TRY(bool thin, isThinLink(facts));
   if (!thin)
     return Outcome(PassThrough{});
   clock.lap("inspect");
-  TF_TRY(ThinLinkResult thinLink, pending.finish(inputs.modules));
+  TF_TRY(std::optional<ThinLinkResult> thinLinked, pending.finish());
+  if (!thinLinked) // lld rejected the link: lld reports it, on the original command
+    return Outcome(PassThrough{});
+  ThinLinkResult thinLink = std::move(*thinLinked);
   std::fputs(thinLink.diagnostics.c_str(), stderr);
   std::string transcript = thinLink.diagnostics; // what the link printed, for the memo
   clock.lap("thin link");
@@ -332,6 +351,7 @@ DriverContext DriverContext::fromEnvironment() {
 
 int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
   auto start = std::chrono::steady_clock::now();
+  initializeTargets();
   auto outcome = splitLink(ctx, args);
   if (outcome.ok()) {
     if (const auto *linked = std::get_if<Linked>(&*outcome)) {

@@ -40,6 +40,7 @@ struct LinkCommand {
   std::vector<Arg> args;             // expanded and classified
   std::string output = "a.out";
   std::vector<std::string> libraryPaths; // -L, in order
+  std::vector<std::string> scripts;      // -T/--script, as spelled
   BackendConfig backend;
   unsigned threads = 0; // --thinlto-jobs, 0 = one per core
 };

@@ -36,6 +36,7 @@ enum class Effect {
   Output, Relocatable, Pie, NoPie, Shared, LibraryPath, Library,
   WholeArchive, NoWholeArchive, StartLib, EndLib, Static, Dynamic,
   Mllvm, PluginOpt, LtoO, LtoCGO, ThinLtoJobs,
+  Script,    // kept as spelled; its symbols matter to the reassembly (assemble.cpp)
 };
 
 struct Spec {
@@ -78,8 +79,8 @@ constexpr Spec kOptions[] = {
     {"call_shared", Form::Flag, Effect::Dynamic},
     {"as-needed", Form::Flag, Effect::Pass},
     {"no-as-needed", Form::Flag, Effect::Pass},
-    {"T", Form::Value, Effect::Pass},
-    {"script", Form::Value, Effect::Pass},
+    {"T", Form::Value, Effect::Script},
+    {"script", Form::Value, Effect::Script},
     {"sysroot", Form::Value, Effect::Pass},
     // LTO configuration (lld's createConfig).
     {"mllvm", Form::Value, Effect::Mllvm},
@@ -359,6 +360,9 @@ Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
     case Effect::Unsafe:
       return unimplemented("option " + tok + " is not supported by the split link");
     case Effect::Pass:
+      break;
+    case Effect::Script:
+      cmd.scripts.push_back(value);
       break;
     case Effect::Output:
       cmd.output = value;

@@ -14,9 +14,11 @@
 // symbol keeps the attributes it has in a stock link. Types: lld gives
 // bitcode symbols STT_NOTYPE, or STT_TLS for thread-locals.
 //
-// A shim holds no sections at all, only a symbol table: an assembler would add
-// empty .text/.data/.bss, and in a -r link those shift section indices and
-// symbols of the output.
+// A shim holds no sections that reach the output, only a symbol table: an
+// assembler would add empty .text/.data/.bss, and in a -r link those shift
+// section indices and symbols of the output. Besides the symbol table it has
+// the two sections lld reads from every ELF input and then drops, written so
+// that the shim changes nothing lld derives from them (see shim.h).
 #include "lto/shim.h"
 
 #include <cstring>
@@ -68,7 +70,8 @@ std::vector<ShimSymbol> shimSymbols(const std::vector<IRSymbol> &irSymbols,
   return out;
 }
 
-Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, std::string_view like) {
+Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, const ShimFormat &format) {
+  std::string_view like = format.like;
   // ELF64 little-endian only; anything else is not a link thinfarm splits.
   if (like.size() < 64 || like[4] != 2 /*ELFCLASS64*/ || like[5] != 1 /*ELFDATA2LSB*/)
     return unimplemented("native objects are not ELF64 little-endian");
@@ -92,17 +95,43 @@ Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, std::strin
     // st_shndx = SHN_UNDEF, st_value = st_size = 0
     symtab += sym;
   }
-  const std::string shstrtab("\0.symtab\0.strtab\0.shstrtab\0", 27);
+
+  // GNU_PROPERTY_{X86,AARCH64}_FEATURE_1_AND: lld ANDs it over every ELF
+  // object, and a file without the note counts as 0.
+  std::string note;
+  const uint32_t featureAnd = machine == 62    ? 0xc0000002u /*EM_X86_64*/
+                              : machine == 183 ? 0xc0000000u /*EM_AARCH64*/
+                                               : 0;
+  if (featureAnd) {
+    note.assign(32, '\0');
+    put<uint32_t>(note, 0, 4);  // n_namesz
+    put<uint32_t>(note, 4, 16); // n_descsz
+    put<uint32_t>(note, 8, 5);  // NT_GNU_PROPERTY_TYPE_0
+    std::memcpy(note.data() + 12, "GNU", 4);
+    put<uint32_t>(note, 16, featureAnd); // pr_type
+    put<uint32_t>(note, 20, 4);          // pr_datasz
+    put<uint32_t>(note, 24, 0xffffffffu);
+  }
+  const bool addrsig = !format.relocatable;
+
+  std::string shstrtab("\0.symtab\0.strtab\0.shstrtab\0", 27);
+  const uint32_t noteName = static_cast<uint32_t>(shstrtab.size());
+  shstrtab.append(".note.gnu.property\0", 20);
+  const uint32_t addrsigName = static_cast<uint32_t>(shstrtab.size());
+  shstrtab.append(".llvm_addrsig\0", 14);
 
   std::string out(64, '\0');
   size_t symtabOff = (align(out, 8), out.size());
   out += symtab;
+  size_t noteOff = (align(out, 8), out.size());
+  out += note;
   size_t strtabOff = out.size();
   out += strtab;
   size_t shstrtabOff = out.size();
   out += shstrtab;
   align(out, 8);
   size_t shoff = out.size();
+  const uint16_t shnum = 4 + (featureAnd ? 1 : 0) + (addrsig ? 1 : 0);
 
   // ELF header.
   std::memcpy(out.data(), "\x7F" "ELF", 4);
@@ -117,14 +146,15 @@ Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, std::strin
   put<uint32_t>(out, 48, flags);
   put<uint16_t>(out, 52, 64);  // e_ehsize
   put<uint16_t>(out, 58, 64);  // e_shentsize
-  put<uint16_t>(out, 60, 4);   // e_shnum
+  put<uint16_t>(out, 60, shnum);
   put<uint16_t>(out, 62, 3);   // e_shstrndx
 
-  auto section = [&](uint32_t name, uint32_t type, uint64_t off, uint64_t size, uint32_t link,
-                     uint32_t info, uint64_t align, uint64_t entsize) {
+  auto section = [&](uint32_t name, uint32_t type, uint64_t flags, uint64_t off, uint64_t size,
+                     uint32_t link, uint32_t info, uint64_t align, uint64_t entsize) {
     std::string sh(64, '\0');
     put<uint32_t>(sh, 0, name);
     put<uint32_t>(sh, 4, type);
+    put<uint64_t>(sh, 8, flags);
     put<uint64_t>(sh, 24, off);
     put<uint64_t>(sh, 32, size);
     put<uint32_t>(sh, 40, link);
@@ -133,10 +163,15 @@ Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, std::strin
     put<uint64_t>(sh, 56, entsize);
     out += sh;
   };
-  section(0, 0, 0, 0, 0, 0, 0, 0);
-  section(1, 2 /*SHT_SYMTAB*/, symtabOff, symtab.size(), 2, 1, 8, 24);
-  section(9, 3 /*SHT_STRTAB*/, strtabOff, strtab.size(), 0, 0, 1, 0);
-  section(17, 3 /*SHT_STRTAB*/, shstrtabOff, shstrtab.size(), 0, 0, 1, 0);
+  section(0, 0, 0, 0, 0, 0, 0, 0, 0);
+  section(1, 2 /*SHT_SYMTAB*/, 0, symtabOff, symtab.size(), 2, 1, 8, 24);
+  section(9, 3 /*SHT_STRTAB*/, 0, strtabOff, strtab.size(), 0, 0, 1, 0);
+  section(17, 3 /*SHT_STRTAB*/, 0, shstrtabOff, shstrtab.size(), 0, 0, 1, 0);
+  if (featureAnd)
+    section(noteName, 7 /*SHT_NOTE*/, 2 /*SHF_ALLOC*/, noteOff, note.size(), 0, 0, 8, 0);
+  if (addrsig) // sh_link: the symbol table, else lld takes it for an ld -r leftover
+    section(addrsigName, 0x6fff4c03 /*SHT_LLVM_ADDRSIG*/, 0x80000000 /*SHF_EXCLUDE*/, out.size(),
+            0, 1, 0, 1, 0);
   return out;
 }
 

@@ -20,9 +20,25 @@ struct ShimSymbol {
 std::vector<ShimSymbol> shimSymbols(const std::vector<IRSymbol> &irSymbols,
                                     const std::unordered_set<std::string> &live);
 
-// An ELF relocatable object with no sections but its symbol table, every
-// symbol undefined. `like` is a native object of the link whose ELF identity
-// (class, data, machine, flags) the shim copies.
-Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, std::string_view like);
+// What a link's shims carry besides their symbols. lld reads a few things
+// from every ELF object it links, shims included, that it never reads from
+// bitcode; a shim must be neutral in each (ARCHITECTURE.md lists them all).
+struct ShimFormat {
+  // A native object of the link: the shim copies its ELF identity (class,
+  // data, machine, OS ABI, e_flags), which lld merges over its inputs.
+  std::string_view like;
+  // -r: lld copies SHF_EXCLUDE sections into a relocatable output, so a shim
+  // of a -r link carries no .llvm_addrsig.
+  bool relocatable = false;
+};
+
+// An ELF relocatable object whose only content is its symbol table, every
+// symbol undefined, plus two sections lld consumes and never outputs:
+//  - .note.gnu.property (x86-64, AArch64) with every FEATURE_1_AND bit set,
+//    the identity of the AND lld takes over its ELF inputs (IBT, SHSTK, BTI,
+//    PAC), so the shim neither clears a bit nor draws a -z *-report warning;
+//  - an empty .llvm_addrsig (not with -r): no symbol of the shim is
+//    address-significant for --icf, as none of the bitcode's is in stock lld.
+Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, const ShimFormat &format);
 
 } // namespace thinfarm

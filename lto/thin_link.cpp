@@ -14,7 +14,6 @@
 
 #include "lto/bitcode.h"
 
-
 namespace thinfarm {
 
 namespace {
@@ -45,22 +44,13 @@ Result<PendingThinLink> PendingThinLink::start(const Toolchain &tc, const LinkCo
   return PendingThinLink(std::move(child), scratch, tc.lld);
 }
 
-Result<ThinLinkResult> PendingThinLink::finish(const std::map<std::string, Blob> &modules) {
+Result<std::optional<ThinLinkResult>> PendingThinLink::finish() {
   const std::string prefix = scratch_ + "/";
   const std::string list = scratch_ + "/thinlto.index-list";
   TF_TRY(int exitCode, child_.wait());
+  if (exitCode != 0)
+    return std::optional<ThinLinkResult>();
   TF_TRY(std::string stderrText, readFile(scratch_ + "/thinlink.stderr"));
-  if (exitCode != 0) {
-    // lld does not always say which input it choked on; find it.
-    std::string culprit;
-    for (const auto &[id, bitcode] : modules)
-      if (Status s = checkSummary(Module{id, bitcode}); !s.ok()) {
-        culprit = s.error().message + "\n";
-        break;
-      }
-    return failed("thin link failed (" + lld_ + " exited with " + std::to_string(exitCode) +
-                  ")\n" + culprit + stderrText);
-  }
 
   ThinLinkResult r;
   r.diagnostics = std::move(stderrText);
@@ -79,7 +69,7 @@ Result<ThinLinkResult> PendingThinLink::finish(const std::map<std::string, Blob>
     m.imports = lines(imports);
     r.modules.push_back(std::move(m));
   }
-  return r;
+  return std::optional<ThinLinkResult>(std::move(r));
 }
 
 } // namespace thinfarm

@@ -28,9 +28,9 @@ public:
   // Starts lld on the original arguments plus the index-only options.
   static Result<PendingThinLink> start(const Toolchain &tc, const LinkCommand &cmd,
                                        const std::string &scratch);
-  // Waits and reads the index list, shards and import lists. On failure,
-  // names the first module whose summary does not read.
-  Result<ThinLinkResult> finish(const std::map<std::string, Blob> &modules);
+  // Waits and reads the index list, shards and import lists. Nothing when lld
+  // rejected the link (it exited non-zero): the link is then lld's to report.
+  Result<std::optional<ThinLinkResult>> finish();
 
 private:
   PendingThinLink(Child c, std::string scratch, std::string lld)

@@ -4,6 +4,11 @@
 
 int main(int argc, char **argv) {
   thinfarm::installCrashHandlers("thinfarm-ld");
-  return thinfarm::linkerMain(thinfarm::DriverContext::fromEnvironment(),
-                              std::vector<std::string>(argv + 1, argv + argc));
+  auto ctx = thinfarm::DriverContext::fromEnvironment();
+  // A crash while reading the inputs hands the original command to stock lld.
+  std::vector<char *> lldArgv{const_cast<char *>(ctx.toolchain.lld.c_str())};
+  lldArgv.insert(lldArgv.end(), argv + 1, argv + argc);
+  lldArgv.push_back(nullptr);
+  thinfarm::fallBackOnCrashWhileReading(lldArgv.data());
+  return thinfarm::linkerMain(ctx, std::vector<std::string>(argv + 1, argv + argc));
 }

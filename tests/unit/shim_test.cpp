@@ -47,7 +47,7 @@ TEST(WriteShim, OnlyASymbolTableReadableByLlvm) {
   auto like = Blob::mapFile(dir.file("n.o"));
   std::vector<ShimSymbol> syms{{"first", false, false, 0}, {"weak_one", true, false, 2},
                                {"tls_var", false, true, 3}};
-  auto shim = writeShim(syms, like->bytes());
+  auto shim = writeShim(syms, ShimFormat{like->bytes()});
   ASSERT_TRUE(shim.ok());
   std::string path = dir.write("shim.o", *shim);
 
@@ -57,7 +57,12 @@ TEST(WriteShim, OnlyASymbolTableReadableByLlvm) {
   EXPECT_EQ(sections.find(".text"), std::string::npos) << sections;
   EXPECT_EQ(sections.find(".data"), std::string::npos);
   EXPECT_EQ(sections.find(".bss"), std::string::npos);
-  EXPECT_NE(sections.find("There are 4 section headers"), std::string::npos) << sections;
+  EXPECT_NE(sections.find("There are 6 section headers"), std::string::npos) << sections;
+  EXPECT_NE(sections.find(".llvm_addrsig     LLVM_ADDRSIG"), std::string::npos) << sections;
+
+  // The feature bits lld ANDs over its ELF inputs: all set, so none is cleared.
+  std::string notes = test::run("llvm-readelf-19 -n " + path);
+  EXPECT_NE(notes.find("x86 feature: IBT, SHSTK"), std::string::npos) << notes;
 
   std::string symbols = test::run("llvm-readelf-19 -s " + path);
   // Num: Value Size Type Bind Vis Ndx Name
@@ -72,8 +77,22 @@ TEST(WriteShim, OnlyASymbolTableReadableByLlvm) {
   EXPECT_NE(header.find("Advanced Micro Devices X86-64"), std::string::npos);
 }
 
+TEST(WriteShim, NoAddrsigInARelocatableLink) {
+  // lld -r copies SHF_EXCLUDE sections into its output.
+  test::ScratchDir dir;
+  dir.write("n.c", "int n(void) { return 3; }\n");
+  ASSERT_EQ(test::run("cd " + dir.path() + " && clang-19 -c n.c"), "");
+  auto like = Blob::mapFile(dir.file("n.o"));
+  auto shim = writeShim({{"n", false, false, 0}}, ShimFormat{like->bytes(), /*relocatable=*/true});
+  ASSERT_TRUE(shim.ok());
+  std::string sections = test::run("llvm-readelf-19 -S " + dir.write("shim.o", *shim));
+  EXPECT_EQ(sections.find(".llvm_addrsig"), std::string::npos) << sections;
+  EXPECT_NE(sections.find(".note.gnu.property"), std::string::npos) << sections;
+}
+
 TEST(WriteShim, RefusesNonElf64) {
-  auto shim = writeShim({}, std::string(64, '\0'));
+  std::string notElf(64, '\0');
+  auto shim = writeShim({}, ShimFormat{notElf});
   ASSERT_FALSE(shim.ok());
   EXPECT_EQ(shim.error().kind, ErrorKind::Unimplemented);
 }
