@@ -31,6 +31,20 @@ link_both() {
   cmp stock.out tf.out || fail "outputs differ"
 }
 
+# link_same ARGS...: both links under one output name (stock/out, tf/out), so
+# that lld's diagnostics, which name its LTO objects after the output, can be
+# compared too: same exit status, same stderr, same bytes.
+link_same() {
+  mkdir -p stock tf
+  set +e
+  ld.lld-19 "$@" -o stock/out 2> stock.err; local src=$?
+  "$TFLD" "$@" -o tf/out 2> tf.err; local trc=$?
+  set -e
+  [ "$src" = "$trc" ] || fail "exit status: stock $src, thinfarm-ld $trc; stderr: $(cat tf.err)"
+  diff stock.err tf.err || fail "stderr differs (above)"
+  [ "$src" != 0 ] || cmp stock/out tf/out || fail "outputs differ"
+}
+
 # expect_split N: the last link was split into N backend jobs.
 expect_split() {
   [ -s log.jsonl ] || fail "no THINFARM_LOG line: the link was not split"
@@ -259,12 +273,12 @@ case_corrupt_bitcode() {
   mkdir -p bad
   python3 - <<'PY'
 d = open('a.o', 'rb').read()
-for off in range(40, len(d), 16):
+for off in range(40, len(d), 40):
     e = bytearray(d); e[off] ^= 0xff
     open('bad/%d.o' % off, 'wb').write(e)
 PY
   backend_errors=0
-  for ((off = 40; off < size; off += 16)); do
+  for ((off = 40; off < size; off += 40)); do
     cp "bad/$off.o" c.o
     rm -f tf.out
     set +e; "$TFLD" -r c.o b.o -o tf.out 2> tf.err; rc=$?; set -e
@@ -273,8 +287,17 @@ PY
       [ "$src" -gt 128 ] || fail "offset $off: thinfarm-ld died of signal $((rc - 128)), stock lld did not"
       continue
     fi
+    if [ "$rc" = 0 ]; then
+      ld.lld-19 -r c.o b.o -o stock.out 2>/dev/null || fail "offset $off: thinfarm-ld linked, stock lld did not"
+      cmp stock.out tf.out || fail "offset $off: outputs differ"
+    fi
     if [ "$rc" = 1 ]; then
-      grep -q 'c\.o' tf.err || fail "offset $off: error does not name c.o: $(cat tf.err)"
+      # Either lld's own diagnostics (thinfarm read no further) or a backend
+      # error naming the module; either way stock lld fails too.
+      set +e; ld.lld-19 -r c.o b.o -o stock.out 2> stock.err; src=$?; set -e
+      [ "$src" != 0 ] || fail "offset $off: thinfarm-ld failed, stock lld linked: $(cat tf.err)"
+      cmp -s stock.err tf.err || grep -q 'c\.o' tf.err ||
+        fail "offset $off: neither lld's diagnostics nor naming c.o: $(cat tf.err)"
       [ ! -e tf.out ] || fail "offset $off: an output was left behind"
       if grep -q 'error: backend of c.o' tf.err; then backend_errors=$((backend_errors + 1)); fi
     fi
@@ -316,6 +339,154 @@ case_missing_input() {
   ccthin -c f.c
   if "$TFLD" -r f.o nothere.o -o tf.out 2> tf.err; then fail "linked with a missing input"; fi
   grep -q "nothere.o" tf.err || fail "error does not name the missing file: $(cat tf.err)"
+}
+
+# lld ANDs the GNU property feature bits (x86 IBT, SHSTK) over the ELF objects
+# it links, which in the reassembly include the shims: they must not clear a
+# bit, nor draw a -z cet-report warning of their own.
+case_ibt() {
+  echo 'int b(int); int a(int x) { return b(x) + 1; }' > a.c
+  echo 'int b(int x) { return x * 3; }' > b.c
+  echo 'int n(int x) { return x - 1; }' > n.c
+  clang-19 -O2 -flto=thin -fcf-protection=branch -fPIC -c a.c b.c
+  clang-19 -O2 -fcf-protection=full -fPIC -c n.c
+  link_both -r a.o b.o
+  expect_split 2
+  llvm-readelf-19 -n tf.out | grep -c 'x86 feature: IBT' > /dev/null || fail "-r output lost the IBT property"
+  link_both -shared a.o n.o b.o
+  expect_split 2
+  llvm-readelf-19 -n tf.out | grep -c 'x86 feature: IBT' > /dev/null || fail "-shared output lost the IBT property"
+  link_same -shared a.o b.o -z cet-report=warning
+  grep -c 'cet-report: file does not have GNU_PROPERTY_X86_FEATURE_1_SHSTK' tf.err > /dev/null ||
+    fail "no cet-report warning: $(cat tf.err)"
+  link_same -shared -z force-ibt -z shstk a.o n.o b.o
+  # Full protection everywhere: the output has SHSTK too.
+  clang-19 -O2 -flto=thin -fcf-protection=full -fPIC -c a.c b.c
+  link_both -shared a.o n.o b.o
+  llvm-readelf-19 -n tf.out | grep -c 'x86 feature: IBT, SHSTK' > /dev/null || fail "SHSTK lost"
+}
+
+# Symbols lld defines when they are in its symbol table, which the bitcode's
+# undefined references put there even when LTO drops every one of them.
+case_linker_defined() {
+  cat > s.ll <<'LL'
+target datalayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
+target triple = "x86_64-unknown-linux-gnu"
+@foo = hidden global i32 42, section "foo_section"
+@__start_foo_section = external global i32
+@__stop_no_such_section = external global i32
+@_end = external global i32
+@my_provided = external global i32
+@not_provided = external global i32
+define hidden ptr @get() {
+  ret ptr @__start_foo_section
+}
+define hidden ptr @get2() {
+  ret ptr @__stop_no_such_section
+}
+define hidden ptr @get3() {
+  ret ptr @_end
+}
+define hidden ptr @get4() {
+  ret ptr @my_provided
+}
+define hidden ptr @get5() {
+  ret ptr @not_provided
+}
+define void @_start() {
+  ret void
+}
+LL
+  opt-19 -module-summary s.ll -o s.o
+  echo 'SECTIONS { PROVIDE(my_provided = 0x1234); } INSERT AFTER .text;' > script.ld
+  for kind in -shared -pie -static; do
+    link_both $kind s.o
+    expect_split 1
+    llvm-nm-19 tf.out | grep -c ' __start_foo_section$' > /dev/null || fail "$kind: __start_foo_section missing"
+    llvm-nm-19 tf.out | grep -c ' _end$' > /dev/null || fail "$kind: _end missing"
+    if llvm-nm-19 tf.out | grep -c '__stop_no_such_section' > /dev/null; then
+      fail "$kind: __stop_no_such_section is in the output"
+    fi
+    link_both $kind s.o -T script.ld
+    llvm-nm-19 tf.out | grep -c ' my_provided$' > /dev/null || fail "$kind: my_provided missing"
+    if llvm-nm-19 tf.out | grep -c 'not_provided' > /dev/null; then fail "$kind: not_provided is in the output"; fi
+  done
+  llvm-nm-19 -D "$W/tf.out" > /dev/null
+  link_both -shared s.o
+  llvm-nm-19 -D tf.out | grep -c ' __start_foo_section$' > /dev/null || fail "__start_foo_section not exported"
+}
+
+# --icf reads each ELF object's address-significance table; a file without
+# one has every symbol address-significant, which would keep the shims'
+# functions apart.
+case_icf() {
+  cat > f.c <<'C'
+#define F(n) __attribute__((visibility("hidden"), noinline)) int n(int x) { return x * 7 + 3; }
+F(f1) F(f2) F(f3)
+C
+  cat > g.c <<'C'
+#define D(n) __attribute__((visibility("hidden"))) int n(int);
+D(f1) D(f2) D(f3)
+int (*keep)(int) = f3;
+int use(int x) { return f1(x) + f2(x); }
+C
+  clang-19 -O1 -flto=thin -fPIC -ffunction-sections -c f.c g.c
+  for icf in all safe; do
+    link_both -shared --icf=$icf f.o g.o
+    expect_split 2
+  done
+  # f1 and f2 folded into one address, as in stock.
+  [ "$(llvm-nm-19 tf.out | grep -E ' t f[12]$' | cut -d' ' -f1 | sort -u | wc -l)" = 1 ] ||
+    fail "--icf=safe did not fold f1 and f2: $(llvm-nm-19 tf.out)"
+}
+
+# Bitcode without a current IR symbol table (llvm-as, older clang) is read by
+# rebuilding the table, which parses its module asm with the target's parser.
+case_old_bitcode() {
+  cat > m.ll <<'LL'
+target datalayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
+target triple = "x86_64-unknown-linux-gnu"
+module asm ".global foo"
+module asm "foo: ret"
+define i32 @bar() {
+  ret i32 1
+}
+LL
+  llvm-as-19 m.ll -o full.o # full LTO: lld's own
+  link_same -r full.o
+  [ ! -s tf.err ] || fail "printed: $(cat tf.err)"
+  opt-19 -module-summary m.ll -o thin1.o
+  llvm-as-19 m.ll -o m.bc
+  echo 'int g(void) { return 2; }' > g.c
+  ccthin -c g.c
+  link_both -r thin1.o g.o
+  expect_split 2
+  llvm-nm-19 tf.out | grep -c ' T foo$' > /dev/null || fail "foo from module asm missing"
+}
+
+# Links thinfarm does not split reach lld untouched: the user reads lld's own
+# diagnostics, all of them, and its exit status.
+case_lld_diagnostics() {
+  echo 'int f(void) { return 1; }' > f.c
+  ccthin -c f.c
+  printf 'BC\xc0\xde\x00\x01' > bad.o
+  echo 'garbage' > junk.o
+  link_same -r f.o --lto-O4
+  grep -c 'invalid optimization level for LTO: 4' tf.err > /dev/null || fail "not lld's words: $(cat tf.err)"
+  link_same -r f.o bad.o
+  link_same -r f.o bad.o --lto-O9
+  [ "$(wc -l < tf.err)" -ge 2 ] || fail "lld's errors not all listed: $(cat tf.err)"
+  # Text is a linker script to lld; thinfarm does not split a link with one,
+  # says so in one line, and lld reports the rest.
+  set +e; ld.lld-19 -r f.o junk.o -o stock.out 2> stock.err; src=$?
+  "$TFLD" -r f.o junk.o -o tf.out 2> tf.err; trc=$?; set -e
+  [ "$src" = "$trc" ] || fail "junk.o: exit status: stock $src, thinfarm-ld $trc"
+  diff stock.err <(grep -v '^thinfarm-ld: note: ' tf.err) || fail "junk.o: lld's diagnostics differ"
+  link_same -r f.o --plugin-opt=O7
+  link_same -r f.o -z no-such-keyword
+  clang-19 -O2 -flto=full -c f.c -o full.o
+  link_same -r full.o bad.o
+  link_same f.o -e nosuch --no-undefined -u missing_sym
 }
 
 "case_$CASE"
