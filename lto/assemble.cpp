@@ -312,15 +312,12 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
 
 namespace {
 
-// Runs one reassembly link into a temporary file beside the output; returns
-// what lld printed that the thin link did not.
-Result<std::string> reassemble(const Toolchain &tc, const AssembleInput &in,
-                               const Reassembly &r) {
+// Runs one reassembly link into `outPath`; returns what lld printed that the
+// thin link did not.
+Result<std::string> reassemble(const Toolchain &tc, const AssembleInput &in, const Reassembly &r,
+                               const std::string &outPath) {
   std::vector<std::string> argv = r.argv;
-  // The last -o wins: lld writes beside the output, which appears only once
-  // the link is known to be right.
-  const std::string tmpOutput = in.cmd.output + ".thinfarm-tmp";
-  argv.insert(argv.end(), {"-o", tmpOutput});
+  argv.insert(argv.end(), {"-o", outPath}); // the last -o wins
   std::string errPath = in.scratch + "/reassembly.stderr";
   TF_TRY(Child child, Child::spawn(argv, errPath));
   TF_TRY(int exitCode, child.wait());
@@ -335,27 +332,27 @@ Result<std::string> reassemble(const Toolchain &tc, const AssembleInput &in,
       printed += line + "\n";
   if (exitCode != 0) {
     std::fputs(printed.c_str(), stderr);
-    ::unlink(tmpOutput.c_str());
+    ::unlink(outPath.c_str());
     return failed("reassembly link failed (" + tc.lld + " exited with " +
                   std::to_string(exitCode) + ")");
   }
   return printed;
 }
 
-// Checks the reassembly's output and renames it into place; prints what its
+// Checks the reassembly's output and moves it into place; prints what its
 // link printed.
-Result<std::string> finish(const AssembleInput &in, std::string printed) {
+Result<std::string> finish(const AssembleInput &in, std::string printed,
+                           const std::string &outPath) {
   std::fputs(printed.c_str(), stderr);
-  const std::string tmpOutput = in.cmd.output + ".thinfarm-tmp";
   auto loaded = readWhyExtract(in.scratch + "/reassembly.why");
   Status same = loaded.ok() ? in.lazy.checkSameNativeExtractions(in.thin.extractions, *loaded)
                             : Status(std::move(loaded).error());
   if (!same.ok()) {
-    ::unlink(tmpOutput.c_str());
+    ::unlink(outPath.c_str());
     return std::move(same).error();
   }
-  if (::rename(tmpOutput.c_str(), in.cmd.output.c_str()) != 0) {
-    ::unlink(tmpOutput.c_str());
+  if (outPath != in.cmd.output && ::rename(outPath.c_str(), in.cmd.output.c_str()) != 0) {
+    ::unlink(outPath.c_str());
     return failed("cannot rename the output into place: " + in.cmd.output);
   }
   return printed;
@@ -363,27 +360,40 @@ Result<std::string> finish(const AssembleInput &in, std::string printed) {
 
 } // namespace
 
+// lld writes the output beside the final name, which appears only once the
+// link is known to be right. Two things can make it link again:
+//  - lld wrote the output's own name into it (the base version definition of
+//    a link with symbol versions and no -soname): then it links under the
+//    final name, as stock lld does;
+//  - guessed linker-defined names it left undefined (see the top of this
+//    file): then it links without them; a second round suffices unless
+//    dropping one changes what lld defines of the others.
 Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
   std::unordered_set<std::string> notDefined;
-  // Each round drops the guessed names lld left undefined; two suffice unless
-  // dropping one changes what lld defines of the others.
+  std::string outPath = in.cmd.output + ".thinfarm-tmp";
   for (int round = 0;; ++round) {
+    if (round == 4) {
+      ::unlink(outPath.c_str());
+      return unimplemented("the reassembly's output does not settle");
+    }
     TF_TRY(Reassembly r, reassemblyCommand(tc, in, notDefined));
-    TF_TRY(std::string printed, reassemble(tc, in, r));
+    TF_TRY(std::string printed, reassemble(tc, in, r, outPath));
+    TF_TRY(Blob output, Blob::mapFile(outPath));
+    if (outPath != in.cmd.output &&
+        output.bytes().find(outPath) != std::string_view::npos) {
+      ::unlink(outPath.c_str());
+      outPath = in.cmd.output;
+      continue;
+    }
     if (r.guessed.empty())
-      return finish(in, std::move(printed));
-    TF_TRY(Blob output, Blob::mapFile(in.cmd.output + ".thinfarm-tmp"));
+      return finish(in, std::move(printed), outPath);
     TF_TRY(std::vector<std::string> undefined, undefinedSymbols(in.cmd.output, output.bytes()));
     size_t before = notDefined.size();
     for (const std::string &n : undefined)
       if (r.guessed.count(n))
         notDefined.insert(n);
     if (notDefined.size() == before)
-      return finish(in, std::move(printed));
-    if (round == 2) {
-      ::unlink((in.cmd.output + ".thinfarm-tmp").c_str());
-      return unimplemented("the linker-defined symbols of the output do not settle");
-    }
+      return finish(in, std::move(printed), outPath);
   }
 }
 

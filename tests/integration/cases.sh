@@ -31,18 +31,22 @@ link_both() {
   cmp stock.out tf.out || fail "outputs differ"
 }
 
-# link_same ARGS...: both links under one output name (stock/out, tf/out), so
-# that lld's diagnostics, which name its LTO objects after the output, can be
-# compared too: same exit status, same stderr, same bytes.
+# link_same ARGS...: both links under the one output name `out`, one after
+# the other, since lld writes that name into the output (the base version
+# definition) and names its LTO objects after it in diagnostics: same exit
+# status, same stderr, same bytes (kept as stock.out and tf.out).
 link_same() {
-  mkdir -p stock tf
+  rm -f out stock.out tf.out
   set +e
-  ld.lld-19 "$@" -o stock/out 2> stock.err; local src=$?
-  "$TFLD" "$@" -o tf/out 2> tf.err; local trc=$?
+  ld.lld-19 "$@" -o out 2> stock.err; local src=$?
+  [ ! -e out ] || mv out stock.out
+  "$TFLD" "$@" -o out 2> tf.err; local trc=$?
+  [ ! -e out ] || mv out tf.out
   set -e
   [ "$src" = "$trc" ] || fail "exit status: stock $src, thinfarm-ld $trc; stderr: $(cat tf.err)"
   diff stock.err tf.err || fail "stderr differs (above)"
-  [ "$src" != 0 ] || cmp stock/out tf/out || fail "outputs differ"
+  [ "$src" != 0 ] || cmp stock.out tf.out || fail "outputs differ"
+  if ls ./*thinfarm-tmp* > /dev/null 2>&1; then fail "a temporary output was left behind"; fi
 }
 
 # expect_split N: the last link was split into N backend jobs.
@@ -487,6 +491,29 @@ case_lld_diagnostics() {
   clang-19 -O2 -flto=full -c f.c -o full.o
   link_same -r full.o bad.o
   link_same f.o -e nosuch --no-undefined -u missing_sym
+}
+
+# Symbol versions (.symver in module asm, a version script): lld names the
+# base version definition after the output when there is no -soname.
+case_symbol_versions() {
+  cat > v.c <<'C'
+__asm__(".symver foo_v1, foo@V1");
+__asm__(".symver foo_v2, foo@@V2");
+int foo_v1(void) { return 1; }
+int foo_v2(void) { return 2; }
+__thread int tlsvar = 3;
+int bar(void);
+int use(void) { return foo_v2() + tlsvar + bar(); }
+C
+  echo 'int bar(void) { return 4; }' > w.c
+  printf 'V1 { global: foo; };\nV2 { global: foo; use; bar; local: *; };\n' > vs.map
+  clang-19 -O2 -flto=thin -fPIC -c v.c w.c
+  link_same -shared v.o w.o --version-script vs.map
+  expect_split 2
+  llvm-readelf-19 -V tf.out | grep -c 'Name: out$' > /dev/null || fail "base version not named after the output"
+  llvm-readelf-19 --dyn-syms tf.out | grep -c 'foo@V1' > /dev/null || fail "foo@V1 missing"
+  link_same -shared v.o w.o --version-script vs.map -soname libv.so.1
+  link_same -shared v.o w.o -y foo_v1 -y bar
 }
 
 "case_$CASE"
