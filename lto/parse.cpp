@@ -131,8 +131,9 @@ constexpr Spec kOptions[] = {
     {"u", Form::Value, Effect::Pass},
     {"undefined", Form::Value, Effect::Pass},
     {"require-defined", Form::Value, Effect::Pass},
-    {"y", Form::Value, Effect::Pass},
-    {"trace-symbol", Form::Value, Effect::Pass},
+    // Symbol traces go to stdout, from both links, naming shims and natives.
+    {"y", Form::Value, Effect::Unsafe},
+    {"trace-symbol", Form::Value, Effect::Unsafe},
     {"h", Form::Value, Effect::Pass},
     {"soname", Form::Value, Effect::Pass},
     {"rpath", Form::Value, Effect::Pass},

@@ -513,7 +513,11 @@ C
   llvm-readelf-19 -V tf.out | grep -c 'Name: out$' > /dev/null || fail "base version not named after the output"
   llvm-readelf-19 --dyn-syms tf.out | grep -c 'foo@V1' > /dev/null || fail "foo@V1 missing"
   link_same -shared v.o w.o --version-script vs.map -soname libv.so.1
-  link_same -shared v.o w.o -y foo_v1 -y bar
+  # Symbol traces print to stdout what lld meets in each file: not split.
+  ld.lld-19 -shared v.o w.o --version-script vs.map -y bar -o out > stock.trace
+  "$TFLD" -shared v.o w.o --version-script vs.map -y bar -o out > tf.trace 2> tf.err
+  diff stock.trace tf.trace || fail "-y traces differ"
+  grep -c 'note: option -y is not supported by the split link' tf.err > /dev/null || fail "no notice: $(cat tf.err)"
 }
 
 "case_$CASE"
