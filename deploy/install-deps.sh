@@ -7,7 +7,7 @@ pkgs=(
   clang-19 lld-19 llvm-19 llvm-19-dev libclang-rt-19-dev
   capnproto libcapnp-dev libzmq3-dev cppzmq-dev librocksdb-dev libssl-dev
   libboost-dev libboost-system-dev libgtest-dev
-  linux-source-6.1 flex bison libelf-dev bc cpio busybox-static qemu-system-x86
+  linux-source-6.1 linux-source-6.12 flex bison libelf-dev bc cpio busybox-static qemu-system-x86
   xz-utils zstd iproute2
 )
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The kernel end-to-end test: a Linux 6.1 ThinLTO kernel (the test config
-# below) built with stock ld.lld-19 and through thinfarm-ld, compared byte for
-# byte, and the thinfarm kernel booted in qemu.
+# The kernel end-to-end test: a Linux ThinLTO kernel (the test config below;
+# which kernel: THINFARM_KERNEL, see Environment) built with stock ld.lld-19
+# and through thinfarm-ld, compared byte for byte, and the thinfarm kernel
+# booted in qemu.
 #
 #   kernel.sh build     stock build, saved as the reference; then the same tree
 #                       relinked through thinfarm-ld (LD=thinfarm-ld: kbuild
@@ -37,15 +38,35 @@
 # Environment: THINFARM_LD (the thinfarm-ld binary; thinfarm-coordinator,
 # thinfarm-worker and thinfarm-backend are beside it), THINFARM_KERNEL_WORK (the
 # work directory, default ./kernel-work; the tree is built once and reused by
-# every check), JOBS (make -j, default: cores).
+# every check), JOBS (make -j, default: cores), THINFARM_KERNEL (the variant):
+#   6.1       (default) Linux 6.1 from /usr/src/linux-source-6.1.tar.xz, Intel
+#             IBT off; everything directly in the work directory
+#   6.1-ibt   Linux 6.1 with CONFIG_X86_KERNEL_IBT=y (kbuild compiles with
+#             -fcf-protection=branch: every C object, so every .ko, carries a
+#             .note.gnu.property with the x86 IBT feature; vmlinux.o has none,
+#             assembly objects lack the note)
+#   6.12-ibt  Linux 6.12 (/usr/src/linux-source-6.12.tar.xz), IBT on
+# Every variant but 6.1 lives in a subdirectory of the work directory named
+# after it (source, build tree, reference, logs, caches), so variants coexist
+# and each is built once. The IBT variants check after the stock build that the
+# config, the compile commands and the stock .ko files really have IBT.
 set -euo pipefail
 
 STEP=${1:?usage: kernel.sh build|identical|farm|embedded|warm|copied|edit|config|boot|demo}
 TFLD=$(readlink -f "${THINFARM_LD:?set THINFARM_LD to the thinfarm-ld binary}")
 BIN=$(dirname "$TFLD")
 WORK=$(mkdir -p "${THINFARM_KERNEL_WORK:-kernel-work}" && cd "${THINFARM_KERNEL_WORK:-kernel-work}" && pwd)
+VARIANT=${THINFARM_KERNEL:-6.1}
+case $VARIANT in
+  6.1) KVER=6.1 IBT=n ;;
+  6.1-ibt) KVER=6.1 IBT=y ;;
+  6.12-ibt) KVER=6.12 IBT=y ;;
+  *) echo "kernel.sh: THINFARM_KERNEL=$VARIANT: not one of 6.1, 6.1-ibt, 6.12-ibt" >&2; exit 2 ;;
+esac
+if [ "$VARIANT" != 6.1 ]; then WORK=$WORK/$VARIANT && mkdir -p "$WORK"; fi
 JOBS=${JOBS:-$(nproc)}
-SRC=$WORK/linux-6.1
+TARBALL=/usr/src/linux-source-$KVER.tar.xz
+SRC=$WORK/linux-$KVER
 OUT=$WORK/out
 REF=$WORK/ref
 LOG=$WORK/thinfarm.log.jsonl
@@ -60,23 +81,45 @@ fail() { echo "kernel.sh: FAIL: $*" >&2; exit 1; }
 
 prepare_source() {
   if [ ! -f "$SRC/Makefile" ]; then
-    say "unpacking /usr/src/linux-source-6.1.tar.xz"
+    say "unpacking $TARBALL"
     rm -rf "$SRC.tmp" && mkdir -p "$SRC.tmp"
-    tar -xf /usr/src/linux-source-6.1.tar.xz -C "$SRC.tmp" --strip-components=1
+    tar -xf "$TARBALL" -C "$SRC.tmp" --strip-components=1
     mv "$SRC.tmp" "$SRC"
   fi
   mkdir -p "$OUT"
   if [ ! -f "$OUT/.config" ]; then
-    say "configuring (tinyconfig + ThinLTO, modules, serial console, initrd)"
+    say "configuring Linux $KVER (tinyconfig + ThinLTO, modules, serial console, initrd$([ $IBT = n ] || echo ', IBT'))"
     make -C "$SRC" O="$OUT" LLVM=-19 tinyconfig > /dev/null
     "$SRC/scripts/config" --file "$OUT/.config" -e 64BIT -e LTO_CLANG_THIN -d LTO_NONE \
       -e MODULES -e MODULE_UNLOAD -e PRINTK -e TTY -e SERIAL_8250 -e SERIAL_8250_CONSOLE \
       -e BLK_DEV_INITRD -e BINFMT_ELF -e BINFMT_SCRIPT -e PROC_FS -e SYSFS -e DEVTMPFS \
       -e KALLSYMS -m CRC_ITU_T -m CRC7 -m LIBCRC32C -m CRC8 -e CRYPTO -m CRYPTO_SHA256 \
       -m CRYPTO_AES -e BLOCK -m EXT2_FS -m ZRAM -e SWAP -m CONFIGS -e IKCONFIG
+    if [ $IBT = y ]; then "$SRC/scripts/config" --file "$OUT/.config" -e X86_KERNEL_IBT; fi
     make -C "$SRC" O="$OUT" LLVM=-19 olddefconfig > /dev/null
     grep -q '^CONFIG_LTO_CLANG_THIN=y' "$OUT/.config" || fail "ThinLTO is not enabled in the config"
+    if [ $IBT = y ] && ! grep -q '^CONFIG_X86_KERNEL_IBT=y' "$OUT/.config"; then
+      mv "$OUT/.config" "$OUT/.config.no-ibt"
+      fail "CONFIG_X86_KERNEL_IBT is not =y after olddefconfig (config: $OUT/.config.no-ibt)"
+    fi
   fi
+}
+
+# The IBT variants: the test covers IBT only if kbuild compiled with
+# -fcf-protection=branch and the stock modules say so in their
+# .note.gnu.property (lld keeps the x86 IBT feature only when every input has it).
+check_ibt() {
+  [ $IBT = y ] || return 0
+  grep -q '^CONFIG_X86_KERNEL_IBT=y' "$OUT/.config" || fail "CONFIG_X86_KERNEL_IBT is not =y"
+  grep -q -- '-fcf-protection=branch' "$OUT/init/.main.o.cmd" ||
+    fail "init/main.o was not compiled with -fcf-protection=branch ($OUT/init/.main.o.cmd)"
+  local f n=0
+  while read -r f; do
+    [[ $(llvm-readelf-19 -n "$REF/$f") == *'x86 feature: IBT'* ]] ||
+      fail "the stock $f has no .note.gnu.property with the x86 IBT feature"
+    n=$((n + 1))
+  done < <(artifacts | grep '\.ko$')
+  say "IBT: CONFIG_X86_KERNEL_IBT=y, compiled with -fcf-protection=branch, all $n stock .ko have the IBT property"
 }
 
 # make with the given LD; thinfarm-ld is found on PATH under its own name, and
@@ -98,13 +141,14 @@ save_ref() {
 
 artifacts() { (cd "$OUT" && echo vmlinux.o && echo vmlinux && echo arch/x86/boot/bzImage && find . -name '*.ko' | sed 's|^\./||' | sort); }
 
-# Every artifact byte-identical to the stock build's copy in $REF.
+# Every artifact byte-identical to the stock build's copy in $REF (all are
+# compared; the failure names every one that differs).
 same_as_ref() {
-  local n=0 f kos
+  local n=0 f kos bad=()
   while read -r f; do
-    cmp "$REF/$f" "$OUT/$f" || fail "$f differs from the stock build"
-    n=$((n + 1))
+    if cmp "$REF/$f" "$OUT/$f"; then n=$((n + 1)); else bad+=("$f"); fi
   done < <(artifacts)
+  [ ${#bad[@]} = 0 ] || fail "${#bad[@]} of $((n + ${#bad[@]})) files differ from the stock build: ${bad[*]}"
   kos=$(artifacts | grep -c '\.ko$')
   [ "$kos" -ge 10 ] || fail "only $kos modules were built"
   say "$n files identical to the stock build (vmlinux.o, vmlinux, bzImage, $kos modules)"
@@ -169,6 +213,7 @@ step_build() {
   kmake ld.lld-19
   say "stock build took $((SECONDS - t0)) s"
   save_ref
+  check_ibt
   say "relink through thinfarm-ld (LD=thinfarm-ld, THINFARM_COORDINATOR=off)"
   rm -f "$LOG"
   t0=$SECONDS
