@@ -180,6 +180,11 @@ Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &jo
                                 BackendOutput &&out) {
   NativeObject n;
   n.path = scratch + "/native/" + std::to_string(job.task) + ".o";
+  // lld marks its output ELFOSABI_GNU when an input object is (MC marks one
+  // with IFUNCs so), but never for its own LTO objects; natives stand for
+  // those, so their OS ABI byte is cleared in the reassembly's copy.
+  if (out.object.size() > 7)
+    out.object[7] = 0; // EI_OSABI = ELFOSABI_NONE
   TF_CHECK(writeFile(n.path, out.object));
   TF_CHECK(collectGlobalSymbols(job.module.identifier, out.object, n.globals));
   n.elfHeader = out.object.substr(0, 64);
@@ -240,8 +245,14 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
 
   std::vector<std::string> argv{tc.lld};
   size_t nextFile = 0, memberCount = 0;
+  int group = 0; // --start-group depth: lld refuses --start-lib inside one
   for (size_t a = 0; a < in.cmd.args.size(); ++a) {
     const Arg &arg = in.cmd.args[a];
+    const std::string &t0 = arg.tokens[0];
+    if (t0 == "--start-group" || t0 == "-start-group" || t0 == "-(")
+      ++group;
+    else if (t0 == "--end-group" || t0 == "-end-group" || t0 == "-)")
+      --group;
     const InputFile *f = nullptr;
     if (nextFile < in.inputs.files.size() && in.inputs.files[nextFile].argIndex == a)
       f = &in.inputs.files[nextFile++];
@@ -274,6 +285,8 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     // An archive with bitcode members.
     if (f->lazy)
       return unimplemented(f->path + ": an archive with bitcode inside --start-lib");
+    if (group > 0 && !f->wholeArchive)
+      return unimplemented(f->path + ": an archive with bitcode inside --start-group");
     if (!f->wholeArchive)
       argv.push_back("--start-lib");
     for (const ExpandedMember &m : f->members) {
@@ -331,10 +344,12 @@ Result<std::string> reassemble(const Toolchain &tc, const AssembleInput &in, con
     if (in.thin.diagnostics.find(line) == std::string::npos)
       printed += line + "\n";
   if (exitCode != 0) {
-    std::fputs(printed.c_str(), stderr);
+    // Stock lld either links where the reassembly did not, or says why not
+    // in its own words: the link is lld's.
     ::unlink(outPath.c_str());
-    return failed("reassembly link failed (" + tc.lld + " exited with " +
-                  std::to_string(exitCode) + ")");
+    std::string first = printed.substr(0, printed.find('\n'));
+    return unimplemented("the reassembly link failed (" + tc.lld + " exited with " +
+                         std::to_string(exitCode) + (first.empty() ? "" : ": " + first) + ")");
   }
   return printed;
 }

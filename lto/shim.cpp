@@ -138,7 +138,11 @@ Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, const Shim
   out[4] = 2; // ELFCLASS64
   out[5] = 1; // ELFDATA2LSB
   out[6] = 1; // EV_CURRENT
-  out[7] = like[7]; // OS ABI
+  // EI_OSABI: lld takes the output's from its first input, which may be this
+  // shim standing for a bitcode file, whose OS ABI lld derives from the
+  // triple: none for every OS but AMD's GPU runtimes (getOsAbi), whatever a
+  // native says (MC marks objects with IFUNCs GNU).
+  out[7] = 0; // ELFOSABI_NONE
   put<uint16_t>(out, 16, 1); // ET_REL
   put<uint16_t>(out, 18, machine);
   put<uint32_t>(out, 20, 1);

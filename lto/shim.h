@@ -25,7 +25,8 @@ std::vector<ShimSymbol> shimSymbols(const std::vector<IRSymbol> &irSymbols,
 // bitcode; a shim must be neutral in each (ARCHITECTURE.md lists them all).
 struct ShimFormat {
   // A native object of the link: the shim copies its ELF identity (class,
-  // data, machine, OS ABI, e_flags), which lld merges over its inputs.
+  // data, machine, e_flags), which lld merges over its inputs. Its OS ABI is
+  // the bitcode's as lld sees it: none.
   std::string_view like;
   // -r: lld copies SHF_EXCLUDE sections into a relocatable output, so a shim
   // of a -r link carries no .llvm_addrsig.

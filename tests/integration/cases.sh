@@ -490,7 +490,17 @@ case_lld_diagnostics() {
   link_same -r f.o -z no-such-keyword
   clang-19 -O2 -flto=full -c f.c -o full.o
   link_same -r full.o bad.o
+  # Undefined symbols are found after LTO, so the reassembly fails; stock lld
+  # then gets the link, after a notice, and reports them its own way.
   link_same f.o -e nosuch --no-undefined -u missing_sym
+  echo 'int g(void); int _start(void) { return g(); }' > u.c
+  ccthin -c u.c
+  set +e; ld.lld-19 u.o -o out 2> stock.err; src=$?
+  "$TFLD" u.o -o out 2> tf.err; trc=$?; set -e
+  [ "$src" = 1 ] || fail "stock linked u.o"
+  [ "$src" = "$trc" ] || fail "undefined: exit status: stock $src, thinfarm-ld $trc"
+  grep -c '^thinfarm-ld: note: the reassembly link failed' tf.err > /dev/null || fail "no notice: $(cat tf.err)"
+  diff stock.err <(grep -v '^thinfarm-ld: note: ' tf.err) || fail "undefined: lld's diagnostics differ"
 }
 
 # Symbol versions (.symver in module asm, a version script): lld names the
