@@ -117,16 +117,26 @@ void initializeTargets() {
   llvm::InitializeAllAsmPrinters();
 }
 
-Status collectGlobalSymbols(std::string_view name, std::string_view elf,
-                            std::vector<std::string> &out) {
+namespace {
+// An ELF object file read in place; an error names it.
+Result<std::unique_ptr<llvm::object::ELFObjectFileBase>> openElf(std::string_view name,
+                                                                   std::string_view elf) {
   llvm::MemoryBufferRef ref(llvm::StringRef(elf.data(), elf.size()),
                             llvm::StringRef(name.data(), name.size()));
   auto obj = llvm::object::ObjectFile::createELFObjectFile(ref);
   if (!obj)
     return failed(std::string(name) + ": invalid ELF object: " + message(obj.takeError()));
-  auto *elfObj = llvm::dyn_cast<llvm::object::ELFObjectFileBase>(obj->get());
-  if (!elfObj)
+  if (!llvm::isa<llvm::object::ELFObjectFileBase>(obj->get()))
     return failed(std::string(name) + ": not an ELF object");
+  return std::unique_ptr<llvm::object::ELFObjectFileBase>(
+      llvm::cast<llvm::object::ELFObjectFileBase>(obj->release()));
+}
+} // namespace
+
+Status collectGlobalSymbols(std::string_view name, std::string_view elf,
+                            std::vector<std::string> &out) {
+  TF_TRY(auto owned, openElf(name, elf));
+  llvm::object::ELFObjectFileBase *elfObj = owned.get();
   for (const llvm::object::ELFSymbolRef &sym : elfObj->symbols()) {
     if (sym.getBinding() == 0 /*STB_LOCAL*/)
       continue;
@@ -139,14 +149,8 @@ Status collectGlobalSymbols(std::string_view name, std::string_view elf,
 }
 
 Result<std::vector<std::string>> undefinedSymbols(std::string_view name, std::string_view elf) {
-  llvm::MemoryBufferRef ref(llvm::StringRef(elf.data(), elf.size()),
-                            llvm::StringRef(name.data(), name.size()));
-  auto obj = llvm::object::ObjectFile::createELFObjectFile(ref);
-  if (!obj)
-    return failed(std::string(name) + ": invalid ELF object: " + message(obj.takeError()));
-  auto *elfObj = llvm::dyn_cast<llvm::object::ELFObjectFileBase>(obj->get());
-  if (!elfObj)
-    return failed(std::string(name) + ": not an ELF object");
+  TF_TRY(auto owned, openElf(name, elf));
+  llvm::object::ELFObjectFileBase *elfObj = owned.get();
   std::vector<std::string> out;
   auto scan = [&](auto symbols) -> Status {
     for (const llvm::object::ELFSymbolRef &sym : symbols) {
@@ -172,12 +176,8 @@ Result<std::vector<std::string>> undefinedSymbols(std::string_view name, std::st
 }
 
 Result<bool> hasGnuProperty(std::string_view name, std::string_view elf, uint32_t type) {
-  llvm::MemoryBufferRef ref(llvm::StringRef(elf.data(), elf.size()),
-                            llvm::StringRef(name.data(), name.size()));
-  auto obj = llvm::object::ObjectFile::createELFObjectFile(ref);
-  if (!obj)
-    return failed(std::string(name) + ": invalid ELF object: " + message(obj.takeError()));
-  for (const llvm::object::SectionRef &sec : (*obj)->sections()) {
+  TF_TRY(auto obj, openElf(name, elf));
+  for (const llvm::object::SectionRef &sec : obj->sections()) {
     auto secName = sec.getName();
     if (!secName || *secName != ".note.gnu.property")
       continue;
