@@ -22,7 +22,7 @@ OUT=$(readlink -f "${THINFARM_KERNEL_WORK:-build/kernel-work}")/out
 [ -f "$OUT/vmlinux.a" ] || { echo "no built kernel in $OUT: run the kernel test first" >&2; exit 1; }
 
 # The link command kbuild ran, without the linker, its output and objtool.
-cmdline=$(sed -n 's/^cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
+cmdline=$(sed -n 's/^\(saved\)\{0,1\}cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
 read -r -a args <<< "$cmdline"
 args=("${args[@]:1}")
 clean=()

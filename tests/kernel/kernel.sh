@@ -383,7 +383,7 @@ step_copied() {
 # Python regex), plus that module itself: the backends an edit of it must rerun.
 affected_modules() {
   local dir=$WORK/imports; rm -rf "$dir" && mkdir -p "$dir"
-  local cmdline; cmdline=$(sed -n 's/^cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
+  local cmdline; cmdline=$(sed -n 's/^\(saved\)\{0,1\}cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
   local args; read -r -a args <<< "$cmdline"
   local clean=() i
   for ((i = 1; i < ${#args[@]}; i++)); do
