@@ -14,8 +14,5 @@ if [ $# -gt 0 ]; then
 fi
 THINFARM_BUILD_DIR=build-asan deploy/build.sh -DTHINFARM_ASAN=ON
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j"$(nproc)" -L 'unit|integration')
-# The full suite last: its summary is the run's closing line. The differential
-# test (label differential) still finds open classes of differences
-# (tests/differential/README.md); it joins this run once they are fixed, and
-# runs by hand or in bench/differential.sh until then.
-(cd build && ctest --output-on-failure -j"$(nproc)" -LE differential)
+# The full suite last: its summary is the run's closing line.
+(cd build && ctest --output-on-failure -j"$(nproc)")

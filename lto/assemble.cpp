@@ -41,6 +41,7 @@
 #include <cstdio>
 #include <cstring>
 #include <sstream>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace thinfarm {
@@ -90,20 +91,126 @@ bool mentions(std::string_view text, std::string_view name) {
   return false;
 }
 
-// The text of every -T script, found as lld finds it (as given, else in the
-// -L directories).
+// A -T script's text, found as lld finds it (as given, else in the -L
+// directories).
+Result<std::string> readScript(const LinkCommand &cmd, const std::string &s) {
+  auto t = readFile(s);
+  for (size_t i = 0; !t && s.find('/') == std::string::npos && i < cmd.libraryPaths.size(); ++i)
+    t = readFile(cmd.libraryPaths[i] + "/" + s);
+  if (!t)
+    return unimplemented("cannot read the linker script " + s);
+  return std::move(*t);
+}
+
+// The text of every -T script.
 Result<std::string> scriptText(const LinkCommand &cmd) {
   std::string text;
   for (const std::string &s : cmd.scripts) {
-    auto t = readFile(s);
-    for (size_t i = 0; !t && s.find('/') == std::string::npos && i < cmd.libraryPaths.size(); ++i)
-      t = readFile(cmd.libraryPaths[i] + "/" + s);
-    if (!t)
-      return unimplemented("cannot read the linker script " + s);
-    text += *t;
+    TF_TRY(std::string t, readScript(cmd, s));
+    text += t;
     text += '\n';
   }
   return text;
+}
+
+// The symbols a linker script's assignments declare, in order
+// (LinkerScript::declareSymbols: assignments at the top level and in output
+// section descriptions; PROVIDE only if something references the name, so
+// never a name nobody mentions, and not listed here). An assignment is
+// NAME op EXPR at the start of a statement: after the script's start, a
+// newline, ';', '{', '}' or ')'. Nothing when the script uses what this
+// reading does not follow (INCLUDE, OVERLAY, output section
+// constraints).
+std::optional<std::vector<std::string>> scriptAssignments(std::string text) {
+  for (size_t a = text.find("/*"); a != std::string::npos; a = text.find("/*", a)) {
+    size_t b = text.find("*/", a + 2);
+    text.replace(a, (b == std::string::npos ? text.size() : b + 2) - a, " ");
+  }
+  for (std::string_view word : {"INCLUDE", "OVERLAY", "ONLY_IF_RO", "ONLY_IF_RW"})
+    if (mentions(text, word))
+      return std::nullopt;
+  std::vector<std::string> out;
+  auto ws = [&](size_t p) {
+    while (p < text.size() && std::isspace(static_cast<unsigned char>(text[p])))
+      ++p;
+    return p;
+  };
+  for (size_t start = 0; start < text.size(); ++start) {
+    if (start > 0 && !std::strchr("\n;{})", text[start - 1]))
+      continue;
+    size_t p = ws(start);
+    bool provide = false;
+    for (std::string_view kw : {"PROVIDE_HIDDEN", "PROVIDE", "HIDDEN"})
+      if (text.compare(p, kw.size(), kw) == 0 && ws(p + kw.size()) < text.size() &&
+          text[ws(p + kw.size())] == '(') {
+        provide = kw != "HIDDEN";
+        p = ws(ws(p + kw.size()) + 1);
+        break;
+      }
+    std::string name;
+    if (p < text.size() && text[p] == '"') {
+      size_t q = text.find('"', p + 1);
+      if (q == std::string::npos)
+        break;
+      name = text.substr(p + 1, q - p - 1);
+      p = q + 1;
+    } else {
+      while (p < text.size() && isSymbolChar(text[p]))
+        name += text[p++];
+    }
+    p = ws(p);
+    if (name.empty() || name == "." || p >= text.size())
+      continue;
+    size_t op = 0;
+    for (std::string_view o : {"<<=", ">>=", "+=", "-=", "*=", "/=", "&=", "|=", "^=", "="})
+      if (text.compare(p, o.size(), o) == 0) {
+        op = o.size();
+        break;
+      }
+    if (op == 0 || (op == 1 && p + 1 < text.size() && text[p + 1] == '='))
+      continue;
+    if (!provide)
+      out.push_back(std::move(name));
+  }
+  return out;
+}
+
+// The names lld adds to its symbol table after every input and before the
+// objects its LTO makes: the symbols --defsym and -T script assignments
+// declare that no input mentions. In the reassembly the natives are inputs,
+// so a name only they bring would come before these, and the symbol table's
+// order would differ; a shim just before the natives lists these names, in
+// lld's order, which puts them back in front. Empty when the natives bring no
+// name of their own (then nothing comes between).
+Result<std::vector<std::string>> declaredBeforeLto(const AssembleInput &in,
+                                                  const std::unordered_set<std::string> &mentioned) {
+  std::vector<std::string> out;
+  if (in.cmd.assigners.empty())
+    return out;
+  bool newNames = false;
+  for (const NativeObject &n : in.natives)
+    for (const std::string &g : n.symbols.globals)
+      newNames = newNames || !mentioned.count(g);
+  if (!newNames)
+    return out;
+  std::unordered_set<std::string> seen;
+  for (const LinkCommand::Assigner &a : in.cmd.assigners) {
+    std::vector<std::string> names;
+    if (a.script) {
+      TF_TRY(std::string text, readScript(in.cmd, a.value));
+      auto assigned = scriptAssignments(std::move(text));
+      if (!assigned)
+        return unimplemented("the symbol order of the linker script " + a.value +
+                             "'s assignments (it uses INCLUDE, OVERLAY or a section constraint)");
+      names = std::move(*assigned);
+    } else {
+      names.push_back(a.value.substr(0, a.value.find('=')));
+    }
+    for (std::string &n : names)
+      if (!mentioned.count(n) && seen.insert(n).second)
+        out.push_back(std::move(n));
+  }
+  return out;
 }
 
 // The guessed names (see the top of this file): undefined names of the bitcode
@@ -173,8 +280,37 @@ Result<ShimFormat> shimFormat(const AssembleInput &in) {
   return f;
 }
 
-} // namespace
+// A weak definition or COMDAT group that both a native input and an LTO
+// object have. In stock lld the first copy lld read prevails; when the
+// bitcode came first, that is the LTO object's (lld puts it in the bitcode's
+// place in the symbol table), and only then does the LTO object still have
+// it (a copy the native input beat is dropped by LTO). In the reassembly the
+// native input comes first and would win: not split.
+Status checkFirstDefinitions(const std::vector<NativeObject> &natives,
+                             const std::vector<std::pair<std::string, ElfSymbols>> &inputs) {
+  std::unordered_map<std::string, std::string> weak, comdats; // name -> native input
+  for (const auto &[file, symbols] : inputs) {
+    for (const std::string &n : symbols.weakDefined)
+      weak.emplace(n, file);
+    for (const std::string &n : symbols.comdats)
+      comdats.emplace(n, file);
+  }
+  if (weak.empty() && comdats.empty())
+    return ok();
+  for (const NativeObject &n : natives) {
+    for (const std::string &s : n.symbols.weakDefined)
+      if (auto it = weak.find(s); it != weak.end())
+        return unimplemented("bitcode and the native object " + it->second +
+                             " both define the weak symbol " + s);
+    for (const std::string &s : n.symbols.comdats)
+      if (auto it = comdats.find(s); it != comdats.end())
+        return unimplemented("bitcode and the native object " + it->second +
+                             " both have the COMDAT group " + s);
+  }
+  return ok();
+}
 
+} // namespace
 
 Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &job,
                                 BackendOutput &&out) {
@@ -186,7 +322,7 @@ Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &jo
   if (out.object.size() > 7)
     out.object[7] = 0; // EI_OSABI = ELFOSABI_NONE
   TF_CHECK(writeFile(n.path, out.object));
-  TF_CHECK(collectGlobalSymbols(job.module.identifier, out.object, n.globals));
+  TF_CHECK(collectSymbols(job.module.identifier, out.object, n.symbols));
   n.elfHeader = out.object.substr(0, 64);
   n.diagnostics = std::move(out.diagnostics);
   return n;
@@ -203,7 +339,7 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   Reassembly r;
   for (size_t i = 0; i < in.natives.size(); ++i) {
     const NativeObject &n = in.natives[i];
-    live.insert(n.globals.begin(), n.globals.end());
+    live.insert(n.symbols.globals.begin(), n.symbols.globals.end());
     nativePaths.push_back(n.path);
     r.names.emplace_back(n.path, lldLtoObjectName(in.cmd.output, in.thin.modules[i].identifier));
   }
@@ -212,22 +348,42 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   std::unordered_set<std::string> loaded;
   for (const Extraction &e : in.thin.extractions)
     loaded.insert(e.extracted);
-  std::vector<std::string> inputGlobals;
+  std::vector<std::pair<std::string, ElfSymbols>> inputs; // loaded native inputs
   for (const InputFile &f : in.inputs.files) {
     if (f.kind == FileKind::Elf && (!f.lazy || loaded.count(f.path)))
-      TF_CHECK(collectGlobalSymbols(f.path, f.bytes.bytes(), inputGlobals));
+      TF_CHECK(collectSymbols(f.path, f.bytes.bytes(), inputs.emplace_back(f.path, ElfSymbols()).second));
     for (const ExpandedMember &m : f.members) {
       std::string name = memberName(f, m);
       if (m.kind == FileKind::Elf && (f.wholeArchive || loaded.count(name)))
-        TF_CHECK(collectGlobalSymbols(name, m.member.bytes.bytes(), inputGlobals));
+        TF_CHECK(collectSymbols(name, m.member.bytes.bytes(), inputs.emplace_back(name, ElfSymbols()).second));
     }
   }
-  live.insert(inputGlobals.begin(), inputGlobals.end());
+  for (const auto &[name, symbols] : inputs)
+    live.insert(symbols.globals.begin(), symbols.globals.end());
+  TF_CHECK(checkFirstDefinitions(in.natives, inputs));
   TF_TRY(r.guessed, mayBeLinkerDefined(in, live));
   for (const std::string &n : notDefinedByLld)
     r.guessed.erase(n);
   std::unordered_set<std::string> listed = live;
   listed.insert(r.guessed.begin(), r.guessed.end());
+  std::vector<std::string> declared;
+  if (!in.cmd.assigners.empty()) {
+    // Every name an input brings to lld's symbol table, lazily or not.
+    std::unordered_set<std::string> mentioned;
+    for (const auto &[id, f] : in.facts)
+      for (const IRSymbol &s : f.symbols)
+        mentioned.insert(s.name);
+    for (const InputFile &f : in.inputs.files) {
+      ElfSymbols all;
+      if (f.kind == FileKind::Elf)
+        TF_CHECK(collectSymbols(f.path, f.bytes.bytes(), all));
+      for (const ExpandedMember &m : f.members)
+        if (m.kind == FileKind::Elf)
+          TF_CHECK(collectSymbols(memberName(f, m), m.member.bytes.bytes(), all));
+      mentioned.insert(all.globals.begin(), all.globals.end());
+    }
+    TF_TRY(declared, declaredBeforeLto(in, mentioned));
+  }
 
   // One shim per module of the thin link.
   std::map<std::string, std::string> shimOf; // identifier -> path
@@ -317,6 +473,15 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     if (!f->wholeArchive)
       argv.push_back("--end-lib");
   }
+  if (!declared.empty()) {
+    std::vector<ShimSymbol> symbols;
+    for (std::string &n : declared)
+      symbols.push_back({std::move(n)});
+    TF_TRY(std::string shim, writeShim(symbols, format));
+    std::string path = shimDir + "/declared.o";
+    TF_CHECK(writeFile(path, shim));
+    argv.push_back(path);
+  }
   argv.insert(argv.end(), nativePaths.begin(), nativePaths.end());
   argv.push_back("--why-extract=" + in.scratch + "/reassembly.why");
   r.argv = std::move(argv);
@@ -354,11 +519,10 @@ Result<std::string> reassemble(const Toolchain &tc, const AssembleInput &in, con
   return printed;
 }
 
-// Checks the reassembly's output and moves it into place; prints what its
+// Checks the reassembly's output and moves it into place; returns what its
 // link printed.
 Result<std::string> finish(const AssembleInput &in, std::string printed,
                            const std::string &outPath) {
-  std::fputs(printed.c_str(), stderr);
   auto loaded = readWhyExtract(in.scratch + "/reassembly.why");
   Status same = loaded.ok() ? in.lazy.checkSameNativeExtractions(in.thin.extractions, *loaded)
                             : Status(std::move(loaded).error());

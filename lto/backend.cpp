@@ -30,6 +30,7 @@
 #include <llvm/TargetParser/Triple.h>
 #include <llvm/Transforms/IPO/FunctionImport.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace thinfarm {
@@ -170,6 +171,17 @@ Result<BackendOutput> BackendProcess::run(const BackendJob &job) const {
   llvm::FunctionImporter::ImportMapTy importList;
   if (!llvm::lto::initImportList(**mod, **index, importList))
     return fail("the index shard marks the module as not to be compiled");
+  // Summaries of values imported as declarations import nothing; a module
+  // that has only those (shard.cpp adds them for their dso_local flag) is
+  // not one to load.
+  for (auto it = importList.begin(); it != importList.end();) {
+    auto cur = it++;
+    if (!moduleMap.count(cur->first) &&
+        std::all_of(cur->second.begin(), cur->second.end(), [](const auto &e) {
+          return e.second == llvm::GlobalValueSummary::Declaration;
+        }))
+      importList.erase(cur);
+  }
   for (const auto &entry : importList)
     if (!moduleMap.count(entry.first))
       return fail("imports from " + entry.first.str() + ", which the job does not carry");

@@ -103,6 +103,9 @@ Result<ModuleFacts> inspectModule(const Module &m) {
   const std::string &asmText = (*lazy)->getModuleInlineAsm();
   if (asmText.find(".incbin") != std::string::npos)
     facts.incbins = parseIncbins(asmText);
+  for (const llvm::GlobalValue &gv : (*lazy)->global_values())
+    if (gv.hasName() && !gv.hasLocalLinkage() && !gv.isDSOLocal() && !gv.isImplicitDSOLocal())
+      facts.notDsoLocal.push_back(gv.getGUID());
   return facts;
 }
 
@@ -133,18 +136,69 @@ Result<std::unique_ptr<llvm::object::ELFObjectFileBase>> openElf(std::string_vie
 }
 } // namespace
 
-Status collectGlobalSymbols(std::string_view name, std::string_view elf,
-                            std::vector<std::string> &out) {
+namespace {
+// The signatures of an object's COMDAT groups (lld keeps the first group of
+// each signature and discards the others with everything in them).
+template <class ELFT>
+Status collectComdats(std::string_view name, const llvm::object::ELFFile<ELFT> &file,
+                      std::vector<std::string> &out) {
+  auto bad = [&](llvm::Error e) {
+    return failed(std::string(name) + ": bad section group: " + message(std::move(e)));
+  };
+  auto sections = file.sections();
+  if (!sections)
+    return bad(sections.takeError());
+  for (const auto &sec : *sections) {
+    if (sec.sh_type != llvm::ELF::SHT_GROUP)
+      continue;
+    auto words = file.template getSectionContentsAsArray<typename ELFT::Word>(sec);
+    if (!words)
+      return bad(words.takeError());
+    if (words->empty() || !((*words)[0] & llvm::ELF::GRP_COMDAT))
+      continue;
+    auto symtab = file.getSection(sec.sh_link);
+    if (!symtab)
+      return bad(symtab.takeError());
+    auto sym = file.getSymbol(*symtab, sec.sh_info);
+    if (!sym)
+      return bad(sym.takeError());
+    auto strtab = file.getStringTableForSymtab(**symtab);
+    if (!strtab)
+      return bad(strtab.takeError());
+    auto signature = (*sym)->getName(*strtab);
+    if (!signature)
+      return bad(signature.takeError());
+    out.push_back(signature->str());
+  }
+  return ok();
+}
+} // namespace
+
+Status collectSymbols(std::string_view name, std::string_view elf, ElfSymbols &out) {
   TF_TRY(auto owned, openElf(name, elf));
   llvm::object::ELFObjectFileBase *elfObj = owned.get();
   for (const llvm::object::ELFSymbolRef &sym : elfObj->symbols()) {
-    if (sym.getBinding() == 0 /*STB_LOCAL*/)
+    if (sym.getBinding() == llvm::ELF::STB_LOCAL)
       continue;
     auto symName = sym.getName();
     if (!symName)
       return failed(std::string(name) + ": bad symbol name: " + message(symName.takeError()));
-    out.push_back(symName->str());
+    out.globals.push_back(symName->str());
+    auto section = sym.getSection();
+    if (!section)
+      return failed(std::string(name) + ": bad symbol: " + message(section.takeError()));
+    if (sym.getBinding() == llvm::ELF::STB_WEAK && *section != elfObj->section_end())
+      out.weakDefined.push_back(symName->str());
   }
+  using namespace llvm::object;
+  if (auto *o = llvm::dyn_cast<ELF64LEObjectFile>(elfObj))
+    return collectComdats(name, o->getELFFile(), out.comdats);
+  if (auto *o = llvm::dyn_cast<ELF64BEObjectFile>(elfObj))
+    return collectComdats(name, o->getELFFile(), out.comdats);
+  if (auto *o = llvm::dyn_cast<ELF32LEObjectFile>(elfObj))
+    return collectComdats(name, o->getELFFile(), out.comdats);
+  if (auto *o = llvm::dyn_cast<ELF32BEObjectFile>(elfObj))
+    return collectComdats(name, o->getELFFile(), out.comdats);
   return ok();
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lto/job.h"
 #include "lto/link.h"
 
 #include <cstdint>
@@ -22,15 +23,18 @@ struct ModuleFacts {
   bool thin = false;              // a ThinLTO module (has a summary, not regular LTO)
   std::vector<IRSymbol> symbols;  // in symbol-table order
   std::vector<std::string> incbins; // files its module-level asm pulls in
+  // GUIDs of its non-local globals (definitions and declarations) that are
+  // not dso_local: a backend marks them so when the combined index says
+  // (shard.cpp).
+  std::vector<uint64_t> notDsoLocal;
 };
 
 // Reads what the driver needs to know of one module without compiling it:
 // its LTO kind, its IR symbol table, and the .incbin files of its module asm.
 Result<ModuleFacts> inspectModule(const Module &m);
 
-// Appends the names of every global (non-local) symbol of a native ELF object.
-Status collectGlobalSymbols(std::string_view name, std::string_view elf,
-                            std::vector<std::string> &out);
+// Appends what the native ELF object `elf` has to `out`.
+Status collectSymbols(std::string_view name, std::string_view elf, ElfSymbols &out);
 
 // The global symbols an ELF file leaves undefined, in .symtab and .dynsym.
 Result<std::vector<std::string>> undefinedSymbols(std::string_view name, std::string_view elf);

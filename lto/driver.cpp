@@ -1,6 +1,7 @@
 // The link driver: a ThinLTO link as a list of stages.
 //
-//   parse → expand archives → link memo → inspect modules → thin link → plan jobs → run
+//   parse → expand archives → link memo → inspect modules → thin link → complete shards
+//   → plan jobs → run
 //   → assemble → record the memo
 //
 // The link memo (memo.cpp) answers a link whose inputs did not change at all
@@ -24,6 +25,7 @@
 #include "lto/plan.h"
 #include "lto/run.h"
 #include "lto/run_farm.h"
+#include "lto/shard.h"
 #include "lto/thin_link.h"
 
 #include <chrono>
@@ -118,8 +120,8 @@ Result<bool> isThinLink(const ModuleFactsMap &facts) {
   return true;
 }
 
-// Prints the backends' diagnostics as lld does; returns what it printed.
-std::string printDiagnostics(const Toolchain &tc, const std::vector<NativeObject> &natives) {
+// The backends' diagnostics as lld prints them.
+std::string backendDiagnostics(const Toolchain &tc, const std::vector<NativeObject> &natives) {
   std::string prog = baseName(tc.lld), printed;
   for (const NativeObject &out : natives)
     for (const Diagnostic &d : out.diagnostics) {
@@ -128,7 +130,6 @@ std::string printDiagnostics(const Toolchain &tc, const std::vector<NativeObject
                                                         : "";
       printed += prog + ": " + sev + d.text + "\n";
     }
-  std::fputs(printed.c_str(), stderr);
   return printed;
 }
 
@@ -210,7 +211,12 @@ Result<Outcome> lldsToReport(Error e) {
   return e;
 }
 
-Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::string> &args) {
+// `transcript` collects what the link prints (lld's warnings from the thin
+// link, the backends and the reassembly); it is printed once the link is
+// done, or before a hard error, and dropped when the link falls back to
+// stock lld late, which prints them again itself.
+Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::string> &args,
+                          std::string &transcript) {
   StageClock clock(ctx.timing);
   auto parsed = parseCommandLine(args);
   if (!parsed)
@@ -254,11 +260,11 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   if (!thinLinked) // lld rejected the link: lld reports it, on the original command
     return Outcome(PassThrough{});
   ThinLinkResult thinLink = std::move(*thinLinked);
-  std::fputs(thinLink.diagnostics.c_str(), stderr);
-  std::string transcript = thinLink.diagnostics; // what the link printed, for the memo
+  transcript = thinLink.diagnostics;
   clock.lap("thin link");
   LazyInputs lazy(inputs);
   TF_CHECK(lazy.checkBitcodePlacement(thinLink.extractions, hasUndefinedOption(cmd)));
+  TF_CHECK(completeShards(thinLink, facts, threads));
   TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));
   clock.lap("plan");
   auto keep = [&](const BackendJob &job, BackendOutput &&out) {
@@ -266,11 +272,12 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   };
   TF_TRY(RunResult run, runBackends(farm, ctx, cmd, jobs, threads, keep));
   clock.lap("backends");
-  transcript += printDiagnostics(ctx.toolchain, run.natives);
+  transcript += backendDiagnostics(ctx.toolchain, run.natives);
   TF_TRY(std::string printed,
          assemble(ctx.toolchain,
                   AssembleInput{cmd, inputs, facts, thinLink, run.natives, scratch.path(), lazy}));
   transcript += printed;
+  std::fputs(transcript.c_str(), stderr);
   clock.lap("assemble");
   if (memo) {
     recordMemo(*farm.client(), *memo, cmd.output, incbinFiles(facts), transcript);
@@ -352,7 +359,8 @@ DriverContext DriverContext::fromEnvironment() {
 int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
   auto start = std::chrono::steady_clock::now();
   initializeTargets();
-  auto outcome = splitLink(ctx, args);
+  std::string transcript;
+  auto outcome = splitLink(ctx, args, transcript);
   if (outcome.ok()) {
     if (const auto *linked = std::get_if<Linked>(&*outcome)) {
       double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -391,6 +399,7 @@ int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
     }
     execLld(ctx.toolchain, args);
   }
+  std::fputs(transcript.c_str(), stderr);
   std::fprintf(stderr, "thinfarm-ld: error: %s\n", e.message.c_str());
   return 1;
 }

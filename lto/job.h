@@ -43,9 +43,16 @@ struct BackendOutput {
 // What the link keeps of a finished job: the native object, written to the
 // scratch directory, and what the reassembly needs to know of it. Made on the
 // worker thread as each job finishes, so it overlaps the remaining backends.
+// What a native ELF object brings to lld's symbol table.
+struct ElfSymbols {
+  std::vector<std::string> globals;     // every global (non-local) symbol's name
+  std::vector<std::string> weakDefined; // the weak definitions among them
+  std::vector<std::string> comdats;     // the signatures of its COMDAT groups
+};
+
 struct NativeObject {
   std::string path;
-  std::vector<std::string> globals; // names of its non-local symbols
+  ElfSymbols symbols;
   std::string elfHeader;            // its first 64 bytes: the ELF identity shims copy
   std::vector<Diagnostic> diagnostics;
 };

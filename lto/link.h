@@ -41,6 +41,13 @@ struct LinkCommand {
   std::string output = "a.out";
   std::vector<std::string> libraryPaths; // -L, in order
   std::vector<std::string> scripts;      // -T/--script, as spelled
+  // The -T scripts and --defsym values in command-line order, the order in
+  // which lld declares the symbols they assign (assemble.cpp).
+  struct Assigner {
+    bool script; // a -T script (as spelled), or a --defsym NAME=EXPR
+    std::string value;
+  };
+  std::vector<Assigner> assigners;
   BackendConfig backend;
   unsigned threads = 0; // --thinlto-jobs, 0 = one per core
 };

@@ -37,6 +37,7 @@ enum class Effect {
   WholeArchive, NoWholeArchive, StartLib, EndLib, Static, Dynamic,
   Mllvm, PluginOpt, LtoO, LtoCGO, ThinLtoJobs,
   Script,    // kept as spelled; its symbols matter to the reassembly (assemble.cpp)
+  Defsym,    // kept as spelled; so does its symbol
 };
 
 struct Spec {
@@ -189,7 +190,7 @@ constexpr Spec kOptions[] = {
     {"Tbss", Form::Value, Effect::Pass},
     {"section-start", Form::Value, Effect::Pass},
     {"image-base", Form::Value, Effect::Pass},
-    {"defsym", Form::Value, Effect::Pass},
+    {"defsym", Form::Value, Effect::Defsym},
     {"init", Form::Value, Effect::Pass},
     {"fini", Form::Value, Effect::Pass},
     {"no-relax", Form::Flag, Effect::Pass},
@@ -364,6 +365,10 @@ Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
       break;
     case Effect::Script:
       cmd.scripts.push_back(value);
+      cmd.assigners.push_back({true, value});
+      break;
+    case Effect::Defsym:
+      cmd.assigners.push_back({false, value});
       break;
     case Effect::Output:
       cmd.output = value;

@@ -530,5 +530,110 @@ C
   grep -c 'note: option -y is not supported by the split link' tf.err > /dev/null || fail "no notice: $(cat tf.err)"
 }
 
+# A -fPIE executable whose module references another module's variable and
+# function without importing them: lld's in-process backends see in the
+# combined index that both are final in the executable (dso_local) and
+# address them directly; a job's index shard must say so too (shard.cpp),
+# or the backend goes through the GOT.
+case_dso_local() {
+  cat > n.c <<'C'
+int counter;
+int table[4] = {1, 2, 3, 4};
+__attribute__((noinline)) void bump(int x) { counter += table[x & 3]; }
+__attribute__((weak)) int hook(void) { return 7; }
+C
+  cat > m.c <<'C'
+extern int counter;
+void bump(int);
+int hook(void);
+int compute(int x) { bump(x); return counter + hook(); }
+C
+  write_start
+  clang-19 -O2 -flto=thin -fPIE -ffreestanding -fno-plt -c n.c m.c start.c
+  link_both -pie --no-dynamic-linker -e _start start.o m.o n.o
+  expect_split 3
+  link_both -e _start -static start.o m.o n.o
+  expect_split 3
+  # -shared: stock rejects the direct references (the code is -fPIE); so does
+  # the reassembly, and the link goes to stock lld, which says so itself.
+  set +e
+  ld.lld-19 -shared --threads=1 m.o n.o -o out 2> stock.err; local src=$?
+  "$TFLD" -shared --threads=1 m.o n.o -o out 2> tf.err; local trc=$?
+  set -e
+  [ "$src" = 1 ] && [ "$trc" = 1 ] || fail "exit status: stock $src, thinfarm-ld $trc"
+  grep -q "relocation R_X86_64_PC32 cannot be used against symbol 'counter'" stock.err ||
+    fail "stock did not reject the link: $(cat stock.err)"
+  diff stock.err <(grep -v '^thinfarm-ld: note:' tf.err) || fail "stderr differs (above)"
+  # Stock addresses counter directly: no GOT for it in the executable.
+  link_both -pie --no-dynamic-linker -e _start start.o m.o n.o
+  ! llvm-readelf-19 -S tf.out | grep -q ' \.got ' || fail "the PIE has a .got: $(llvm-readelf-19 -S tf.out)"
+}
+
+# A weak or COMDAT definition in bitcode and again in a native object that
+# comes later: lld keeps the bitcode's copy (read first). The reassembly
+# would keep the native's: not split, with a notice.
+case_weak_then_native() {
+  echo '__attribute__((weak)) int shared_value(void) { return 1; } int use(void) { return shared_value(); }' > b.c
+  echo '__attribute__((weak)) int shared_value(void) { return 2; } int other(void) { return 3; }' > n.c
+  ccthin -c b.c
+  ccnative -c n.c
+  link_both -r b.o n.o
+  grep -q 'note: bitcode and the native object n.o both define the weak symbol shared_value' tf.err ||
+    fail "no notice: $(cat tf.err)"
+  # The native object first: its copy prevails in both, and the link is split.
+  link_both -r n.o b.o
+  expect_split 1
+  cat > c.cc <<'C'
+inline int twice(int x) { return 2 * x; }
+int use(int x) { return twice(x); }
+C
+  cat > d.cc <<'C'
+inline int twice(int x) { return 2 * x; }
+int (*p)(int) = twice;
+C
+  clang-19 -O0 -flto=thin -c c.cc
+  clang-19 -O0 -c d.cc
+  link_both -r c.o d.o
+  grep -q 'both define the weak symbol _Z5twicei\|both have the COMDAT group _Z5twicei' tf.err ||
+    fail "no notice for the COMDAT: $(cat tf.err)"
+}
+
+# --defsym and linker script assignments: lld declares their symbols after
+# every input and before its LTO objects, so names only the LTO objects
+# bring (a promoted local, name.llvm.N) follow them in the symbol table.
+case_defsym_order() {
+  cat > n.c <<'C'
+static int hits;
+int get(void) { return ++hits; }
+C
+  echo 'int get(void); int twice(void) { return get() + get(); }' > m.c
+  ccthin -c n.c m.c
+  printf 'script_sym = 0x1000;\nHIDDEN(script_hidden = 0x2000);\nPROVIDE(script_provided = 0x3000);\n' > a.lds
+  link_both -r m.o n.o --defsym=alias_of_get=get --defsym=fixed=0x42
+  expect_split 2
+  llvm-nm-19 tf.out | grep -q 'hits.llvm.' || fail "no promoted local in the output: $(llvm-nm-19 tf.out)"
+  link_both -r m.o n.o -T a.lds --defsym=late=0x10
+  expect_split 2
+  link_same -shared m.o n.o -T a.lds --defsym=alias_of_get=get
+  expect_split 2
+}
+
+# A fall-back decided after the thin link (here: the reassembly fails as
+# stock lld's own link does) prints the thin link's warnings once: stock lld
+# prints them itself.
+case_warnings_once() {
+  echo 'int cm; int f(void) { return cm; }' > a.c
+  echo 'int cm; int g(void) { return cm; }' > b.c
+  echo 'int h(void) { return 1; }' > n.c
+  ccthin -fcommon -fcf-protection=branch -c a.c b.c
+  ccnative -c n.c
+  set +e
+  ld.lld-19 -r --warn-common -z cet-report=error a.o b.o n.o -o out 2> stock.err
+  "$TFLD" -r --warn-common -z cet-report=error a.o b.o n.o -o out 2> tf.err
+  set -e
+  grep -q 'multiple common of cm' stock.err || fail "stock printed no warning: $(cat stock.err)"
+  diff stock.err <(grep -v '^thinfarm-ld: note:' tf.err) || fail "stderr differs (above)"
+}
+
 "case_$CASE"
 echo "ok: $CASE"
