@@ -1395,15 +1395,18 @@ def one_seed(seed, ns):
 
 
 def parse_seeds(s):
-    if "-" in s:
-        a, b = s.split("-", 1)
-        return int(a), (int(b) if b else 10 ** 9)
-    return int(s), int(s)
+    """'A-B' (B may be left out: no end), 'A', or a comma list of those."""
+    for part in s.split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            yield from range(int(a), (int(b) if b else 10 ** 9) + 1)
+        else:
+            yield int(part)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="1-20")
+    ap.add_argument("--seeds", default="1-20", help="A-B, A- (no end), A, or a comma list of those")
     ap.add_argument("--out", default=None)
     ap.add_argument("--ld", default=None, help="thinfarm-ld (default: build/bin/thinfarm-ld)")
     ap.add_argument("--jobs", type=int, default=1, help="seeds run at once (default 1)")
@@ -1442,7 +1445,7 @@ def main():
             sys.exit("difftest: %s is not installed" % tool)
     if not HAVE_CSMITH:
         print("difftest: note: csmith is not installed; its seeds use the template generator", flush=True)
-    first, last = parse_seeds(ns.seeds)
+    seeds = parse_seeds(ns.seeds)
     start = time.time()
     counts = {k: 0 for k in ("pass", "fail", "fallback", "notsplit", "bothfail", "stockcrash", "genfail")}
     classes = {}
@@ -1473,7 +1476,6 @@ def main():
             else:
                 print("%s: %s" % (head, "; ".join(r["detail"])[:300]), flush=True)
 
-    seeds = iter(range(first, last + 1))
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, ns.jobs)) as ex:
         pending = {}
 
@@ -1498,7 +1500,8 @@ def main():
                     counts["genfail"] += 1
                     print("seed %d: tester error: %s" % (pending_seed, traceback.format_exc()), flush=True)
                 submit()
-    shutil.rmtree(os.path.join(ns.out, "work"), ignore_errors=True)
+    if not ns.keep:
+        shutil.rmtree(os.path.join(ns.out, "work"), ignore_errors=True)
     if ns.reduce and classes:
         Reducer.timeout = ns.reduce_timeout
         for cls, repros in sorted(classes.items()):
