@@ -8,10 +8,10 @@
 namespace thinfarm {
 
 struct ArchiveMember {
-  std::string name;      // as stored: a basename, or for thin archives a path
-  std::string path;      // thin archive: the file the member names; else empty
-  size_t headerOffset;   // offset of the member's header in the archive file
-  Blob bytes;            // the member's contents
+  std::string name;    // as stored: a basename, or for thin archives a path
+  std::string path;    // thin archive: the file the member names; else empty
+  size_t headerOffset; // offset of the member's header in the archive file
+  Blob bytes;          // the member's contents
 };
 
 struct Archive {

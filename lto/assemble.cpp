@@ -60,14 +60,39 @@ bool isCIdentifier(std::string_view s) {
 // lld 19's reserved symbols, defined when referenced (Writer.cpp:
 // addReservedSymbols, addStartEndSymbols, addRelIpltSymbols; Target files).
 bool isReservedName(std::string_view n) {
-  static constexpr std::string_view kNames[] = {
-      "_GLOBAL_OFFSET_TABLE_", "__ehdr_start", "__executable_start", "__dso_handle",
-      "_end", "end", "_etext", "etext", "_edata", "edata", "__bss_start",
-      "__global_pointer$", "_gp", "_gp_disp", "__gnu_local_gp", "_TLS_MODULE_BASE_",
-      "__init_array_start", "__init_array_end", "__fini_array_start", "__fini_array_end",
-      "__preinit_array_start", "__preinit_array_end", "__rela_iplt_start", "__rela_iplt_end",
-      "__rel_iplt_start", "__rel_iplt_end", "_DYNAMIC", ".TOC.", "_SDA_BASE_", "_SDA2_BASE_",
-      "__exidx_start", "__exidx_end", "__tls_get_addr"};
+  static constexpr std::string_view kNames[] = {"_GLOBAL_OFFSET_TABLE_",
+                                                "__ehdr_start",
+                                                "__executable_start",
+                                                "__dso_handle",
+                                                "_end",
+                                                "end",
+                                                "_etext",
+                                                "etext",
+                                                "_edata",
+                                                "edata",
+                                                "__bss_start",
+                                                "__global_pointer$",
+                                                "_gp",
+                                                "_gp_disp",
+                                                "__gnu_local_gp",
+                                                "_TLS_MODULE_BASE_",
+                                                "__init_array_start",
+                                                "__init_array_end",
+                                                "__fini_array_start",
+                                                "__fini_array_end",
+                                                "__preinit_array_start",
+                                                "__preinit_array_end",
+                                                "__rela_iplt_start",
+                                                "__rela_iplt_end",
+                                                "__rel_iplt_start",
+                                                "__rel_iplt_end",
+                                                "_DYNAMIC",
+                                                ".TOC.",
+                                                "_SDA_BASE_",
+                                                "_SDA2_BASE_",
+                                                "__exidx_start",
+                                                "__exidx_end",
+                                                "__tls_get_addr"};
   for (std::string_view k : kNames)
     if (n == k)
       return true;
@@ -182,8 +207,8 @@ std::optional<std::vector<std::string>> scriptAssignments(std::string text) {
 // order would differ; a shim just before the natives lists these names, in
 // lld's order, which puts them back in front. Empty when the natives bring no
 // name of their own (then nothing comes between).
-Result<std::vector<std::string>> declaredBeforeLto(const AssembleInput &in,
-                                                  const std::unordered_set<std::string> &mentioned) {
+Result<std::vector<std::string>>
+declaredBeforeLto(const AssembleInput &in, const std::unordered_set<std::string> &mentioned) {
   std::vector<std::string> out;
   if (in.cmd.assigners.empty())
     return out;
@@ -215,8 +240,8 @@ Result<std::vector<std::string>> declaredBeforeLto(const AssembleInput &in,
 
 // The guessed names (see the top of this file): undefined names of the bitcode
 // outside `live` that lld may define.
-Result<std::unordered_set<std::string>> mayBeLinkerDefined(const AssembleInput &in,
-                                                          const std::unordered_set<std::string> &live) {
+Result<std::unordered_set<std::string>>
+mayBeLinkerDefined(const AssembleInput &in, const std::unordered_set<std::string> &live) {
   std::unordered_set<std::string> out;
   if (in.cmd.backend.relocatable) // lld -r defines none of them
     return out;
@@ -242,8 +267,7 @@ std::string lldLtoObjectName(const std::string &output, const std::string &ident
   llvm::StringRef id = identifier;
   llvm::StringRef base = id.ends_with(")") ? path::filename(id) : path::stem(id);
   llvm::SmallString<256> name;
-  path::append(name, path::parent_path(id),
-               path::filename(output) + ".lto." + base + ".o");
+  path::append(name, path::parent_path(id), path::filename(output) + ".lto." + base + ".o");
   path::remove_dots(name, /*remove_dot_dot=*/true);
   return name.str().str();
 }
@@ -351,11 +375,13 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   std::vector<std::pair<std::string, ElfSymbols>> inputs; // loaded native inputs
   for (const InputFile &f : in.inputs.files) {
     if (f.kind == FileKind::Elf && (!f.lazy || loaded.count(f.path)))
-      TF_CHECK(collectSymbols(f.path, f.bytes.bytes(), inputs.emplace_back(f.path, ElfSymbols()).second));
+      TF_CHECK(collectSymbols(f.path, f.bytes.bytes(),
+                              inputs.emplace_back(f.path, ElfSymbols()).second));
     for (const ExpandedMember &m : f.members) {
       std::string name = memberName(f, m);
       if (m.kind == FileKind::Elf && (f.wholeArchive || loaded.count(name)))
-        TF_CHECK(collectSymbols(name, m.member.bytes.bytes(), inputs.emplace_back(name, ElfSymbols()).second));
+        TF_CHECK(collectSymbols(name, m.member.bytes.bytes(),
+                                inputs.emplace_back(name, ElfSymbols()).second));
     }
   }
   for (const auto &[name, symbols] : inputs)
@@ -558,8 +584,7 @@ Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
     TF_TRY(Reassembly r, reassemblyCommand(tc, in, notDefined));
     TF_TRY(std::string printed, reassemble(tc, in, r, outPath));
     TF_TRY(Blob output, Blob::mapFile(outPath));
-    if (outPath != in.cmd.output &&
-        output.bytes().find(outPath) != std::string_view::npos) {
+    if (outPath != in.cmd.output && output.bytes().find(outPath) != std::string_view::npos) {
       ::unlink(outPath.c_str());
       outPath = in.cmd.output;
       continue;

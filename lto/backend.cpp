@@ -37,7 +37,9 @@ namespace thinfarm {
 
 namespace {
 
-std::string message(llvm::Error e) { return llvm::toString(std::move(e)); }
+std::string message(llvm::Error e) {
+  return llvm::toString(std::move(e));
+}
 
 llvm::MemoryBufferRef bufferOf(const Blob &b, const std::string &identifier) {
   return llvm::MemoryBufferRef(llvm::StringRef(b.bytes().data(), b.size()), identifier);
@@ -67,10 +69,18 @@ Diagnostic toDiagnostic(const llvm::DiagnosticInfo &di) {
   os.flush();
   Severity sev = Severity::Note;
   switch (di.getSeverity()) {
-  case llvm::DS_Error: sev = Severity::Error; break;
-  case llvm::DS_Warning: sev = Severity::Warning; break;
-  case llvm::DS_Remark: sev = Severity::Remark; break;
-  case llvm::DS_Note: sev = Severity::Note; break;
+  case llvm::DS_Error:
+    sev = Severity::Error;
+    break;
+  case llvm::DS_Warning:
+    sev = Severity::Warning;
+    break;
+  case llvm::DS_Remark:
+    sev = Severity::Remark;
+    break;
+  case llvm::DS_Note:
+    sev = Severity::Note;
+    break;
   }
   return {sev, std::move(s)};
 }
@@ -113,9 +123,10 @@ llvm::lto::Config createConfig(const BackendConfig &cfg) {
 Result<BackendProcess> BackendProcess::initialize(const BackendConfig &config) {
   // Registers the codegen options (-mcpu, -mattr, -relocation-model, ...)
   // that InitTargetOptionsFromCodeGenFlags reads, as lld does at start-up.
-  static llvm::codegen::RegisterCodeGenFlags registerFlags; // LLVM's option registry is process-wide
-  llvm::install_fatal_error_handler(
-      [](void *, const char *reason, bool) { reportFatal(reason); }, nullptr);
+  static llvm::codegen::RegisterCodeGenFlags
+      registerFlags; // LLVM's option registry is process-wide
+  llvm::install_fatal_error_handler([](void *, const char *reason, bool) { reportFatal(reason); },
+                                    nullptr);
   llvm::InitializeAllTargets();
   llvm::InitializeAllTargetMCs();
   llvm::InitializeAllAsmPrinters();
@@ -190,14 +201,15 @@ Result<BackendOutput> BackendProcess::run(const BackendJob &job) const {
   (*index)->collectDefinedGVSummariesPerModule(definedPerModule);
 
   llvm::SmallString<0> object;
-  auto addStream = [&](unsigned, const llvm::Twine &)
-      -> llvm::Expected<std::unique_ptr<llvm::CachedFileStream>> {
+  auto addStream =
+      [&](unsigned,
+          const llvm::Twine &) -> llvm::Expected<std::unique_ptr<llvm::CachedFileStream>> {
     return std::make_unique<llvm::CachedFileStream>(
         std::make_unique<llvm::raw_svector_ostream>(object));
   };
-  if (llvm::Error e = llvm::lto::thinBackend(conf, job.task, addStream, **mod, **index,
-                                             importList, definedPerModule[(*mod)->getModuleIdentifier()],
-                                             &moduleMap))
+  if (llvm::Error e =
+          llvm::lto::thinBackend(conf, job.task, addStream, **mod, **index, importList,
+                                 definedPerModule[(*mod)->getModuleIdentifier()], &moduleMap))
     return fail(message(std::move(e)));
 
   for (const Diagnostic &d : out.diagnostics)

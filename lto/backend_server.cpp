@@ -13,10 +13,10 @@
 // (crash.cpp) and exits; the worker reads it from there.
 #include "lto/backend_server.h"
 
+#include "backend_id.h"
 #include "lto/backend.h"
 #include "lto/backend_key.h"
 #include "lto/build_id.h"
-#include "backend_id.h"
 #include "wire/transport.h"
 
 #include <llvm/Config/llvm-config.h>

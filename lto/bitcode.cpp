@@ -25,13 +25,18 @@
 namespace thinfarm {
 
 namespace {
-std::string message(llvm::Error e) { return llvm::toString(std::move(e)); }
+std::string message(llvm::Error e) {
+  return llvm::toString(std::move(e));
+}
 
 uint8_t elfVisibility(llvm::GlobalValue::VisibilityTypes v) {
   switch (v) {
-  case llvm::GlobalValue::DefaultVisibility: return 0;  // STV_DEFAULT
-  case llvm::GlobalValue::HiddenVisibility: return 2;   // STV_HIDDEN
-  case llvm::GlobalValue::ProtectedVisibility: return 3; // STV_PROTECTED
+  case llvm::GlobalValue::DefaultVisibility:
+    return 0; // STV_DEFAULT
+  case llvm::GlobalValue::HiddenVisibility:
+    return 2; // STV_HIDDEN
+  case llvm::GlobalValue::ProtectedVisibility:
+    return 3; // STV_PROTECTED
   }
   return 0;
 }
@@ -54,8 +59,8 @@ std::vector<std::string> parseIncbins(std::string_view text) {
         file += text[pos];
       }
     } else {
-      while (pos < text.size() && text[pos] != ',' && text[pos] != '\n' &&
-             text[pos] != ';' && text[pos] != ' ' && text[pos] != '\t')
+      while (pos < text.size() && text[pos] != ',' && text[pos] != '\n' && text[pos] != ';' &&
+             text[pos] != ' ' && text[pos] != '\t')
         file += text[pos++];
     }
     if (!file.empty())
@@ -123,7 +128,7 @@ void initializeTargets() {
 namespace {
 // An ELF object file read in place; an error names it.
 Result<std::unique_ptr<llvm::object::ELFObjectFileBase>> openElf(std::string_view name,
-                                                                   std::string_view elf) {
+                                                                 std::string_view elf) {
   llvm::MemoryBufferRef ref(llvm::StringRef(elf.data(), elf.size()),
                             llvm::StringRef(name.data(), name.size()));
   auto obj = llvm::object::ObjectFile::createELFObjectFile(ref);

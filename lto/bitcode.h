@@ -20,8 +20,8 @@ struct IRSymbol {
 };
 
 struct ModuleFacts {
-  bool thin = false;              // a ThinLTO module (has a summary, not regular LTO)
-  std::vector<IRSymbol> symbols;  // in symbol-table order
+  bool thin = false;                // a ThinLTO module (has a summary, not regular LTO)
+  std::vector<IRSymbol> symbols;    // in symbol-table order
   std::vector<std::string> incbins; // files its module-level asm pulls in
   // GUIDs of its non-local globals (definitions and declarations) that are
   // not dso_local: a backend marks them so when the combined index says

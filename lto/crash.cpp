@@ -9,9 +9,8 @@ namespace thinfarm {
 namespace {
 thread_local const char *tlsActivity = nullptr;
 thread_local const std::string *tlsModule = nullptr;
-const char *gProgram = "thinfarm-ld"; // set once in main, before any thread starts
+const char *gProgram = "thinfarm-ld";    // set once in main, before any thread starts
 char *const *gReadingFallback = nullptr; // likewise: stock lld's argv, see crash.h
-
 
 void say(const char *s) {
   size_t n = std::strlen(s);
@@ -57,7 +56,7 @@ void describe(const char *what) {
 }
 
 void onSignal(int sig) {
-  const char *name = sig == SIGSEGV ? "crashed (SIGSEGV)"
+  const char *name = sig == SIGSEGV  ? "crashed (SIGSEGV)"
                      : sig == SIGBUS ? "crashed (SIGBUS)"
                      : sig == SIGILL ? "crashed (SIGILL)"
                      : sig == SIGFPE ? "crashed (SIGFPE)"
@@ -89,7 +88,9 @@ void installCrashHandlers(const char *program) {
     sigaction(sig, &sa, nullptr);
 }
 
-void fallBackOnCrashWhileReading(char *const *lldArgv) { gReadingFallback = lldArgv; }
+void fallBackOnCrashWhileReading(char *const *lldArgv) {
+  gReadingFallback = lldArgv;
+}
 
 void reportFatal(const char *reason) {
   std::string what = std::string("LLVM fatal error: ") + reason;

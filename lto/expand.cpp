@@ -23,8 +23,7 @@ bool fileExists(const std::string &p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-Result<std::string> findLibrary(const LinkCommand &cmd, const std::string &name,
-                                bool isStatic) {
+Result<std::string> findLibrary(const LinkCommand &cmd, const std::string &name, bool isStatic) {
   for (const std::string &dir : cmd.libraryPaths) {
     std::string prefix = dir.empty() || dir.back() == '/' ? dir : dir + "/";
     if (name.starts_with(":")) {
@@ -50,7 +49,8 @@ std::string baseName(const std::string &p) {
 FileKind classify(std::string_view b) {
   if (b.starts_with("BC\xC0\xDE") || b.starts_with("\xDE\xC0\x17\x0B"))
     return FileKind::Bitcode;
-  if (b.starts_with("\x7F" "ELF"))
+  if (b.starts_with("\x7F"
+                    "ELF"))
     return b.size() > 16 && b[16] == 3 /*ET_DYN*/ ? FileKind::SharedObject : FileKind::Elf;
   if (isArchive(b))
     return FileKind::Archive;
@@ -63,8 +63,12 @@ Result<Inputs> expandInputs(const LinkCommand &cmd) {
   for (size_t i = 0; i < cmd.args.size(); ++i) {
     const Arg &arg = cmd.args[i];
     switch (arg.kind) {
-    case Arg::Kind::WholeArchive: whole = true; continue;
-    case Arg::Kind::NoWholeArchive: whole = false; continue;
+    case Arg::Kind::WholeArchive:
+      whole = true;
+      continue;
+    case Arg::Kind::NoWholeArchive:
+      whole = false;
+      continue;
     case Arg::Kind::StartLib:
       if (lazy)
         return unimplemented("nested --start-lib");
@@ -75,11 +79,17 @@ Result<Inputs> expandInputs(const LinkCommand &cmd) {
         return unimplemented("--end-lib without --start-lib");
       lazy = false;
       continue;
-    case Arg::Kind::Static: isStatic = true; continue;
-    case Arg::Kind::Dynamic: isStatic = false; continue;
-    case Arg::Kind::Option: continue;
+    case Arg::Kind::Static:
+      isStatic = true;
+      continue;
+    case Arg::Kind::Dynamic:
+      isStatic = false;
+      continue;
+    case Arg::Kind::Option:
+      continue;
     case Arg::Kind::Input:
-    case Arg::Kind::Library: break;
+    case Arg::Kind::Library:
+      break;
     }
     InputFile f;
     f.argIndex = i;
@@ -100,8 +110,8 @@ Result<Inputs> expandInputs(const LinkCommand &cmd) {
       for (const ArchiveMember &m : f.archive.members) {
         ExpandedMember em{m, classify(m.bytes.bytes()), {}};
         if (em.kind == FileKind::Bitcode) {
-          em.identifier = f.path + "(" + baseName(m.path.empty() ? m.name : m.path) +
-                          " at " + std::to_string(m.headerOffset) + ")";
+          em.identifier = f.path + "(" + baseName(m.path.empty() ? m.name : m.path) + " at " +
+                          std::to_string(m.headerOffset) + ")";
           in.modules.emplace(em.identifier, m.bytes);
           f.hasBitcode = true;
         }

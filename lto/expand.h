@@ -12,7 +12,6 @@ enum class FileKind { Bitcode, Elf, SharedObject, Archive, Other };
 FileKind classify(std::string_view bytes);
 std::string baseName(const std::string &path); // the part after the last '/'
 
-
 // One member of an archive the link reads, classified.
 struct ExpandedMember {
   ArchiveMember member;
@@ -22,13 +21,13 @@ struct ExpandedMember {
 
 // What one file operand (or -l) of the command line turned out to be.
 struct InputFile {
-  size_t argIndex;      // position in LinkCommand::args
-  std::string path;     // as lld opens it (after -l search)
+  size_t argIndex;  // position in LinkCommand::args
+  std::string path; // as lld opens it (after -l search)
   FileKind kind;
   Blob bytes;
-  bool lazy = false;    // inside --start-lib ... --end-lib
+  bool lazy = false; // inside --start-lib ... --end-lib
   bool wholeArchive = false;
-  Archive archive;      // kind == Archive
+  Archive archive; // kind == Archive
   std::vector<ExpandedMember> members;
   bool hasBitcode = false; // a bitcode file, or an archive with bitcode members
 };

@@ -103,8 +103,7 @@ Status LazyInputs::checkSameNativeExtractions(const std::vector<Extraction> &thi
   while (i < expected.size() && i < actual.size() && expected[i] == actual[i])
     ++i;
   std::string what = i < actual.size() ? "loaded " + actual[i] : "did not load " + expected[i];
-  return unimplemented("the reassembly link " + what +
-                       " out of step with lld's own resolution");
+  return unimplemented("the reassembly link " + what + " out of step with lld's own resolution");
 }
 
 } // namespace thinfarm

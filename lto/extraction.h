@@ -43,8 +43,8 @@ private:
     bool bitcode;
     std::string reassemblyName;
   };
-  std::map<std::string, Lazy> lazy_;                        // by thin-link name
-  std::map<std::string, std::pair<size_t, size_t>> eager_;  // non-lazy inputs
+  std::map<std::string, Lazy> lazy_;                       // by thin-link name
+  std::map<std::string, std::pair<size_t, size_t>> eager_; // non-lazy inputs
 };
 
 // lld's name for an archive member in diagnostics and --why-extract.

@@ -21,7 +21,7 @@ struct IncbinFile {
 };
 
 struct BackendJob {
-  unsigned task = 0;   // position in lld's task order; names the output
+  unsigned task = 0; // position in lld's task order; names the output
   Module module;
   Blob indexShard;
   std::vector<Module> imports;
@@ -53,7 +53,7 @@ struct ElfSymbols {
 struct NativeObject {
   std::string path;
   ElfSymbols symbols;
-  std::string elfHeader;            // its first 64 bytes: the ELF identity shims copy
+  std::string elfHeader; // its first 64 bytes: the ELF identity shims copy
   std::vector<Diagnostic> diagnostics;
 };
 

@@ -42,7 +42,7 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
 // nullopt: no entry, or one whose .incbin files have changed since. An error:
 // the farm did not answer the lookup.
 Result<std::optional<std::string>> replayMemo(FarmClient &farm, const MemoKey &key,
-                                      const std::string &output);
+                                              const std::string &output);
 
 // Records a finished link, unless a file it read changed while it ran.
 // Failing to record costs a later hit only: it is reported, never fatal.

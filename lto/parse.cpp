@@ -25,19 +25,34 @@ namespace thinfarm {
 namespace {
 
 enum class Form {
-  Flag,      // no value
-  Value,     // value separate or after '='
-  Joined,    // value only after '=' (the name in the table ends in '=')
+  Flag,   // no value
+  Value,  // value separate or after '='
+  Joined, // value only after '=' (the name in the table ends in '=')
 };
 
 enum class Effect {
-  Pass,      // no effect on backends; kept as spelled
-  Unsafe,    // known, not modelled: fall back
-  Output, Relocatable, Pie, NoPie, Shared, LibraryPath, Library,
-  WholeArchive, NoWholeArchive, StartLib, EndLib, Static, Dynamic,
-  Mllvm, PluginOpt, LtoO, LtoCGO, ThinLtoJobs,
-  Script,    // kept as spelled; its symbols matter to the reassembly (assemble.cpp)
-  Defsym,    // kept as spelled; so does its symbol
+  Pass,   // no effect on backends; kept as spelled
+  Unsafe, // known, not modelled: fall back
+  Output,
+  Relocatable,
+  Pie,
+  NoPie,
+  Shared,
+  LibraryPath,
+  Library,
+  WholeArchive,
+  NoWholeArchive,
+  StartLib,
+  EndLib,
+  Static,
+  Dynamic,
+  Mllvm,
+  PluginOpt,
+  LtoO,
+  LtoCGO,
+  ThinLtoJobs,
+  Script, // kept as spelled; its symbols matter to the reassembly (assemble.cpp)
+  Defsym, // kept as spelled; so does its symbol
 };
 
 struct Spec {
@@ -211,7 +226,9 @@ constexpr Spec kOptions[] = {
     {"why-extract", Form::Value, Effect::Unsafe}, // the split uses it itself
 };
 
-bool isMultiLetter(std::string_view name) { return name.size() > 1; }
+bool isMultiLetter(std::string_view name) {
+  return name.size() > 1;
+}
 
 struct Match {
   const Spec *spec = nullptr;
@@ -240,9 +257,8 @@ Match matchOption(std::string_view token) {
     }
     if (body == s.name && (isMultiLetter(s.name) || !dashdash))
       return {&s, std::nullopt};
-    if (s.form == Form::Value && body.starts_with(s.name) &&
-        body.size() > s.name.size() && body[s.name.size()] == '=' &&
-        isMultiLetter(s.name))
+    if (s.form == Form::Value && body.starts_with(s.name) && body.size() > s.name.size() &&
+        body[s.name.size()] == '=' && isMultiLetter(s.name))
       return {&s, std::string(body.substr(s.name.size() + 1))};
   }
   // Single-letter options with a joined value: -ofile, -lc, -Lpath, -Tx.
@@ -259,8 +275,8 @@ Match matchOption(std::string_view token) {
   return {};
 }
 
-Status expandResponseFiles(const std::vector<std::string> &in,
-                           std::vector<std::string> &out, int depth) {
+Status expandResponseFiles(const std::vector<std::string> &in, std::vector<std::string> &out,
+                           int depth) {
   if (depth > 20)
     return failed("response files nested too deeply");
   for (const std::string &tok : in) {
@@ -281,8 +297,7 @@ Result<int> parseOptLevel(std::string_view v, std::string_view what) {
   int n = -1;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc() || p != v.data() + v.size() || n < 0 || n > 3)
-    return failed("invalid optimization level for " + std::string(what) + ": " +
-                  std::string(v));
+    return failed("invalid optimization level for " + std::string(what) + ": " + std::string(v));
   return n;
 }
 
@@ -428,8 +443,7 @@ Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
         unsigned n = 0;
         std::from_chars(v.data() + 5, v.data() + v.size(), n);
         cmd.threads = n;
-      } else if (v == "thinlto" || v.ends_with("LLVMgold.so") ||
-                 v.ends_with("lto-wrapper")) {
+      } else if (v == "thinlto" || v.ends_with("LLVMgold.so") || v.ends_with("lto-wrapper")) {
         // Ignored by lld as well.
       } else {
         return unimplemented("option " + tok + " is not supported by the split link");

@@ -143,7 +143,8 @@ Result<std::string> farmEndpoint(const DriverContext &ctx) {
   farm.identity = backendIdentity();
   if (!ctx.cacheSize.empty()) {
     if (!Flags::parseBytes(ctx.cacheSize))
-      return failed("THINFARM_CACHE_SIZE wants a size such as 512M or 20G, not '" + ctx.cacheSize + "'");
+      return failed("THINFARM_CACHE_SIZE wants a size such as 512M or 20G, not '" + ctx.cacheSize +
+                    "'");
     farm.maxSize = ctx.cacheSize;
   }
   return ensureLocalCoordinator(farm);
@@ -213,9 +214,9 @@ void FarmConnection::lost(std::string why) {
   client_.reset();
 }
 
-Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx, const LinkCommand &cmd,
-                              const std::vector<BackendJob> &jobs, unsigned threads,
-                              const KeepOutput &keep) {
+Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
+                              const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
+                              unsigned threads, const KeepOutput &keep) {
   RunResult result;
   result.natives.resize(jobs.size());
   std::vector<size_t> farmJobs, hereJobs;
@@ -253,7 +254,8 @@ Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx, co
   result.merged = outcome.merged;
   if (!outcome.unfinished.empty()) {
     std::fprintf(stderr, "thinfarm-ld: note: farm at %s: %s; running %zu of %zu backends here\n",
-                 client.endpoint().c_str(), outcome.why.c_str(), outcome.unfinished.size(), jobs.size());
+                 client.endpoint().c_str(), outcome.why.c_str(), outcome.unfinished.size(),
+                 jobs.size());
     for (uint32_t t : outcome.unfinished)
       hereJobs.push_back(t);
   }

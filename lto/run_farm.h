@@ -12,8 +12,8 @@ namespace thinfarm {
 struct RunResult {
   std::vector<NativeObject> natives; // one per job, in job order
   size_t local = 0, remote = 0, merged = 0;
-  size_t cacheHits = 0;          // answered by the action cache
-  std::vector<std::string> ran;  // modules whose backend ran (not cached), in completion order
+  size_t cacheHits = 0;         // answered by the action cache
+  std::vector<std::string> ran; // modules whose backend ran (not cached), in completion order
   std::map<std::string, size_t> workers; // who ran how many jobs ("local": this process)
 };
 
@@ -38,8 +38,8 @@ private:
 
 // Stage 5: runs the jobs on the farm, if there is one, else in this process,
 // and keeps each output as it arrives.
-Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx, const LinkCommand &cmd,
-                              const std::vector<BackendJob> &jobs, unsigned threads,
-                              const KeepOutput &keep);
+Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
+                              const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
+                              unsigned threads, const KeepOutput &keep);
 
 } // namespace thinfarm

@@ -10,9 +10,9 @@
 // all inputs in lld's task order. A name that LTO dropped or internalized
 // never reaches lld's output (nothing regular defines or references it), so a
 // shim lists only names that some native object, or native input lld loads,
-// has as a global (a lazy member lld never loaded does not count). Binding and visibility follow lld's merging rules, so the output
-// symbol keeps the attributes it has in a stock link. Types: lld gives
-// bitcode symbols STT_NOTYPE, or STT_TLS for thread-locals.
+// has as a global (a lazy member lld never loaded does not count). Binding and visibility follow
+// lld's merging rules, so the output symbol keeps the attributes it has in a stock link. Types: lld
+// gives bitcode symbols STT_NOTYPE, or STT_TLS for thread-locals.
 //
 // A shim holds no sections that reach the output, only a symbol table: an
 // assembler would add empty .text/.data/.bss, and in a -r link those shift
@@ -30,10 +30,14 @@ namespace {
 
 int visibilityRank(uint8_t stv) {
   switch (stv) {
-  case 1: return 3; // STV_INTERNAL
-  case 2: return 2; // STV_HIDDEN
-  case 3: return 1; // STV_PROTECTED
-  default: return 0;
+  case 1:
+    return 3; // STV_INTERNAL
+  case 2:
+    return 2; // STV_HIDDEN
+  case 3:
+    return 1; // STV_PROTECTED
+  default:
+    return 0;
   }
 }
 
@@ -134,7 +138,10 @@ Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, const Shim
   const uint16_t shnum = 4 + (featureAnd ? 1 : 0) + (addrsig ? 1 : 0);
 
   // ELF header.
-  std::memcpy(out.data(), "\x7F" "ELF", 4);
+  std::memcpy(out.data(),
+              "\x7F"
+              "ELF",
+              4);
   out[4] = 2; // ELFCLASS64
   out[5] = 1; // ELFDATA2LSB
   out[6] = 1; // EV_CURRENT
@@ -142,16 +149,16 @@ Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, const Shim
   // shim standing for a bitcode file, whose OS ABI lld derives from the
   // triple: none for every OS but AMD's GPU runtimes (getOsAbi), whatever a
   // native says (MC marks objects with IFUNCs GNU).
-  out[7] = 0; // ELFOSABI_NONE
+  out[7] = 0;                // ELFOSABI_NONE
   put<uint16_t>(out, 16, 1); // ET_REL
   put<uint16_t>(out, 18, machine);
   put<uint32_t>(out, 20, 1);
   put<uint64_t>(out, 40, shoff);
   put<uint32_t>(out, 48, flags);
-  put<uint16_t>(out, 52, 64);  // e_ehsize
-  put<uint16_t>(out, 58, 64);  // e_shentsize
+  put<uint16_t>(out, 52, 64); // e_ehsize
+  put<uint16_t>(out, 58, 64); // e_shentsize
   put<uint16_t>(out, 60, shnum);
-  put<uint16_t>(out, 62, 3);   // e_shstrndx
+  put<uint16_t>(out, 62, 3); // e_shstrndx
 
   auto section = [&](uint32_t name, uint32_t type, uint64_t flags, uint64_t off, uint64_t size,
                      uint32_t link, uint32_t info, uint64_t align, uint64_t entsize) {
@@ -174,8 +181,8 @@ Result<std::string> writeShim(const std::vector<ShimSymbol> &symbols, const Shim
   if (featureAnd)
     section(noteName, 7 /*SHT_NOTE*/, 2 /*SHF_ALLOC*/, noteOff, note.size(), 0, 0, 8, 0);
   if (addrsig) // sh_link: the symbol table, else lld takes it for an ld -r leftover
-    section(addrsigName, 0x6fff4c03 /*SHT_LLVM_ADDRSIG*/, 0x80000000 /*SHF_EXCLUDE*/, out.size(),
-            0, 1, 0, 1, 0);
+    section(addrsigName, 0x6fff4c03 /*SHT_LLVM_ADDRSIG*/, 0x80000000 /*SHF_EXCLUDE*/, out.size(), 0,
+            1, 0, 1, 0);
   return out;
 }
 

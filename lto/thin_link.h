@@ -16,7 +16,7 @@ struct ThinLinkResult {
   // The modules lld put into LTO, in its task order (the index list's order);
   // lazily-available bitcode that was not extracted is absent.
   std::vector<ThinModule> modules;
-  std::string diagnostics; // what lld printed
+  std::string diagnostics;             // what lld printed
   std::vector<Extraction> extractions; // what lld loaded lazily, in order
 };
 
