@@ -8,8 +8,13 @@
 NS=tf$$
 FARM_PIDS=()
 farm_cleanup() {
-  local pid i ns
-  for pid in "${FARM_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  local pid i ns rss
+  for pid in "${FARM_PIDS[@]}"; do
+    # The daemon under `ip netns exec`, for its peak resident set (VmHWM).
+    rss=$(awk '/^VmHWM:/ {printf "%.0f MB", $2 / 1024}' "/proc/$pid/status" 2>/dev/null) &&
+      echo "farm: $(tr '\0' ' ' < "/proc/$pid/cmdline" | cut -d' ' -f1-3): peak RSS $rss" >&2 || true
+    kill -TERM "$pid" 2>/dev/null || true
+  done
   for pid in "${FARM_PIDS[@]}"; do
     for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
