@@ -427,14 +427,15 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
 
   std::vector<std::string> argv{tc.lld};
   size_t nextFile = 0, memberCount = 0;
-  int group = 0; // --start-group depth: lld refuses --start-lib inside one
   for (size_t a = 0; a < in.cmd.args.size(); ++a) {
     const Arg &arg = in.cmd.args[a];
     const std::string &t0 = arg.tokens[0];
-    if (t0 == "--start-group" || t0 == "-start-group" || t0 == "-(")
-      ++group;
-    else if (t0 == "--end-group" || t0 == "-end-group" || t0 == "-)")
-      --group;
+    // lld resolves against every archive whatever its position, so a group
+    // changes nothing but --warn-backrefs (which is not split); and lld
+    // refuses --start-lib inside one. The reassembly leaves groups out.
+    if (t0 == "--start-group" || t0 == "-start-group" || t0 == "-(" || t0 == "--end-group" ||
+        t0 == "-end-group" || t0 == "-)")
+      continue;
     const InputFile *f = nullptr;
     if (nextFile < in.inputs.files.size() && in.inputs.files[nextFile].argIndex == a)
       f = &in.inputs.files[nextFile++];
@@ -467,8 +468,6 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     // An archive with bitcode members.
     if (f->lazy)
       return unimplemented(f->path + ": an archive with bitcode inside --start-lib");
-    if (group > 0 && !f->wholeArchive)
-      return unimplemented(f->path + ": an archive with bitcode inside --start-group");
     if (!f->wholeArchive)
       argv.push_back("--start-lib");
     for (const ExpandedMember &m : f->members) {

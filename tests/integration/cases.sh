@@ -635,5 +635,26 @@ case_warnings_once() {
   diff stock.err <(grep -v '^thinfarm-ld: note:' tf.err) || fail "stderr differs (above)"
 }
 
+# Archives with bitcode inside --start-group, as a kernel without modules
+# links vmlinux.o (--start-group lib/lib.a arch/x86/lib/lib.a --end-group):
+# lld resolves against every archive wherever it is, so the reassembly links
+# without the group.
+case_group_archive() {
+  echo 'int lib_a(int x); int lib_b(int x); int core(int x) { return lib_a(x) + 1; }' > core.c
+  echo 'int lib_b(int x); int lib_a(int x) { return lib_b(x) * 2; }' > a.c
+  echo 'int lib_a(int x); int lib_b(int x) { return x > 0 ? lib_a(x - 1) : 3; }' > b.c
+  echo 'int unused(int x) { return x; }' > u.c
+  echo 'int lib_n(int x) { return x - 4; }' > n.c
+  ccthin -c core.c a.c b.c u.c
+  ccnative -c n.c
+  llvm-ar-19 rcs built-in.a core.o
+  llvm-ar-19 rcs lib1.a a.o u.o
+  llvm-ar-19 rcs lib2.a b.o n.o
+  link_both -r --whole-archive built-in.a --no-whole-archive --start-group lib1.a lib2.a --end-group
+  expect_split 3
+  llvm-nm-19 tf.out | grep -q ' T lib_b$' || fail "lib_b missing: $(llvm-nm-19 tf.out)"
+  ! llvm-nm-19 tf.out | grep -q 'unused\|lib_n' || fail "an unreferenced member was loaded"
+}
+
 "case_$CASE"
 echo "ok: $CASE"
