@@ -425,6 +425,27 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     shimOf.emplace(id, std::move(path));
   }
 
+  // Lazy bitcode lld loaded for a library call (extraction.h): at its own
+  // position a shim of its defined names only, weak references (which load
+  // nothing), where lld put its lazy symbols; its own shim after every input.
+  std::unordered_set<std::string> afterInputs(in.lazy.afterInputs().begin(),
+                                              in.lazy.afterInputs().end());
+  std::map<std::string, std::string> shimAfterInputs; // thin-link name -> shim
+  auto lazyNames = [&](const std::string &name, const std::string &id,
+                       const std::string &shim) -> Result<std::string> {
+    std::vector<IRSymbol> defined;
+    for (const IRSymbol &s : in.facts.at(id).symbols)
+      if (!s.undefined) {
+        defined.push_back(s);
+        defined.back().weak = true;
+      }
+    TF_TRY(std::string bytes, writeShim(shimSymbols(defined, listed), format));
+    std::string path = shim + ".lazy.o";
+    TF_CHECK(writeFile(path, bytes));
+    r.names.emplace_back(path, id);
+    shimAfterInputs[name] = shim;
+    return path;
+  };
   std::vector<std::string> argv{tc.lld};
   size_t nextFile = 0, memberCount = 0;
   for (size_t a = 0; a < in.cmd.args.size(); ++a) {
@@ -459,10 +480,14 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
         TF_CHECK(leaveOut(f->path));
         continue;
       }
+      std::string path = shim->second;
+      if (f->lazy && afterInputs.count(f->path)) {
+        TF_TRY(path, lazyNames(f->path, f->path, path));
+      }
       if (f->lazy)
-        argv.insert(argv.end(), {"--end-lib", shim->second, "--start-lib"});
+        argv.insert(argv.end(), {"--end-lib", path, "--start-lib"});
       else
-        argv.push_back(shim->second);
+        argv.push_back(path);
       continue;
     }
     // An archive with bitcode members.
@@ -479,10 +504,15 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
           TF_CHECK(leaveOut(m.identifier));
           continue;
         }
-        if (f->wholeArchive)
+        if (f->wholeArchive) {
           argv.push_back(shim->second);
-        else
-          argv.insert(argv.end(), {"--end-lib", shim->second, "--start-lib"});
+          continue;
+        }
+        std::string path = shim->second;
+        if (afterInputs.count(memberName(*f, m))) {
+          TF_TRY(path, lazyNames(memberName(*f, m), m.identifier, path));
+        }
+        argv.insert(argv.end(), {"--end-lib", path, "--start-lib"});
         continue;
       }
       if (!m.member.path.empty()) {
@@ -497,6 +527,12 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     }
     if (!f->wholeArchive)
       argv.push_back("--end-lib");
+  }
+  for (const std::string &name : in.lazy.afterInputs()) {
+    auto shim = shimAfterInputs.find(name);
+    if (shim == shimAfterInputs.end())
+      return failed("the thin link loaded " + name + " for a library call, not an input");
+    argv.push_back(shim->second);
   }
   if (!declared.empty()) {
     std::vector<ShimSymbol> symbols;

@@ -9,6 +9,7 @@
 // the two reports says whether the reassembly loaded the same native members.
 #include "lto/extraction.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace thinfarm {
@@ -67,8 +68,14 @@ void LazyInputs::setReassemblyName(const std::string &thinName, const std::strin
 }
 
 Status LazyInputs::checkBitcodePlacement(const std::vector<Extraction> &thin,
-                                         bool hasUndefinedOption) const {
+                                         bool hasUndefinedOption) {
+  // lld loads for --entry or --undefined-glob after every input and before
+  // the library calls; the reassembly would load those after the shims.
+  bool optionLoads = std::any_of(thin.begin(), thin.end(), [](const Extraction &e) {
+    return e.reference.starts_with("--");
+  });
   std::map<std::string, bool> onTime;
+  afterInputs_.clear();
   for (const Extraction &e : thin) {
     auto x = lazy_.find(e.extracted);
     if (x == lazy_.end())
@@ -80,6 +87,9 @@ Status LazyInputs::checkBitcodePlacement(const std::vector<Extraction> &thin,
       ok = r->second < x->second.position;
     } else if (auto r = lazy_.find(e.reference); r != lazy_.end()) {
       ok = onTime[e.reference] && r->second.position < x->second.position;
+    } else if (e.reference == "<libcall>" && x->second.bitcode && !optionLoads) {
+      afterInputs_.push_back(e.extracted);
+      continue; // what it loads in turn is loaded after every input: not on time
     }
     onTime[e.extracted] = ok;
     if (!ok && x->second.bitcode)

@@ -23,9 +23,16 @@ public:
   // Before the backends run: the reassembly puts the shim of a lazily loaded
   // bitcode module at the module's own position, which is where lld meets its
   // symbols only if lld loaded it while scanning that position, that is, for
-  // a reference from an earlier input that was itself loaded on time. Any
-  // other is Unimplemented (the link falls back to stock lld).
-  Status checkBitcodePlacement(const std::vector<Extraction> &thin, bool hasUndefinedOption) const;
+  // a reference from an earlier input that was itself loaded on time; or,
+  // for a module lld loaded for a library call its LTO may emit (<libcall>,
+  // after every input), after every input (see afterInputs). Any other is
+  // Unimplemented (the link falls back to stock lld).
+  Status checkBitcodePlacement(const std::vector<Extraction> &thin, bool hasUndefinedOption);
+
+  // The lazily loaded bitcode lld loaded for library calls, in its order: their
+  // shims go after every input. At its own position such a module leaves
+  // only its defined names, as lld's lazy symbols did.
+  const std::vector<std::string> &afterInputs() const { return afterInputs_; }
 
   // After the reassembly link: it must load the same native members, in the
   // same order, as the thin link did. A shim only references symbols, so a
@@ -45,6 +52,7 @@ private:
   };
   std::map<std::string, Lazy> lazy_;                       // by thin-link name
   std::map<std::string, std::pair<size_t, size_t>> eager_; // non-lazy inputs
+  std::vector<std::string> afterInputs_;                   // thin-link names
 };
 
 // lld's name for an archive member in diagnostics and --why-extract.

@@ -656,5 +656,30 @@ case_group_archive() {
   ! llvm-nm-19 tf.out | grep -q 'unused\|lib_n' || fail "an unreferenced member was loaded"
 }
 
+# A lazy bitcode member lld loads only for a library call its LTO may emit
+# (memcpy for a struct copy): lld loads it after every input, so its shim goes
+# there, and at the archive's place only its defined names, as lld's lazy symbols.
+case_libcall_member() {
+  cat > m.c <<'C'
+struct big { int v[64]; };
+struct big src, dst;
+int compute(int x) { src.v[x & 63] = x; dst = src; return dst.v[3]; }
+C
+  cat > mem.c <<'C'
+typedef __SIZE_TYPE__ size_t;
+void *memcpy(void *d, const void *s, size_t n) { char *a = d; const char *b = s; while (n--) *a++ = *b++; return d; }
+void *memset(void *d, int c, size_t n) { char *a = d; while (n--) *a++ = (char)c; return d; }
+C
+  write_start
+  ccthin -c m.c start.c
+  ccthin -fno-builtin -c mem.c
+  llvm-ar-19 rcs libmem.a mem.o
+  link_both -e _start start.o m.o libmem.a
+  expect_split 3
+  llvm-nm-19 tf.out | grep -q ' T memcpy$' || fail "memcpy missing: $(llvm-nm-19 tf.out)"
+  link_both -r m.o libmem.a
+  expect_split 2
+}
+
 "case_$CASE"
 echo "ok: $CASE"
