@@ -446,7 +446,10 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     shimAfterInputs[name] = shim;
     return path;
   };
-  std::vector<std::string> argv{tc.lld};
+  // A version script may name a symbol the bitcode defined and LTO dropped:
+  // stock lld assigned its version before LTO, the reassembly finds no
+  // definition. Any name no input defines made the thin link fail already.
+  std::vector<std::string> argv{tc.lld, "--undefined-version"};
   size_t nextFile = 0, memberCount = 0;
   for (size_t a = 0; a < in.cmd.args.size(); ++a) {
     const Arg &arg = in.cmd.args[a];

@@ -681,5 +681,19 @@ C
   expect_split 2
 }
 
+# A version script naming a symbol the bitcode defines and LTO drops: stock
+# lld assigned the version before LTO; the reassembly finds no definition and
+# must not call that an error.
+case_version_script_dropped() {
+  echo 'int keep(int x) { return x + 1; }' > k.c
+  echo 'static int helper(int x) { return x * 3; } int dropped(int x) { return helper(x); }' > d.c
+  printf 'V1 { global: keep; };\nV2 { global: dropped; local: *; };\n' > vs.map
+  ccthin -c k.c d.c
+  # An executable exports nothing: LTO drops the unused dropped().
+  link_same -e keep k.o d.o --version-script vs.map
+  expect_split 2
+  ! llvm-nm-19 tf.out | grep -q dropped || fail "dropped() is in the output"
+}
+
 "case_$CASE"
 echo "ok: $CASE"
