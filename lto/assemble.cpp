@@ -425,12 +425,11 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     shimOf.emplace(id, std::move(path));
   }
 
-  // Lazy bitcode lld loaded for a library call (extraction.h): at its own
-  // position a shim of its defined names only, weak references (which load
-  // nothing), where lld put its lazy symbols; its own shim after every input.
-  std::unordered_set<std::string> afterInputs(in.lazy.afterInputs().begin(),
-                                              in.lazy.afterInputs().end());
-  std::map<std::string, std::string> shimAfterInputs; // thin-link name -> shim
+  // Lazy bitcode lld loaded late (extraction.h: by a later input, or for a
+  // library call): at its own position a shim of its defined names only, as
+  // weak references (they insert the names, they load nothing), where lld put
+  // its lazy symbols; its own shim right after the input that loaded it.
+  std::map<std::string, std::string> lateShim; // thin-link name -> its shim
   auto lazyNames = [&](const std::string &name, const std::string &id,
                        const std::string &shim) -> Result<std::string> {
     std::vector<IRSymbol> defined;
@@ -443,8 +442,26 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     std::string path = shim + ".lazy.o";
     TF_CHECK(writeFile(path, bytes));
     r.names.emplace_back(path, id);
-    shimAfterInputs[name] = shim;
+    lateShim[name] = shim;
     return path;
+  };
+  // The shim (or lazy-names shim) of a bitcode module at its own position.
+  auto ownPosition = [&](const std::string &name, const std::string &id,
+                         const std::string &shim) -> Result<std::string> {
+    if (in.lazy.placedLate(name))
+      return lazyNames(name, id, shim);
+    return shim;
+  };
+  // Then the shims of the modules lld loaded while reading it.
+  auto loadedBy = [&](const std::string &anchor, std::vector<std::string> &out) -> Status {
+    for (const std::string &name : in.lazy.placedAfter(anchor)) {
+      auto shim = lateShim.find(name);
+      if (shim == lateShim.end())
+        return failed("the thin link loaded " + name + " (for " +
+                      (anchor.empty() ? "a library call" : anchor) + ") out of the inputs' order");
+      out.push_back(shim->second);
+    }
+    return ok();
   };
   // A version script may name a symbol the bitcode defined and LTO dropped:
   // stock lld assigned its version before LTO, the reassembly finds no
@@ -465,6 +482,15 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
       f = &in.inputs.files[nextFile++];
     if (!f || !f->hasBitcode) {
       argv.insert(argv.end(), arg.tokens.begin(), arg.tokens.end());
+      if (f && f->kind != FileKind::Archive) {
+        std::vector<std::string> late;
+        TF_CHECK(loadedBy(f->path, late));
+        if (!late.empty() && f->lazy)
+          argv.push_back("--end-lib");
+        argv.insert(argv.end(), late.begin(), late.end());
+        if (!late.empty() && f->lazy)
+          argv.push_back("--start-lib");
+      }
       continue;
     }
     // A lazy module the thin link did not load is left out; its defined names
@@ -483,14 +509,15 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
         TF_CHECK(leaveOut(f->path));
         continue;
       }
-      std::string path = shim->second;
-      if (f->lazy && afterInputs.count(f->path)) {
-        TF_TRY(path, lazyNames(f->path, f->path, path));
-      }
+      std::vector<std::string> here;
+      TF_TRY(std::string path, ownPosition(f->path, f->path, shim->second));
+      here.push_back(std::move(path));
+      TF_CHECK(loadedBy(f->path, here));
       if (f->lazy)
-        argv.insert(argv.end(), {"--end-lib", path, "--start-lib"});
-      else
-        argv.push_back(path);
+        argv.push_back("--end-lib");
+      argv.insert(argv.end(), here.begin(), here.end());
+      if (f->lazy)
+        argv.push_back("--start-lib");
       continue;
     }
     // An archive with bitcode members.
@@ -499,6 +526,8 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     if (!f->wholeArchive)
       argv.push_back("--start-lib");
     for (const ExpandedMember &m : f->members) {
+      const std::string name = memberName(*f, m);
+      std::vector<std::string> here;
       if (m.kind == FileKind::Bitcode) {
         auto shim = shimOf.find(m.identifier);
         if (shim == shimOf.end()) {
@@ -507,36 +536,36 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
           TF_CHECK(leaveOut(m.identifier));
           continue;
         }
-        if (f->wholeArchive) {
-          argv.push_back(shim->second);
-          continue;
-        }
-        std::string path = shim->second;
-        if (afterInputs.count(memberName(*f, m))) {
-          TF_TRY(path, lazyNames(memberName(*f, m), m.identifier, path));
-        }
-        argv.insert(argv.end(), {"--end-lib", path, "--start-lib"});
-        continue;
-      }
-      if (!m.member.path.empty()) {
+        TF_TRY(std::string path, ownPosition(name, m.identifier, shim->second));
+        here.push_back(std::move(path));
+      } else if (!m.member.path.empty()) {
         argv.push_back(m.member.path);
-        continue;
+        if (!f->wholeArchive)
+          continue; // a lazy native member: not an anchor (extraction.cpp)
+      } else {
+        std::string path = memberDir + "/" + std::to_string(memberCount++) + "-" + m.member.name;
+        TF_CHECK(writeFile(path, m.member.bytes.bytes()));
+        in.lazy.setReassemblyName(name, path);
+        r.names.emplace_back(path, name);
+        argv.push_back(std::move(path));
+        if (!f->wholeArchive)
+          continue;
       }
-      std::string path = memberDir + "/" + std::to_string(memberCount++) + "-" + m.member.name;
-      TF_CHECK(writeFile(path, m.member.bytes.bytes()));
-      in.lazy.setReassemblyName(memberName(*f, m), path);
-      r.names.emplace_back(path, memberName(*f, m));
-      argv.push_back(std::move(path));
+      TF_CHECK(loadedBy(name, here));
+      if (here.empty())
+        continue;
+      if (!f->wholeArchive)
+        argv.push_back("--end-lib");
+      argv.insert(argv.end(), here.begin(), here.end());
+      if (!f->wholeArchive)
+        argv.push_back("--start-lib");
     }
     if (!f->wholeArchive)
       argv.push_back("--end-lib");
   }
-  for (const std::string &name : in.lazy.afterInputs()) {
-    auto shim = shimAfterInputs.find(name);
-    if (shim == shimAfterInputs.end())
-      return failed("the thin link loaded " + name + " for a library call, not an input");
-    argv.push_back(shim->second);
-  }
+  std::vector<std::string> libcalls;
+  TF_CHECK(loadedBy("", libcalls));
+  argv.insert(argv.end(), libcalls.begin(), libcalls.end());
   if (!declared.empty()) {
     std::vector<ShimSymbol> symbols;
     for (std::string &n : declared)

@@ -10,6 +10,7 @@
 #include "lto/extraction.h"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 
 namespace thinfarm {
@@ -42,12 +43,18 @@ LazyInputs::LazyInputs(const Inputs &inputs) {
         lazy_[f.path] = {pos, f.kind == FileKind::Bitcode, f.path};
       else
         eager_[f.path] = pos;
+      if (!f.lazy || f.kind == FileKind::Bitcode)
+        anchorable_.insert(f.path);
       continue;
     }
     for (size_t i = 0; i < f.members.size(); ++i) {
       const ExpandedMember &m = f.members[i];
       std::string name = memberName(f, m);
       std::pair<size_t, size_t> mpos{f.argIndex, i + 1};
+      // The reassembly names each member of an archive with bitcode (see
+      // assemble.cpp); native members of other archives it does not.
+      if (f.hasBitcode && (f.wholeArchive || m.kind == FileKind::Bitcode))
+        anchorable_.insert(name);
       if (f.wholeArchive) {
         eager_[name] = mpos;
         continue;
@@ -67,6 +74,12 @@ void LazyInputs::setReassemblyName(const std::string &thinName, const std::strin
     it->second.reassemblyName = path;
 }
 
+const std::vector<std::string> &LazyInputs::placedAfter(const std::string &anchor) const {
+  static const std::vector<std::string> kNone;
+  auto it = placedAfter_.find(anchor);
+  return it == placedAfter_.end() ? kNone : it->second;
+}
+
 Status LazyInputs::checkBitcodePlacement(const std::vector<Extraction> &thin,
                                          bool hasUndefinedOption) {
   // lld loads for --entry or --undefined-glob after every input and before
@@ -74,25 +87,53 @@ Status LazyInputs::checkBitcodePlacement(const std::vector<Extraction> &thin,
   bool optionLoads = std::any_of(thin.begin(), thin.end(), [](const Extraction &e) {
     return e.reference.starts_with("--");
   });
+  auto positionOf = [&](const std::string &name) -> std::optional<std::pair<size_t, size_t>> {
+    if (auto r = eager_.find(name); r != eager_.end())
+      return r->second;
+    if (auto r = lazy_.find(name); r != lazy_.end())
+      return r->second.position;
+    return std::nullopt;
+  };
   std::map<std::string, bool> onTime;
-  afterInputs_.clear();
+  placedAfter_.clear();
+  late_.clear();
   for (const Extraction &e : thin) {
     auto x = lazy_.find(e.extracted);
     if (x == lazy_.end())
       continue; // e.g. a shared object's needed library
+    const bool bitcode = x->second.bitcode;
+    auto late = [&](const std::string &anchor) {
+      placedAfter_[anchor].push_back(e.extracted);
+      late_.insert(e.extracted);
+      onTime[e.extracted] = false; // what it loads in turn is not loaded on time
+    };
+    auto r = positionOf(e.reference);
+    // A native member that the input reading it loaded after a late module:
+    // lld read it before that module, the reassembly after.
+    if (!bitcode && r && !placedAfter(e.reference).empty() && x->second.position < *r)
+      return unimplemented(e.extracted + " is loaded by " + e.reference +
+                           " after a bitcode module the split places after it");
     bool ok = false;
     if (e.reference == "<internal>") {
       ok = hasUndefinedOption; // -u is resolved before any input is read
-    } else if (auto r = eager_.find(e.reference); r != eager_.end()) {
-      ok = r->second < x->second.position;
-    } else if (auto r = lazy_.find(e.reference); r != lazy_.end()) {
-      ok = onTime[e.reference] && r->second.position < x->second.position;
-    } else if (e.reference == "<libcall>" && x->second.bitcode && !optionLoads) {
-      afterInputs_.push_back(e.extracted);
-      continue; // what it loads in turn is loaded after every input: not on time
+    } else if (eager_.count(e.reference)) {
+      ok = *r < x->second.position;
+    } else if (lazy_.count(e.reference)) {
+      ok = onTime[e.reference] && *r < x->second.position;
+    } else if (e.reference == "<libcall>" && bitcode && !optionLoads) {
+      late("");
+      continue;
+    }
+    // Loaded late by an input the reassembly names on its own (an eager
+    // file, or bitcode loaded on time): its shim goes right after that input.
+    bool anchored = r && anchorable_.count(e.reference) &&
+                    (eager_.count(e.reference) || onTime[e.reference]);
+    if (!ok && bitcode && anchored) {
+      late(e.reference);
+      continue;
     }
     onTime[e.extracted] = ok;
-    if (!ok && x->second.bitcode)
+    if (!ok && bitcode)
       return unimplemented(e.extracted + " is loaded by a later reference (from " + e.reference +
                            "), which the split cannot place where lld does");
   }

@@ -3,6 +3,9 @@
 #include "lto/bitcode.h"
 #include "lto/expand.h"
 
+#include <map>
+#include <set>
+
 namespace thinfarm {
 
 // One line of lld's --why-extract report.
@@ -23,16 +26,20 @@ public:
   // Before the backends run: the reassembly puts the shim of a lazily loaded
   // bitcode module at the module's own position, which is where lld meets its
   // symbols only if lld loaded it while scanning that position, that is, for
-  // a reference from an earlier input that was itself loaded on time; or,
-  // for a module lld loaded for a library call its LTO may emit (<libcall>,
-  // after every input), after every input (see afterInputs). Any other is
-  // Unimplemented (the link falls back to stock lld).
+  // a reference from an earlier input that was itself loaded on time. A
+  // module loaded late, by a later input or for a library call its LTO may
+  // emit (<libcall>, after every input), has its shim placed where lld loaded
+  // it (see placedAfter). Any other is Unimplemented (the link falls back to
+  // stock lld).
   Status checkBitcodePlacement(const std::vector<Extraction> &thin, bool hasUndefinedOption);
 
-  // The lazily loaded bitcode lld loaded for library calls, in its order: their
-  // shims go after every input. At its own position such a module leaves
-  // only its defined names, as lld's lazy symbols did.
-  const std::vector<std::string> &afterInputs() const { return afterInputs_; }
+  // The lazily loaded bitcode modules (thin-link names) lld loaded while
+  // reading the input `anchor` (a thin-link name; "" for after every input),
+  // in lld's order: their shims go right after that input's file or shim. At
+  // its own position such a module leaves only its defined names, as lld's
+  // lazy symbols did.
+  const std::vector<std::string> &placedAfter(const std::string &anchor) const;
+  bool placedLate(const std::string &name) const { return late_.count(name) != 0; }
 
   // After the reassembly link: it must load the same native members, in the
   // same order, as the thin link did. A shim only references symbols, so a
@@ -52,7 +59,9 @@ private:
   };
   std::map<std::string, Lazy> lazy_;                       // by thin-link name
   std::map<std::string, std::pair<size_t, size_t>> eager_; // non-lazy inputs
-  std::vector<std::string> afterInputs_;                   // thin-link names
+  std::set<std::string> anchorable_; // inputs the reassembly names one by one
+  std::map<std::string, std::vector<std::string>> placedAfter_; // anchor -> modules
+  std::set<std::string> late_;
 };
 
 // lld's name for an archive member in diagnostics and --why-extract.

@@ -695,5 +695,21 @@ case_version_script_dropped() {
   ! llvm-nm-19 tf.out | grep -q dropped || fail "dropped() is in the output"
 }
 
+# Lazy bitcode loaded by an input that comes after it (lld reads archives
+# wherever they are): its shim goes right after that input, and at its own
+# place only its defined names.
+case_late_reference() {
+  echo 'int helper(int x) { return x * 5; } int other(int x) { return x; }' > h.c
+  echo 'int helper2(int x) { return x * 6; }' > h2.c
+  echo 'int helper(int); int helper2(int); int compute(int x) { return helper(x) + helper2(x); }' > m.c
+  write_start
+  ccthin -c h.c h2.c m.c start.c
+  llvm-ar-19 rcs libh.a h.o
+  link_both -e _start libh.a --start-lib h2.o --end-lib start.o m.o
+  expect_split 4
+  link_both -r libh.a m.o
+  expect_split 2
+}
+
 "case_$CASE"
 echo "ok: $CASE"
