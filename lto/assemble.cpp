@@ -29,6 +29,7 @@
 // had at all, and the reassembly runs again without it.
 #include "lto/assemble.h"
 
+#include "lto/run.h"
 #include "lto/shim.h"
 
 #include <llvm/ADT/SmallString.h>
@@ -40,6 +41,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -205,36 +207,40 @@ std::optional<std::vector<std::string>> scriptAssignments(std::string text) {
 // declare that no input mentions. In the reassembly the natives are inputs,
 // so a name only they bring would come before these, and the symbol table's
 // order would differ; a shim just before the natives lists these names, in
-// lld's order, which puts them back in front. Empty when the natives bring no
-// name of their own (then nothing comes between).
+// lld's order, which puts them back in front. Empty when nothing is assigned
+// (the kernel's scripts place sections only), or when the natives bring no
+// name of their own (then nothing comes between). `mentioned` is every name
+// an input brings, lazily or not; asked for only when something is assigned.
 Result<std::vector<std::string>>
-declaredBeforeLto(const AssembleInput &in, const std::unordered_set<std::string> &mentioned) {
+declaredBeforeLto(const AssembleInput &in,
+                  const std::function<Result<std::unordered_set<std::string>>()> &mentioned) {
+  std::vector<std::string> assigned;
+  for (const LinkCommand::Assigner &a : in.cmd.assigners) {
+    if (!a.script) {
+      assigned.push_back(a.value.substr(0, a.value.find('=')));
+      continue;
+    }
+    TF_TRY(std::string text, readScript(in.cmd, a.value));
+    auto names = scriptAssignments(std::move(text));
+    if (!names)
+      return unimplemented("the symbol order of the linker script " + a.value +
+                           "'s assignments (it uses INCLUDE, OVERLAY or a section constraint)");
+    assigned.insert(assigned.end(), names->begin(), names->end());
+  }
   std::vector<std::string> out;
-  if (in.cmd.assigners.empty())
+  if (assigned.empty())
     return out;
+  TF_TRY(std::unordered_set<std::string> known, mentioned());
   bool newNames = false;
   for (const NativeObject &n : in.natives)
     for (const std::string &g : n.symbols.globals)
-      newNames = newNames || !mentioned.count(g);
+      newNames = newNames || !known.count(g);
   if (!newNames)
     return out;
   std::unordered_set<std::string> seen;
-  for (const LinkCommand::Assigner &a : in.cmd.assigners) {
-    std::vector<std::string> names;
-    if (a.script) {
-      TF_TRY(std::string text, readScript(in.cmd, a.value));
-      auto assigned = scriptAssignments(std::move(text));
-      if (!assigned)
-        return unimplemented("the symbol order of the linker script " + a.value +
-                             "'s assignments (it uses INCLUDE, OVERLAY or a section constraint)");
-      names = std::move(*assigned);
-    } else {
-      names.push_back(a.value.substr(0, a.value.find('=')));
-    }
-    for (std::string &n : names)
-      if (!mentioned.count(n) && seen.insert(n).second)
-        out.push_back(std::move(n));
-  }
+  for (std::string &n : assigned)
+    if (!known.count(n) && seen.insert(n).second)
+      out.push_back(std::move(n));
   return out;
 }
 
@@ -392,13 +398,11 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     r.guessed.erase(n);
   std::unordered_set<std::string> listed = live;
   listed.insert(r.guessed.begin(), r.guessed.end());
-  std::vector<std::string> declared;
-  if (!in.cmd.assigners.empty()) {
-    // Every name an input brings to lld's symbol table, lazily or not.
-    std::unordered_set<std::string> mentioned;
+  auto mentioned = [&]() -> Result<std::unordered_set<std::string>> {
+    std::unordered_set<std::string> names;
     for (const auto &[id, f] : in.facts)
       for (const IRSymbol &s : f.symbols)
-        mentioned.insert(s.name);
+        names.insert(s.name);
     for (const InputFile &f : in.inputs.files) {
       ElfSymbols all;
       if (f.kind == FileKind::Elf)
@@ -406,23 +410,36 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
       for (const ExpandedMember &m : f.members)
         if (m.kind == FileKind::Elf)
           TF_CHECK(collectSymbols(memberName(f, m), m.member.bytes.bytes(), all));
-      mentioned.insert(all.globals.begin(), all.globals.end());
+      names.insert(all.globals.begin(), all.globals.end());
     }
-    TF_TRY(declared, declaredBeforeLto(in, mentioned));
-  }
+    return names;
+  };
+  TF_TRY(std::vector<std::string> declared, declaredBeforeLto(in, mentioned));
 
   // One shim per module of the thin link.
   std::map<std::string, std::string> shimOf; // identifier -> path
   TF_TRY(ShimFormat format, shimFormat(in));
-  for (size_t i = 0; i < in.thin.modules.size(); ++i) {
-    const std::string &id = in.thin.modules[i].identifier;
-    auto facts = in.facts.find(id);
-    assert(facts != in.facts.end());
-    TF_TRY(std::string shim, writeShim(shimSymbols(facts->second.symbols, listed), format));
-    std::string path = shimDir + "/" + std::to_string(i) + ".o";
-    TF_CHECK(writeFile(path, shim));
-    r.names.emplace_back(path, id);
-    shimOf.emplace(id, std::move(path));
+  {
+    // Written in parallel: a kernel's vmlinux.o has thousands.
+    const size_t n = in.thin.modules.size();
+    std::vector<Status> written(n, ok());
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i)
+      order[i] = i;
+    parallelFor(order, defaultThreads(), [&](size_t i) {
+      auto facts = in.facts.find(in.thin.modules[i].identifier);
+      assert(facts != in.facts.end());
+      auto shim = writeShim(shimSymbols(facts->second.symbols, listed), format);
+      written[i] = shim.ok() ? writeFile(shimDir + "/" + std::to_string(i) + ".o", *shim)
+                             : Status(std::move(shim).error());
+    });
+    for (size_t i = 0; i < n; ++i) {
+      TF_CHECK(std::move(written[i]));
+      const std::string &id = in.thin.modules[i].identifier;
+      std::string path = shimDir + "/" + std::to_string(i) + ".o";
+      r.names.emplace_back(path, id);
+      shimOf.emplace(id, std::move(path));
+    }
   }
 
   // Lazy bitcode lld loaded late (extraction.h: by a later input, or for a
@@ -649,7 +666,9 @@ Result<std::string> assemble(const Toolchain &tc, const AssembleInput &in) {
       return unimplemented("the reassembly's output does not settle");
     }
     TF_TRY(Reassembly r, reassemblyCommand(tc, in, notDefined));
+    in.lap("shims");
     TF_TRY(std::string printed, reassemble(tc, in, r, outPath));
+    in.lap("reassembly");
     TF_TRY(Blob output, Blob::mapFile(outPath));
     if (outPath != in.cmd.output && output.bytes().find(outPath) != std::string_view::npos) {
       ::unlink(outPath.c_str());

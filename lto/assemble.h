@@ -7,6 +7,7 @@
 #include "lto/lld.h"
 #include "lto/thin_link.h"
 
+#include <functional>
 #include <unordered_set>
 
 namespace thinfarm {
@@ -19,6 +20,9 @@ struct AssembleInput {
   const std::vector<NativeObject> &natives; // one per thin-link module, task order
   std::string scratch;
   LazyInputs &lazy;
+  // Called after each step (the command and its shims, lld's link) with its
+  // name, for $THINFARM_TIMING.
+  std::function<void(const char *)> lap = [](const char *) {};
 };
 
 // Writes a finished job's native object to scratch/native/<task>.o and reads

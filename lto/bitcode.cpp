@@ -109,7 +109,8 @@ Result<ModuleFacts> inspectModule(const Module &m) {
   if (asmText.find(".incbin") != std::string::npos)
     facts.incbins = parseIncbins(asmText);
   for (const llvm::GlobalValue &gv : (*lazy)->global_values())
-    if (gv.hasName() && !gv.hasLocalLinkage() && !gv.isDSOLocal() && !gv.isImplicitDSOLocal())
+    if (gv.hasName() && !gv.hasLocalLinkage() && !gv.isDSOLocal() && !gv.isImplicitDSOLocal() &&
+        !gv.getName().starts_with("llvm.")) // intrinsics: no module defines them
       facts.notDsoLocal.push_back(gv.getGUID());
   return facts;
 }

@@ -35,6 +35,7 @@
 #include <set>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -195,6 +196,12 @@ public:
                    std::chrono::duration<double>(now - last_).count());
     last_ = now;
   }
+  // This process's peak resident set (its lld children are not in it).
+  void peakRss() const {
+    struct rusage ru {};
+    if (on_ && ::getrusage(RUSAGE_SELF, &ru) == 0)
+      std::fprintf(stderr, "thinfarm-ld: peak RSS %ld MB\n", ru.ru_maxrss / 1024);
+  }
 
 private:
   bool on_;
@@ -265,6 +272,7 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   LazyInputs lazy(inputs);
   TF_CHECK(lazy.checkBitcodePlacement(thinLink.extractions, hasUndefinedOption(cmd)));
   TF_CHECK(completeShards(thinLink, facts, threads));
+  clock.lap("shards");
   TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));
   clock.lap("plan");
   auto keep = [&](const BackendJob &job, BackendOutput &&out) {
@@ -275,14 +283,16 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   transcript += backendDiagnostics(ctx.toolchain, run.natives);
   TF_TRY(std::string printed,
          assemble(ctx.toolchain,
-                  AssembleInput{cmd, inputs, facts, thinLink, run.natives, scratch.path(), lazy}));
+                  AssembleInput{cmd, inputs, facts, thinLink, run.natives, scratch.path(), lazy,
+                                [&](const char *step) { clock.lap(step); }}));
   transcript += printed;
   std::fputs(transcript.c_str(), stderr);
-  clock.lap("assemble");
+  clock.lap("check+rename");
   if (memo) {
     recordMemo(*farm.client(), *memo, cmd.output, incbinFiles(facts), transcript);
     clock.lap("memo record");
   }
+  clock.peakRss();
   return Outcome(Linked{cmd.output, thinLink.modules.size(), std::move(run)});
 }
 
