@@ -378,14 +378,18 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   std::unordered_set<std::string> loaded;
   for (const Extraction &e : in.thin.extractions)
     loaded.insert(e.extracted);
+  auto fileLoaded = [&](const InputFile &f) { return !f.lazy || loaded.count(f.path) != 0; };
+  auto memberLoaded = [&](const InputFile &f, const std::string &name) {
+    return f.wholeArchive || loaded.count(name) != 0;
+  };
   std::vector<std::pair<std::string, ElfSymbols>> inputs; // loaded native inputs
   for (const InputFile &f : in.inputs.files) {
-    if (f.kind == FileKind::Elf && (!f.lazy || loaded.count(f.path)))
+    if (f.kind == FileKind::Elf && fileLoaded(f))
       TF_CHECK(collectSymbols(f.path, f.bytes.bytes(),
                               inputs.emplace_back(f.path, ElfSymbols()).second));
     for (const ExpandedMember &m : f.members) {
       std::string name = memberName(f, m);
-      if (m.kind == FileKind::Elf && (f.wholeArchive || loaded.count(name)))
+      if (m.kind == FileKind::Elf && memberLoaded(f, name))
         TF_CHECK(collectSymbols(name, m.member.bytes.bytes(),
                                 inputs.emplace_back(name, ElfSymbols()).second));
     }
@@ -403,15 +407,17 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     for (const auto &[id, f] : in.facts)
       for (const IRSymbol &s : f.symbols)
         names.insert(s.name);
+    for (const auto &[name, symbols] : inputs) // read above
+      names.insert(symbols.globals.begin(), symbols.globals.end());
+    ElfSymbols lazy; // the native inputs lld left lazy: their names are in its table too
     for (const InputFile &f : in.inputs.files) {
-      ElfSymbols all;
-      if (f.kind == FileKind::Elf)
-        TF_CHECK(collectSymbols(f.path, f.bytes.bytes(), all));
+      if (f.kind == FileKind::Elf && !fileLoaded(f))
+        TF_CHECK(collectSymbols(f.path, f.bytes.bytes(), lazy));
       for (const ExpandedMember &m : f.members)
-        if (m.kind == FileKind::Elf)
-          TF_CHECK(collectSymbols(memberName(f, m), m.member.bytes.bytes(), all));
-      names.insert(all.globals.begin(), all.globals.end());
+        if (m.kind == FileKind::Elf && !memberLoaded(f, memberName(f, m)))
+          TF_CHECK(collectSymbols(memberName(f, m), m.member.bytes.bytes(), lazy));
     }
+    names.insert(lazy.globals.begin(), lazy.globals.end());
     return names;
   };
   TF_TRY(std::vector<std::string> declared, declaredBeforeLto(in, mentioned));
@@ -499,14 +505,12 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
       f = &in.inputs.files[nextFile++];
     if (!f || !f->hasBitcode) {
       argv.insert(argv.end(), arg.tokens.begin(), arg.tokens.end());
+      // A native file that loaded lazy bitcode late is eager (a lazy one is
+      // no anchor: extraction.cpp), so the shims simply follow it.
       if (f && f->kind != FileKind::Archive) {
         std::vector<std::string> late;
         TF_CHECK(loadedBy(f->path, late));
-        if (!late.empty() && f->lazy)
-          argv.push_back("--end-lib");
         argv.insert(argv.end(), late.begin(), late.end());
-        if (!late.empty() && f->lazy)
-          argv.push_back("--start-lib");
       }
       continue;
     }

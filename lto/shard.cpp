@@ -152,7 +152,13 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
 
   // The index writer needs every alias's aliasee summary, which a shard lacks
   // when the aliasee is neither imported nor the module's own; it is in the
-  // alias's module's shard (an alias and its aliasee share a module).
+  // alias's module's shard (an alias and its aliasee share a module). Each
+  // shard's orphan aliases, with their module's task index:
+  struct Orphan {
+    llvm::AliasSummary *alias;
+    size_t module;
+  };
+  std::vector<std::vector<Orphan>> orphans(n);
   toRead.clear();
   for (size_t i = 0; i < n; ++i)
     if (!candidates[i].empty())
@@ -163,7 +169,8 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
             if (t == task.end())
               return failed("index shard of " + thin.modules[i].identifier +
                             ": an alias of unknown module " + a->modulePath().str());
-            if (!shards[t->second] && !needed[t->second]) {
+            orphans[i].push_back({a, t->second});
+            if (!needed[t->second]) {
               needed[t->second] = 1;
               toRead.push_back(t->second);
             }
@@ -188,15 +195,11 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
   }
   // The aliasees: their summaries as the alias's module's shard has them.
   std::map<std::pair<size_t, Guid>, std::optional<Defined::Copy>> aliasees;
-  for (size_t i = 0; i < n; ++i)
-    if (!candidates[i].empty())
-      for (const auto &entry : *shards[i])
-        for (const auto &sum : entry.second.SummaryList)
-          if (auto *a = llvm::dyn_cast<llvm::AliasSummary>(sum.get()); a && !a->hasAliasee()) {
-            size_t m = task.at(a->modulePath().str());
-            Guid g = a->getAliaseeVI().getGUID();
-            aliasees.emplace(std::make_pair(m, g), copyOf(m, g));
-          }
+  for (const std::vector<Orphan> &list : orphans)
+    for (const Orphan &o : list) {
+      Guid g = o.alias->getAliaseeVI().getGUID();
+      aliasees.emplace(std::make_pair(o.module, g), copyOf(o.module, g));
+    }
 
   // A summary the shard did not have, of a value the backend will not import.
   auto addDeclaration = [&](llvm::ModuleSummaryIndex &index, llvm::ValueInfo vi,
@@ -247,14 +250,9 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
     if (!changed)
       return;
     // Aliases whose aliasee the shard lacks get it, as a declaration too.
-    std::vector<llvm::AliasSummary *> orphans;
-    for (const auto &entry : index)
-      for (const auto &sum : entry.second.SummaryList)
-        if (auto *a = llvm::dyn_cast<llvm::AliasSummary>(sum.get()); a && !a->hasAliasee())
-          orphans.push_back(a);
-    for (llvm::AliasSummary *a : orphans) {
-      llvm::ValueInfo vi = a->getAliaseeVI();
-      const auto &c = aliasees.at({task.at(a->modulePath().str()), vi.getGUID()});
+    for (const Orphan &o : orphans[i]) {
+      llvm::ValueInfo vi = o.alias->getAliaseeVI();
+      const auto &c = aliasees.at({o.module, vi.getGUID()});
       if (!c) {
         std::lock_guard lock(mu);
         if (!firstError)
@@ -263,7 +261,7 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
         return;
       }
       llvm::ValueInfo own = index.getOrInsertValueInfo(vi.getGUID());
-      a->setAliasee(own, addDeclaration(index, own, *c));
+      o.alias->setAliasee(own, addDeclaration(index, own, *c));
     }
     // The writer takes the declaration marks from this set, not the flags.
     llvm::GVSummaryPtrSet declarations;
