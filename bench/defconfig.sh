@@ -44,14 +44,9 @@ step warm
 if root; then step farm; else say "farm: skipped (needs root)"; fi
 
 # The vmlinux.o link as kbuild ran it, without the linker, -o and objtool.
-cmdline=$(sed -n 's/^\(saved\)\{0,1\}cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
-read -r -a args <<< "$cmdline"
-args=("${args[@]:1}")
-clean=()
-for ((i = 0; i < ${#args[@]}; i++)); do
-  if [ "${args[i]}" = -o ]; then i=$((i + 1)); continue; fi
-  clean+=("${args[i]}")
-done
+source tests/kernel/vmlinux-o-cmd.sh
+vmlinux_o_args "$OUT"
+clean=("${VMLINUX_O_ARGS[@]}")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 

@@ -22,14 +22,9 @@ OUT=$(readlink -f "${THINFARM_KERNEL_WORK:-build/kernel-work}")/out
 [ -f "$OUT/vmlinux.a" ] || { echo "no built kernel in $OUT: run the kernel test first" >&2; exit 1; }
 
 # The link command kbuild ran, without the linker, its output and objtool.
-cmdline=$(sed -n 's/^\(saved\)\{0,1\}cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
-read -r -a args <<< "$cmdline"
-args=("${args[@]:1}")
-clean=()
-for ((i = 0; i < ${#args[@]}; i++)); do
-  if [ "${args[i]}" = -o ]; then i=$((i + 1)); continue; fi
-  clean+=("${args[i]}")
-done
+source tests/kernel/vmlinux-o-cmd.sh
+vmlinux_o_args "$OUT"
+clean=("${VMLINUX_O_ARGS[@]}")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 stockextra=()

@@ -250,6 +250,7 @@ step_identical() {
 
 # The farm in network namespaces: farm_network, start_farm, farm_cleanup.
 source "$(dirname "${BASH_SOURCE[0]}")/farm-net.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/vmlinux-o-cmd.sh"
 
 step_farm() {
   [ "$(id -u)" = 0 ] || { say "SKIP: the farm test needs root (network namespaces)"; exit 77; }
@@ -400,14 +401,8 @@ step_copied() {
 # Python regex), plus that module itself: the backends an edit of it must rerun.
 affected_modules() {
   local dir=$WORK/imports; rm -rf "$dir" && mkdir -p "$dir"
-  local cmdline; cmdline=$(sed -n 's/^\(saved\)\{0,1\}cmd_vmlinux.o := //p' "$OUT/.vmlinux.o.cmd" | sed 's/;.*//')
-  local args; read -r -a args <<< "$cmdline"
-  local clean=() i
-  for ((i = 1; i < ${#args[@]}; i++)); do
-    if [ "${args[i]}" = -o ]; then i=$((i + 1)); continue; fi
-    clean+=("${args[i]}")
-  done
-  (cd "$OUT" && ld.lld-19 "${clean[@]}" -o "$dir/x.o" --thinlto-index-only="$dir/list" \
+  vmlinux_o_args "$OUT"
+  (cd "$OUT" && ld.lld-19 "${VMLINUX_O_ARGS[@]}" -o "$dir/x.o" --thinlto-index-only="$dir/list" \
      --thinlto-emit-imports-files "--thinlto-prefix-replace=;$dir/") || fail "stock thin link failed"
   python3 - "$dir" "$1" <<'PY'
 import re, sys
