@@ -428,19 +428,16 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   {
     // Written in parallel: a kernel's vmlinux.o has thousands.
     const size_t n = in.thin.modules.size();
-    std::vector<Status> written(n, ok());
     std::vector<size_t> order(n);
     for (size_t i = 0; i < n; ++i)
       order[i] = i;
-    parallelFor(order, defaultThreads(), [&](size_t i) {
+    TF_CHECK(parallelForAll(order, defaultThreads(), [&](size_t i) -> Status {
       auto facts = in.facts.find(in.thin.modules[i].identifier);
       assert(facts != in.facts.end());
-      auto shim = writeShim(shimSymbols(facts->second.symbols, listed), format);
-      written[i] = shim.ok() ? writeFile(shimDir + "/" + std::to_string(i) + ".o", *shim)
-                             : Status(std::move(shim).error());
-    });
+      TF_TRY(std::string shim, writeShim(shimSymbols(facts->second.symbols, listed), format));
+      return writeFile(shimDir + "/" + std::to_string(i) + ".o", shim);
+    }));
     for (size_t i = 0; i < n; ++i) {
-      TF_CHECK(std::move(written[i]));
       const std::string &id = in.thin.modules[i].identifier;
       std::string path = shimDir + "/" + std::to_string(i) + ".o";
       r.names.emplace_back(path, id);

@@ -278,19 +278,17 @@ Result<ModuleFactsMap> inspectModules(const std::map<std::string, Blob> &modules
   std::vector<const std::pair<const std::string, Blob> *> list;
   for (const auto &entry : modules)
     list.push_back(&entry);
-  std::vector<std::optional<Result<ModuleFacts>>> results(list.size());
+  std::vector<ModuleFacts> facts(list.size());
   std::vector<size_t> order(list.size());
   for (size_t i = 0; i < order.size(); ++i)
     order[i] = i;
-  parallelFor(order, threads, [&](size_t i) {
-    results[i] = inspectModule(Module{list[i]->first, list[i]->second});
-  });
+  TF_CHECK(parallelForAll(order, threads, [&](size_t i) -> Status {
+    TF_TRY(facts[i], inspectModule(Module{list[i]->first, list[i]->second}));
+    return ok();
+  }));
   ModuleFactsMap out;
-  for (size_t i = 0; i < list.size(); ++i) {
-    if (!results[i]->ok())
-      return std::move(*results[i]).error();
-    out.emplace(list[i]->first, std::move(*results[i]).value());
-  }
+  for (size_t i = 0; i < list.size(); ++i)
+    out.emplace(list[i]->first, std::move(facts[i]));
   return out;
 }
 

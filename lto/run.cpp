@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <sched.h>
@@ -37,6 +38,19 @@ void parallelFor(const std::vector<size_t> &order, unsigned threads,
   worker();
   for (std::thread &t : pool)
     t.join();
+}
+
+Status parallelForAll(const std::vector<size_t> &order, unsigned threads,
+                      const std::function<Status(size_t)> &fn) {
+  std::vector<std::optional<Status>> status(order.size());
+  std::vector<size_t> slots(order.size());
+  for (size_t k = 0; k < slots.size(); ++k)
+    slots[k] = k;
+  parallelFor(slots, threads, [&](size_t k) { status[k] = fn(order[k]); });
+  for (std::optional<Status> &s : status)
+    if (!s->ok())
+      return std::move(*s);
+  return ok();
 }
 
 Result<std::vector<NativeObject>> runJobs(const BackendProcess &backend,

@@ -14,6 +14,11 @@ unsigned defaultThreads();
 void parallelFor(const std::vector<size_t> &order, unsigned threads,
                  const std::function<void(size_t)> &fn);
 
+// parallelFor for work that can fail: every fn(i) runs; the error returned is
+// that of the first failing index in `order`, whatever the threads' timing.
+Status parallelForAll(const std::vector<size_t> &order, unsigned threads,
+                      const std::function<Status(size_t)> &fn);
+
 // Keeps a finished job's output; runs on the worker thread that ran the job.
 using KeepOutput = std::function<Result<NativeObject>(const BackendJob &, BackendOutput &&)>;
 

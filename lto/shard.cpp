@@ -32,7 +32,6 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include <map>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -123,20 +122,11 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
 
   // Every shard that has a candidate or defines one is read once.
   std::vector<std::unique_ptr<llvm::ModuleSummaryIndex>> shards(n);
-  auto readShards = [&](const std::vector<size_t> &which) -> Status {
-    std::mutex mu;
-    std::optional<Error> firstError;
-    parallelFor(which, threads, [&](size_t i) {
-      auto index = readShard(thin.modules[i]);
-      std::lock_guard lock(mu);
-      if (index)
-        shards[i] = std::move(*index);
-      else if (!firstError)
-        firstError = std::move(index).error();
+  auto readShards = [&](const std::vector<size_t> &which) {
+    return parallelForAll(which, threads, [&](size_t i) -> Status {
+      TF_TRY(shards[i], readShard(thin.modules[i]));
+      return ok();
     });
-    if (firstError)
-      return std::move(*firstError);
-    return ok();
   };
   std::vector<char> needed(n, 0);
   for (size_t i = 0; i < n; ++i)
@@ -233,9 +223,7 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
   for (size_t i = 0; i < n; ++i)
     if (!candidates[i].empty())
       rewrite.push_back(i);
-  std::mutex mu;
-  std::optional<Error> firstError;
-  parallelFor(rewrite, threads, [&](size_t i) {
+  return parallelForAll(rewrite, threads, [&](size_t i) -> Status {
     llvm::ModuleSummaryIndex &index = *shards[i];
     bool changed = false;
     for (Guid g : candidates[i]) {
@@ -248,18 +236,14 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
       changed = true;
     }
     if (!changed)
-      return;
+      return ok();
     // Aliases whose aliasee the shard lacks get it, as a declaration too.
     for (const Orphan &o : orphans[i]) {
       llvm::ValueInfo vi = o.alias->getAliaseeVI();
       const auto &c = aliasees.at({o.module, vi.getGUID()});
-      if (!c) {
-        std::lock_guard lock(mu);
-        if (!firstError)
-          firstError = unimplemented("index shard of " + thin.modules[i].identifier +
-                                     ": an alias whose aliasee has no summary");
-        return;
-      }
+      if (!c)
+        return unimplemented("index shard of " + thin.modules[i].identifier +
+                             ": an alias whose aliasee has no summary");
       llvm::ValueInfo own = index.getOrInsertValueInfo(vi.getGUID());
       o.alias->setAliasee(own, addDeclaration(index, own, *c));
     }
@@ -274,10 +258,8 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
     llvm::writeIndexToFile(index, os, nullptr, &declarations);
     os.flush();
     thin.modules[i].indexShard = Blob::fromString(std::move(bytes));
+    return ok();
   });
-  if (firstError)
-    return std::move(*firstError);
-  return ok();
 }
 
 } // namespace thinfarm
