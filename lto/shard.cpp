@@ -18,7 +18,9 @@
 // shards (the thin link wrote the same summaries there), under one made-up
 // module path. They are marked as declarations (ImportKind::Declaration),
 // which the backend drops from its import list, so they change nothing but
-// the dso_local answer. Builds whose
+// the dso_local answer. A shard that has some copies of such a global but
+// answers otherwise than the combined index (--lto-O0 skips the propagation
+// that makes all copies agree) gets the combined answer on its copies. Builds whose
 // globals are all dso_local already (-fno-pic code such as the kernel) have
 // no candidates and read no shard here.
 #include "lto/shard.h"
@@ -71,9 +73,15 @@ struct Defined {
     bool variable;
   };
   std::vector<Copy> copies;
-  bool dsoLocal() const {
+  // ValueInfo::isDSOLocal over the combined index, whose summary list is in
+  // task order (the order lld added the modules). After propagation (the
+  // thin link ran it unless --lto-O0) every live copy carries the same flag
+  // and the first one answers; without it, every copy must be dso_local.
+  bool dsoLocal(bool propagated) const {
     if (copies.empty())
       return false;
+    if (propagated)
+      return copies.front().flags.DSOLocal;
     for (const Copy &c : copies)
       if (!c.flags.DSOLocal)
         return false;
@@ -226,13 +234,31 @@ Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigne
   return parallelForAll(rewrite, threads, [&](size_t i) -> Status {
     llvm::ModuleSummaryIndex &index = *shards[i];
     bool changed = false;
+    const bool propagated = index.withDSOLocalPropagation();
     for (Guid g : candidates[i]) {
       auto d = defined.find(g);
-      if (d == defined.end() || !d->second.dsoLocal() || hasSummary(index, g))
+      if (d == defined.end())
         continue;
-      llvm::ValueInfo vi = index.getOrInsertValueInfo(g);
-      for (const Defined::Copy &c : d->second.copies)
-        addDeclaration(index, vi, c);
+      const bool want = d->second.dsoLocal(propagated);
+      if (!hasSummary(index, g)) {
+        if (!want)
+          continue; // no summary answers "not dso_local" already
+        llvm::ValueInfo vi = index.getOrInsertValueInfo(g);
+        for (const Defined::Copy &c : d->second.copies)
+          addDeclaration(index, vi, c);
+        changed = true;
+        continue;
+      }
+      // The shard has some of the copies but not all: without propagation
+      // (--lto-O0) a copy elsewhere that lld did not resolve as final (one in
+      // a module added after the prevailing one) makes the combined answer
+      // "no" where the shard's own copy says "yes". The shard's copies are
+      // then given the combined answer, so that they agree with it.
+      llvm::ValueInfo vi = index.getValueInfo(g);
+      if (vi.isDSOLocal(propagated) == want)
+        continue;
+      for (const auto &s : vi.getSummaryList())
+        s->setDSOLocal(want);
       changed = true;
     }
     if (!changed)

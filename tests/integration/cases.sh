@@ -569,6 +569,35 @@ C
   ! llvm-readelf-19 -S tf.out | grep -q ' \.got ' || fail "the PIE has a .got: $(llvm-readelf-19 -S tf.out)"
 }
 
+# The same question at --lto-O0, where the thin link does not propagate
+# dso_local: a C++ inline function's static variable has a copy in each
+# module; lld resolves a copy as final only in modules it adds before the
+# prevailing one, so the combined index answers "not dso_local" and lld's
+# backend goes through the GOT, while the prevailing module's shard holds
+# only its own copy, which says "yes" (shard.cpp gives it the combined answer).
+case_dso_local_O0() {
+  cat > a.cc <<'C'
+inline int &counter() { static int c; return c; }
+extern "C" int fa(int x) { return counter() += x; }
+C
+  cat > b.cc <<'C'
+inline int &counter() { static int c; return c; }
+extern "C" int fb(int x) { return counter() += 2 * x; }
+C
+  cat > start.c <<'C'
+int fa(int), fb(int);
+int sink;
+void _start(void) { sink = fa(1) + fb(2); }
+C
+  clang-19 -O2 -flto=thin -fPIC -ffreestanding -fno-exceptions -c a.cc b.cc start.c
+  for o in O0 O2; do
+    link_both -pie --no-dynamic-linker --lto-$o -e _start start.o a.o b.o
+    expect_split 3
+    link_both -pie --no-dynamic-linker --lto-$o -e _start start.o b.o a.o
+    expect_split 3
+  done
+}
+
 # A weak or COMDAT definition in bitcode and again in a native object that
 # comes later: lld keeps the bitcode's copy (read first). The reassembly
 # would keep the native's: not split, with a notice.
