@@ -42,6 +42,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -316,18 +317,30 @@ Result<ShimFormat> shimFormat(const AssembleInput &in) {
 // place in the symbol table), and only then does the LTO object still have
 // it (a copy the native input beat is dropped by LTO). In the reassembly the
 // native input comes first and would win: not split.
+// Commons are the same question: lld moves a common symbol to a larger copy
+// only, so of two copies of one size the first stays (and with it the
+// symbol's place in .symtab and .bss). When the LTO object has a common of
+// the size a native input has, the bitcode's copy came first in stock lld.
 Status checkFirstDefinitions(const std::vector<NativeObject> &natives,
                              const std::vector<std::pair<std::string, ElfSymbols>> &inputs) {
   std::unordered_map<std::string, std::string> weak, comdats; // name -> native input
+  std::map<std::pair<std::string, uint64_t>, std::string> commons;
   for (const auto &[file, symbols] : inputs) {
     for (const std::string &n : symbols.weakDefined)
       weak.emplace(n, file);
     for (const std::string &n : symbols.comdats)
       comdats.emplace(n, file);
+    for (const auto &c : symbols.commons)
+      commons.emplace(c, file);
   }
-  if (weak.empty() && comdats.empty())
+  if (weak.empty() && comdats.empty() && commons.empty())
     return ok();
   for (const NativeObject &n : natives) {
+    for (const auto &c : n.symbols.commons)
+      if (auto it = commons.find(c); it != commons.end())
+        return unimplemented("bitcode and the native object " + it->second +
+                             " both have the common symbol " + c.first + " of size " +
+                             std::to_string(c.second));
     for (const std::string &s : n.symbols.weakDefined)
       if (auto it = weak.find(s); it != weak.end())
         return unimplemented("bitcode and the native object " + it->second +

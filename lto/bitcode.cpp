@@ -195,6 +195,11 @@ Status collectSymbols(std::string_view name, std::string_view elf, ElfSymbols &o
       return failed(std::string(name) + ": bad symbol: " + message(section.takeError()));
     if (sym.getBinding() == llvm::ELF::STB_WEAK && *section != elfObj->section_end())
       out.weakDefined.push_back(symName->str());
+    auto flags = sym.getFlags();
+    if (!flags)
+      return failed(std::string(name) + ": bad symbol: " + message(flags.takeError()));
+    if (*flags & llvm::object::SymbolRef::SF_Common)
+      out.commons.emplace_back(symName->str(), sym.getSize());
   }
   using namespace llvm::object;
   if (auto *o = llvm::dyn_cast<ELF64LEObjectFile>(elfObj))

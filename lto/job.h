@@ -48,6 +48,7 @@ struct ElfSymbols {
   std::vector<std::string> globals;     // every global (non-local) symbol's name
   std::vector<std::string> weakDefined; // the weak definitions among them
   std::vector<std::string> comdats;     // the signatures of its COMDAT groups
+  std::vector<std::pair<std::string, uint64_t>> commons; // common symbols, with their sizes
 };
 
 struct NativeObject {

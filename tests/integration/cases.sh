@@ -625,6 +625,20 @@ C
   link_both -r c.o d.o
   grep -q 'both define the weak symbol _Z5twicei\|both have the COMDAT group _Z5twicei' tf.err ||
     fail "no notice for the COMDAT: $(cat tf.err)"
+  # A common symbol of one size in both: lld keeps the first copy (the
+  # bitcode's), which decides where the hidden symbol sits in .symtab.
+  echo '__attribute__((visibility("hidden"))) int cm[4]; int use(void) { return cm[1]; }' > cb.c
+  echo '__attribute__((visibility("hidden"))) int cm[4]; static int loc; int other(void) { return cm[2] + loc++; }' > cn.c
+  ccthin -fcommon -c cb.c
+  ccnative -fcommon -c cn.c
+  link_both -e use cb.o cn.o
+  grep -q 'note: bitcode and the native object cn.o both have the common symbol cm of size 16' tf.err ||
+    fail "no notice for the common: $(cat tf.err)"
+  # A smaller native copy: the LTO object's is larger and wins in both.
+  echo '__attribute__((visibility("hidden"))) int cm[2]; static int loc; int other(void) { return cm[1] + loc++; }' > cn.c
+  ccnative -fcommon -c cn.c
+  link_both -e use cb.o cn.o
+  expect_split 1
 }
 
 # --defsym and linker script assignments: lld declares their symbols after
