@@ -5,8 +5,9 @@
 // bitcode was:
 //  - a bitcode file becomes its shim (see shim.cpp), at its own position;
 //  - an archive with bitcode members becomes its members in order, native
-//    members as they are (a thin archive's member is the file it names, a
-//    regular archive's is copied out) and bitcode members by their shims.
+//    members as they are (under scratch names that lld's diagnostics show
+//    as "archive(member)": a link to the file a thin archive's member names,
+//    a copy of a regular archive's) and bitcode members by their shims.
 //    Under --whole-archive the members are plain files. Otherwise they are
 //    wrapped in --start-lib/--end-lib so native members stay lazy, and each
 //    shim of a member that the thin link extracted stands outside, loaded;
@@ -33,6 +34,7 @@
 #include "lto/shim.h"
 
 #include <llvm/ADT/SmallString.h>
+#include <llvm/Support/FileSystem.h>
 #include <llvm/Support/Path.h>
 
 #include <sys/stat.h>
@@ -277,6 +279,17 @@ std::string lldLtoObjectName(const std::string &output, const std::string &ident
   path::append(name, path::parent_path(id), path::filename(output) + ".lto." + base + ".o");
   path::remove_dots(name, /*remove_dot_dot=*/true);
   return name.str().str();
+}
+
+// A symbolic link at `link` to `target` (made absolute: the link lives in
+// scratch).
+Status symlinkTo(const std::string &target, const std::string &link) {
+  llvm::SmallString<256> abs(target);
+  if (std::error_code ec = llvm::sys::fs::make_absolute(abs))
+    return failed(target + ": " + ec.message());
+  if (std::error_code ec = llvm::sys::fs::create_link(abs, link))
+    return failed("cannot link " + link + " to " + target + ": " + ec.message());
+  return ok();
 }
 
 // Puts back the names stock lld would print for the files the reassembly
@@ -569,13 +582,17 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
         }
         TF_TRY(std::string path, ownPosition(name, m.identifier, shim->second));
         here.push_back(std::move(path));
-      } else if (!m.member.path.empty()) {
-        argv.push_back(m.member.path);
-        if (!f->wholeArchive)
-          continue; // a lazy native member: not an anchor (extraction.cpp)
       } else {
-        std::string path = memberDir + "/" + std::to_string(memberCount++) + "-" + m.member.name;
-        TF_CHECK(writeFile(path, m.member.bytes.bytes()));
+        // A native member goes in under a scratch name of its own, which the
+        // diagnostics turn back into lld's "archive(member)": a regular
+        // archive's copied out, a thin archive's as a symbolic link to the
+        // file it names (lld would otherwise print that file's path).
+        std::string path = memberDir + "/" + std::to_string(memberCount++) + "-" +
+                           llvm::sys::path::filename(m.member.name).str();
+        if (m.member.path.empty())
+          TF_CHECK(writeFile(path, m.member.bytes.bytes()));
+        else
+          TF_CHECK(symlinkTo(m.member.path, path));
         in.lazy.setReassemblyName(name, path);
         r.names.emplace_back(path, name);
         argv.push_back(std::move(path));

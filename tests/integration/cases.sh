@@ -699,6 +699,29 @@ case_group_archive() {
   ! llvm-nm-19 tf.out | grep -q 'unused\|lib_n' || fail "an unreferenced member was loaded"
 }
 
+# What lld says about a native member of an archive that also has bitcode
+# names it "archive(member)", thin archive or regular, lazy or under
+# --whole-archive: the reassembly links the member under a scratch name that
+# the diagnostics turn back into that (a thin member's own path would show).
+case_member_names() {
+  mkdir -p sub
+  echo 'int lib_n(int x) { return x - 4; }' > sub/n.c
+  echo 'int lib_n(int x); int lib_b(int x) { return lib_n(x) * 2; }' > b.c
+  echo 'int lib_b(int x); int core(int x) { return lib_b(x) + 1; }' > core.c
+  ccthin -fcf-protection=branch -c b.c core.c
+  ccnative -c sub/n.c -o sub/n.o
+  for kind in rcs rcsT; do
+    rm -f lib.a
+    llvm-ar-19 $kind lib.a b.o sub/n.o
+    link_same -r -z force-ibt core.o lib.a
+    expect_split 2
+    grep -q 'lib.a(.*n.o): -z force-ibt: file does not have' stock.err || fail "no warning: $(cat stock.err)"
+    link_same -r -z force-ibt --whole-archive lib.a --no-whole-archive core.o
+    expect_split 2
+    grep -q 'lib.a(.*n.o): -z force-ibt' stock.err || fail "no warning: $(cat stock.err)"
+  done
+}
+
 # A lazy bitcode member lld loads only for a library call its LTO may emit
 # (memcpy for a struct copy): lld loads it after every input, so its shim goes
 # there, and at the archive's place only its defined names, as lld's lazy symbols.
