@@ -282,11 +282,13 @@ std::string lldLtoObjectName(const std::string &output, const std::string &ident
 }
 
 // A symbolic link at `link` to `target` (made absolute: the link lives in
-// scratch).
+// scratch), replacing the one a previous reassembly command made.
 Status symlinkTo(const std::string &target, const std::string &link) {
   llvm::SmallString<256> abs(target);
   if (std::error_code ec = llvm::sys::fs::make_absolute(abs))
     return failed(target + ": " + ec.message());
+  if (std::error_code ec = llvm::sys::fs::remove(link))
+    return failed("cannot remove " + link + ": " + ec.message());
   if (std::error_code ec = llvm::sys::fs::create_link(abs, link))
     return failed("cannot link " + link + " to " + target + ": " + ec.message());
   return ok();

@@ -719,6 +719,11 @@ case_member_names() {
     link_same -r -z force-ibt --whole-archive lib.a --no-whole-archive core.o
     expect_split 2
     grep -q 'lib.a(.*n.o): -z force-ibt' stock.err || fail "no warning: $(cat stock.err)"
+    # A versioned -shared output holds its own name, so the reassembly runs
+    # twice (the second time under the final name), members and all.
+    printf 'V1 { global: core; local: *; };\n' > v.map
+    link_same -shared --version-script=v.map --whole-archive lib.a --no-whole-archive core.o
+    expect_split 2
   done
 }
 
