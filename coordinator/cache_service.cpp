@@ -118,7 +118,21 @@ void CacheService::onRecordLink(const wire::PeerId &peer, uint64_t requestId,
 }
 
 void CacheService::onGetStats(const wire::PeerId &peer, uint64_t requestId, Outbox &out) {
-  out.push_back({peer, wire::Message{requestId, store_.stats()}});
+  const StoreStats s = store_.stats();
+  wire::StoreStats m;
+  m.entries = s.entries;
+  m.bytes = s.bytes;
+  m.budget = s.budget;
+  m.actionHits = s.actionHits;
+  m.actionMisses = s.actionMisses;
+  m.memoHits = s.memoHits;
+  m.memoMisses = s.memoMisses;
+  m.bytesStored = s.bytesStored;
+  m.bytesServed = s.bytesServed;
+  m.evictions = s.evictions;
+  m.evictedBytes = s.evictedBytes;
+  m.corrupt = s.corrupt;
+  out.push_back({peer, wire::Message{requestId, m}});
 }
 
 } // namespace thinfarm

@@ -1,7 +1,5 @@
 #include "coordinator/coordinator.h"
 
-#include "worker/worker.h"
-
 #include <unordered_map>
 #include <cstdio>
 #include <thread>
@@ -10,18 +8,11 @@ namespace thinfarm {
 
 using namespace std::chrono_literals;
 
-namespace {
-constexpr const char *kPoolEndpoint = "inproc://thinfarm-local-slots";
-}
-
 Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, CoordinatorOptions o) {
   StoreOptions so;
   so.budgetBytes = o.storeBudget;
   TF_TRY(Store store, Store::open(o.storeDir, so));
-  std::vector<std::string> endpoints = o.listen;
-  if (o.localSlots)
-    endpoints.push_back(kPoolEndpoint);
-  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, endpoints));
+  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, o.listen));
   return std::unique_ptr<Coordinator>(
       new Coordinator(ctx, std::move(o), std::move(store), std::move(sock)));
 }
@@ -30,10 +21,7 @@ Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, 
     : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), sock_(std::move(sock)),
       blobs_(store_), cache_(store_), lastClient_(Clock::now()) {}
 
-Coordinator::~Coordinator() {
-  if (pool_)
-    pool_->stop();
-}
+Coordinator::~Coordinator() = default;
 
 void Coordinator::flush() {
   // One batch per peer: after a burst, a worker gets its jobs and a client
@@ -119,26 +107,9 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
 }
 
 Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void()> &ready) {
-  std::thread poolStarter;
-  if (options_.localSlots) {
-    WorkerOptions w;
-    w.coordinator = kPoolEndpoint;
-    w.slots = options_.localSlots;
-    w.name = "embedded"; // "local" is thinfarm-ld's own in-process pool
-    w.backendProgram = options_.backendProgram;
-    w.scratch = options_.scratch;
-    TF_TRY(w, completeOptions(std::move(w)));
-    pool_ = std::make_unique<Worker>(ctx_, store_, std::move(w));
-    // The pool registers through this loop, so it starts beside it.
-    poolStarter = std::thread([this] {
-      if (Status st = pool_->start(10s); !st.ok())
-        std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
-                     st.error().message.c_str());
-    });
-  }
   bool announced = false;
   auto announce = [&] {
-    if (!announced && (options_.localSlots == 0 || scheduler_.workers() > 0)) {
+    if (!announced && (!options_.readyWithWorker || scheduler_.workers() > 0)) {
       announced = true;
       if (ready)
         ready();
@@ -171,10 +142,6 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
         break;
     }
   }
-  if (poolStarter.joinable())
-    poolStarter.join();
-  if (pool_)
-    pool_->stop();
   return ok();
 }
 

@@ -5,10 +5,11 @@
 // are answered before the rest reach the scheduler), sessions,
 // registrations and results to the Scheduler; what they answer goes out
 // before the next message is read. Timeouts and progress run from the same
-// loop a few times a second. With local slots it also runs an embedded
-// worker pool (worker/) that reaches it over inproc:// and shares its store:
-// RocksDB allows one writing process per database, so on one machine the
-// coordinator owns the store and its pool never copies a blob.
+// loop a few times a second. The program that runs it may put a worker pool
+// beside it (thinfarm-coordinator --local-slots) that reaches it over
+// inproc:// and shares its store(): RocksDB allows one writing process per
+// database, so on one machine the coordinator owns the store and its pool
+// never copies a blob.
 #pragma once
 
 #include "coordinator/blob_service.h"
@@ -27,9 +28,7 @@ struct CoordinatorOptions {
   std::vector<std::string> listen; // endpoints to bind
   std::string storeDir;
   uint64_t storeBudget = 0;         // bytes; 0: unlimited
-  unsigned localSlots = 0;          // embedded worker pool
-  std::string backendProgram;       // for the pool
-  std::string scratch;              // for the pool's input files
+  bool readyWithWorker = false;     // ready only once a worker has registered
   std::chrono::seconds idleExit{0}; // 0: run until stopped
   bool verbose = false;
 };
@@ -41,8 +40,11 @@ public:
 
   // Serves until `stop` is set or, with idleExit, no client has been heard
   // from for that long. `ready` is called once it can take sessions: at once,
-  // or with local slots once they have registered.
+  // or with readyWithWorker once a worker has registered.
   Status run(const std::atomic<bool> &stop, const std::function<void()> &ready = {});
+
+  // For a worker pool in the same process (see the top of this file).
+  Store &store() { return store_; }
 
 private:
   Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock);
@@ -59,7 +61,6 @@ private:
   CacheService cache_;
   Outbox out_;
   Clock::time_point lastClient_;
-  std::unique_ptr<class Worker> pool_;
 };
 
 } // namespace thinfarm

@@ -3,7 +3,7 @@
 
 #include "base/backend.h"
 #include "base/result.h"
-#include "storage/digest.h"
+#include "base/digest.h"
 
 #include <string>
 #include <string_view>

@@ -15,7 +15,7 @@
 
 #include "base/process.h"
 
-#include "coordinator/local_farm.h"
+#include "client/local_farm.h"
 #include "lto/assemble.h"
 #include "lto/backend.h"
 #include "lto/bitcode.h"

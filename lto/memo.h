@@ -1,6 +1,6 @@
 #pragma once
 
-#include "coordinator/client.h"
+#include "client/client.h"
 #include "lto/expand.h"
 
 #include <optional>

@@ -17,8 +17,8 @@
 #include "lto/run_farm.h"
 
 #include "base/flags.h"
-#include "coordinator/client.h"
-#include "coordinator/local_farm.h"
+#include "client/client.h"
+#include "client/local_farm.h"
 #include "lto/backend_key.h"
 #include "lto/backend_server.h"
 

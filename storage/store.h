@@ -43,7 +43,7 @@
 #pragma once
 
 #include "base/result.h"
-#include "storage/digest.h"
+#include "base/digest.h"
 
 #include <functional>
 #include <memory>

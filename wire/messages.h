@@ -4,9 +4,8 @@
 #pragma once
 
 #include "base/backend.h"
+#include "base/digest.h"
 #include "base/result.h"
-#include "storage/digest.h"
-#include "storage/store.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -177,7 +176,13 @@ struct RecordLink : LinkMemo {};
 
 struct GetStats {};
 
-using StoreStats = ::thinfarm::StoreStats; // storage/store.h
+// The answer to GetStats: the coordinator's store, in numbers.
+struct StoreStats {
+  uint64_t entries = 0, bytes = 0, budget = 0; // now
+  uint64_t actionHits = 0, actionMisses = 0, memoHits = 0, memoMisses = 0;
+  uint64_t bytesStored = 0, bytesServed = 0;             // blob bytes written / handed out
+  uint64_t evictions = 0, evictedBytes = 0, corrupt = 0; // corrupt: entries dropped on read
+};
 
 struct Message;
 // Several messages for one peer in one frame (never nested).

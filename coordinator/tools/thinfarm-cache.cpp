@@ -7,9 +7,9 @@
 // A running coordinator is asked (its counters are the live ones); a store no
 // daemon holds is opened read-only.
 #include "base/flags.h"
-#include "coordinator/cache_service.h"
-#include "coordinator/client.h"
-#include "coordinator/local_farm.h"
+#include "storage/store.h"
+#include "client/client.h"
+#include "client/local_farm.h"
 
 #include <cstdio>
 
@@ -39,7 +39,9 @@ std::string ratio(uint64_t hits, uint64_t misses) {
   return buf;
 }
 
-void print(const std::string &where, const wire::StoreStats &s, bool json) {
+// The store's statistics, as the coordinator reports them (wire::StoreStats) or
+// as read from a store directory (StoreStats): the same fields.
+template <class Stats> void print(const std::string &where, const Stats &s, bool json) {
   if (json) {
     std::printf("{\"entries\":%llu,\"bytes\":%llu,\"budget\":%llu,\"action_hits\":%llu,"
                 "\"action_misses\":%llu,\"memo_hits\":%llu,\"memo_misses\":%llu,"

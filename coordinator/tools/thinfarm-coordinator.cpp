@@ -2,6 +2,7 @@
 #include "base/flags.h"
 #include "base/process.h"
 #include "coordinator/coordinator.h"
+#include "worker/worker.h"
 
 #include <csignal>
 #include <cstdio>
@@ -13,8 +14,13 @@
 #include <unistd.h>
 
 using namespace thinfarm;
+using namespace std::chrono_literals;
 
 namespace {
+
+// The embedded default's slots: a worker in this process, on the
+// coordinator's own store, reaching it over inproc://.
+constexpr const char *kPoolEndpoint = "inproc://thinfarm-local-slots";
 
 std::vector<std::string> splitCommas(const std::string &s) {
   std::vector<std::string> out;
@@ -58,9 +64,12 @@ int run(int argc, char **argv) {
       return flags.usageError(st.error());
   o.storeDir = flags.get("store");
   o.storeBudget = *budget;
-  o.localSlots = static_cast<unsigned>(*slots);
-  o.backendProgram = flags.get("backend");
-  o.scratch = "/dev/shm/thinfarm-coordinator-" + std::to_string(::getpid());
+  const unsigned localSlots = static_cast<unsigned>(*slots);
+  if (localSlots) {
+    o.listen.push_back(kPoolEndpoint);
+    o.readyWithWorker = true;
+  }
+  const std::string scratch = "/dev/shm/thinfarm-coordinator-" + std::to_string(::getpid());
   o.idleExit = std::chrono::seconds(*idle);
   o.verbose = flags.has("verbose");
 
@@ -91,7 +100,30 @@ int run(int argc, char **argv) {
     }
     std::fprintf(stderr, "thinfarm-coordinator: listening on %s, store %s%s\n",
                  flags.get("listen").c_str(), o.storeDir.c_str(),
-                 o.localSlots ? (", " + std::to_string(o.localSlots) + " local slots").c_str() : "");
+                 localSlots ? (", " + std::to_string(localSlots) + " local slots").c_str() : "");
+    std::unique_ptr<Worker> pool;
+    std::thread poolStarter;
+    if (localSlots) {
+      WorkerOptions w;
+      w.coordinator = kPoolEndpoint;
+      w.slots = localSlots;
+      w.name = "embedded"; // "local" is thinfarm-ld's own in-process pool
+      w.backendProgram = flags.get("backend");
+      w.scratch = scratch;
+      auto complete = completeOptions(std::move(w));
+      if (!complete.ok()) {
+        std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
+                     complete.error().message.c_str());
+        return 1;
+      }
+      pool = std::make_unique<Worker>(ctx, (*coord)->store(), std::move(*complete));
+      // The pool registers through the coordinator's loop, so it starts beside it.
+      poolStarter = std::thread([&pool] {
+        if (Status st = pool->start(10s); !st.ok())
+          std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
+                       st.error().message.c_str());
+      });
+    }
     // Ready: the lock file gets our pid, which is what a starter waits for
     // (local_farm.h) and how it stops us.
     auto ready = [&] {
@@ -104,9 +136,13 @@ int run(int argc, char **argv) {
       std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", st.error().message.c_str());
       status = 1;
     }
+    if (poolStarter.joinable())
+      poolStarter.join();
+    if (pool)
+      pool->stop();
   }
   std::error_code ec;
-  std::filesystem::remove_all(o.scratch, ec);
+  std::filesystem::remove_all(scratch, ec);
   return status;
 }
 

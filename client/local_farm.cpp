@@ -1,4 +1,4 @@
-#include "coordinator/local_farm.h"
+#include "client/local_farm.h"
 
 #include <cerrno>
 #include <cstdlib>

@@ -1,6 +1,6 @@
-#include "coordinator/client.h"
+#include "client/client.h"
 
-#include "coordinator/retry.h"
+#include "client/retry.h"
 
 #include <random>
 #include <thread>
