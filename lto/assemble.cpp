@@ -34,6 +34,7 @@
 #include "lto/shim.h"
 
 #include <llvm/ADT/SmallString.h>
+#include <llvm/Demangle/Demangle.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/Path.h>
 
@@ -294,6 +295,12 @@ Status symlinkTo(const std::string &target, const std::string &link) {
   return ok();
 }
 
+// Whether a symbol's name is the one --why-extract printed (demangled by
+// default).
+bool sameSymbol(const std::string &name, const std::string &printed) {
+  return name == printed || llvm::demangle(name) == printed;
+}
+
 // Puts back the names stock lld would print for the files the reassembly
 // links under scratch paths.
 std::string renameScratchFiles(std::string text, const Reassembly &r) {
@@ -386,6 +393,29 @@ Result<NativeObject> keepNative(const std::string &scratch, const BackendJob &jo
   return n;
 }
 
+// lld reads a bitcode file's names one at a time (BitcodeFile::parse:
+// insert, resolve), and loads a lazy file the moment one of them resolves to
+// it, so the names of what it loaded come between the module's own. An ELF
+// object, as a shim is, has all its names inserted before any is resolved.
+// So a shim is cut after each name that loaded something in the thin link
+// (`loading`, as --why-extract printed them): part by part, the names enter
+// lld's table in the order the bitcode's did.
+namespace {
+std::vector<std::vector<ShimSymbol>> shimParts(std::vector<ShimSymbol> symbols,
+                                               const std::vector<std::string> &loading) {
+  std::vector<std::vector<ShimSymbol>> parts(1);
+  for (size_t i = 0; i < symbols.size(); ++i) {
+    bool loads = std::any_of(loading.begin(), loading.end(), [&](const std::string &l) {
+      return sameSymbol(symbols[i].name, l);
+    });
+    parts.back().push_back(std::move(symbols[i]));
+    if (loads && i + 1 < symbols.size())
+      parts.emplace_back();
+  }
+  return parts;
+}
+} // namespace
+
 Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &in,
                                      const std::unordered_set<std::string> &notDefinedByLld) {
   const std::string shimDir = in.scratch + "/shim";
@@ -450,26 +480,60 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   };
   TF_TRY(std::vector<std::string> declared, declaredBeforeLto(in, mentioned));
 
-  // One shim per module of the thin link.
-  std::map<std::string, std::string> shimOf; // identifier -> path
+  // The name lld gives each module (a file's path, "archive(member)"), and
+  // what each one's references loaded, in lld's order.
+  std::unordered_map<std::string, std::string> lldName; // identifier -> name
+  for (const InputFile &f : in.inputs.files) {
+    if (f.kind == FileKind::Bitcode)
+      lldName.emplace(f.path, f.path);
+    for (const ExpandedMember &m : f.members)
+      if (m.kind == FileKind::Bitcode)
+        lldName.emplace(m.identifier, memberName(f, m));
+  }
+  std::unordered_map<std::string, std::vector<const Extraction *>> loadsOf; // by reference
+  for (const Extraction &e : in.thin.extractions)
+    loadsOf[e.reference].push_back(&e);
+
+  // One shim per module of the thin link, cut into parts (see shimParts).
+  struct ShimPart {
+    std::string path;
+    std::string loads; // the name it ends with, which loaded a file; or empty
+  };
+  std::map<std::string, std::string> shimOf;               // identifier -> first part
+  std::map<std::string, std::vector<ShimPart>> partsOf;    // first part -> its parts
   TF_TRY(ShimFormat format, shimFormat(in));
   {
     // Written in parallel: a kernel's vmlinux.o has thousands.
     const size_t n = in.thin.modules.size();
+    std::vector<std::vector<ShimPart>> parts(n);
     std::vector<size_t> order(n);
     for (size_t i = 0; i < n; ++i)
       order[i] = i;
     TF_CHECK(parallelForAll(order, defaultThreads(), [&](size_t i) -> Status {
-      auto facts = in.facts.find(in.thin.modules[i].identifier);
+      const std::string &id = in.thin.modules[i].identifier;
+      auto facts = in.facts.find(id);
       assert(facts != in.facts.end());
-      TF_TRY(std::string shim, writeShim(shimSymbols(facts->second.symbols, listed), format));
-      return writeFile(shimDir + "/" + std::to_string(i) + ".o", shim);
+      std::vector<std::string> loading;
+      if (auto name = lldName.find(id); name != lldName.end())
+        if (auto l = loadsOf.find(name->second); l != loadsOf.end())
+          for (const Extraction *e : l->second)
+            loading.push_back(e->symbol);
+      std::vector<std::vector<ShimSymbol>> cut =
+          shimParts(shimSymbols(facts->second.symbols, listed), loading);
+      for (size_t p = 0; p < cut.size(); ++p) {
+        std::string path = shimDir + "/" + std::to_string(i) + (p ? ".p" + std::to_string(p) : "") + ".o";
+        TF_TRY(std::string shim, writeShim(cut[p], format));
+        TF_CHECK(writeFile(path, shim));
+        parts[i].push_back({path, p + 1 < cut.size() && !cut[p].empty() ? cut[p].back().name : ""});
+      }
+      return ok();
     }));
     for (size_t i = 0; i < n; ++i) {
       const std::string &id = in.thin.modules[i].identifier;
-      std::string path = shimDir + "/" + std::to_string(i) + ".o";
-      r.names.emplace_back(path, id);
-      shimOf.emplace(id, std::move(path));
+      for (const ShimPart &p : parts[i])
+        r.names.emplace_back(p.path, id);
+      shimOf.emplace(id, parts[i].front().path);
+      partsOf.emplace(parts[i].front().path, std::move(parts[i]));
     }
   }
 
@@ -478,6 +542,30 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   // weak references (they insert the names, they load nothing), where lld put
   // its lazy symbols; its own shim right after the input that loaded it.
   std::map<std::string, std::string> lateShim; // thin-link name -> its shim
+  // A module's shim parts; after each part that ends with a name that loaded
+  // lazy bitcode late, that bitcode's shim (lld read it right then).
+  std::unordered_set<std::string> placedEarly; // late modules placed so
+  auto allParts = [&](const std::string &shim, std::vector<std::string> &out) {
+    for (const ShimPart &p : partsOf.at(shim))
+      out.push_back(p.path);
+  };
+  auto placeShim = [&](const std::string &anchor, const std::string &shim,
+                       std::vector<std::string> &out) {
+    for (const ShimPart &p : partsOf.at(shim)) {
+      out.push_back(p.path);
+      if (p.loads.empty())
+        continue;
+      auto l = loadsOf.find(anchor);
+      for (const std::string &name : in.lazy.placedAfter(anchor))
+        if (auto late = lateShim.find(name); late != lateShim.end() && !placedEarly.count(name))
+          for (const Extraction *e : l == loadsOf.end() ? std::vector<const Extraction *>{} : l->second)
+            if (e->extracted == name && sameSymbol(p.loads, e->symbol)) {
+              allParts(late->second, out);
+              placedEarly.insert(name);
+              break;
+            }
+    }
+  };
   auto lazyNames = [&](const std::string &name, const std::string &id,
                        const std::string &shim) -> Result<std::string> {
     std::vector<IRSymbol> defined;
@@ -494,20 +582,26 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     return path;
   };
   // The shim (or lazy-names shim) of a bitcode module at its own position.
-  auto ownPosition = [&](const std::string &name, const std::string &id,
-                         const std::string &shim) -> Result<std::string> {
-    if (in.lazy.placedLate(name))
-      return lazyNames(name, id, shim);
-    return shim;
+  auto ownPosition = [&](const std::string &name, const std::string &id, const std::string &shim,
+                         std::vector<std::string> &out) -> Status {
+    if (in.lazy.placedLate(name)) {
+      TF_TRY(std::string path, lazyNames(name, id, shim));
+      out.push_back(std::move(path));
+    } else {
+      placeShim(name, shim, out);
+    }
+    return ok();
   };
   // Then the shims of the modules lld loaded while reading it.
   auto loadedBy = [&](const std::string &anchor, std::vector<std::string> &out) -> Status {
     for (const std::string &name : in.lazy.placedAfter(anchor)) {
+      if (placedEarly.count(name))
+        continue;
       auto shim = lateShim.find(name);
       if (shim == lateShim.end())
         return failed("the thin link loaded " + name + " (for " +
                       (anchor.empty() ? "a library call" : anchor) + ") out of the inputs' order");
-      out.push_back(shim->second);
+      allParts(shim->second, out);
     }
     return ok();
   };
@@ -556,8 +650,7 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
         continue;
       }
       std::vector<std::string> here;
-      TF_TRY(std::string path, ownPosition(f->path, f->path, shim->second));
-      here.push_back(std::move(path));
+      TF_CHECK(ownPosition(f->path, f->path, shim->second, here));
       TF_CHECK(loadedBy(f->path, here));
       if (f->lazy)
         argv.push_back("--end-lib");
@@ -582,8 +675,7 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
           TF_CHECK(leaveOut(m.identifier));
           continue;
         }
-        TF_TRY(std::string path, ownPosition(name, m.identifier, shim->second));
-        here.push_back(std::move(path));
+        TF_CHECK(ownPosition(name, m.identifier, shim->second, here));
       } else {
         // A native member goes in under a scratch name of its own, which the
         // diagnostics turn back into lld's "archive(member)": a regular

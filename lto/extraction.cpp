@@ -26,7 +26,7 @@ Result<std::vector<Extraction>> readWhyExtract(const std::string &path) {
     size_t t2 = t1 == std::string::npos ? t1 : line.find('\t', t1 + 1);
     if (t2 == std::string::npos)
       return failed(path + ": malformed --why-extract line: " + line);
-    out.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1)});
+    out.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1)});
   }
   return out;
 }

@@ -12,6 +12,7 @@ namespace thinfarm {
 struct Extraction {
   std::string reference; // the file (or <internal>, --entry) whose reference loaded it
   std::string extracted; // "archive(member)" or a --start-lib file
+  std::string symbol;    // the name that loaded it (demangled, as lld prints it)
 };
 
 Result<std::vector<Extraction>> readWhyExtract(const std::string &path);

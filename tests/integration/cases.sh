@@ -782,5 +782,39 @@ case_late_reference() {
   expect_split 2
 }
 
+# lld reads a bitcode file's names one at a time and loads a lazy file the
+# moment a name resolves to it, so the loaded file's new names come before
+# the module's later ones; a shim (an ELF object) would insert all its names
+# first. Shims are cut after each name that loaded something: a native
+# --start-lib file, an archive's native member, and lazy bitcode loaded late.
+case_load_order() {
+  cat > a.c <<'C'
+int nat(void);
+int later(void);
+int a(void) { return nat() + later(); }
+C
+  echo 'int nref(void); int nat(void) { return nref() * 2; }' > n.c
+  echo 'int later(void) { return 5; } int nref(void) { return 7; }' > b.c
+  echo 'int lref(void); int lazy_bc(void) { return lref() + 1; }' > l.c
+  cat > c.c <<'C'
+int lazy_bc(void);
+int tail_name(void);
+int c(void) { return lazy_bc() + tail_name(); }
+C
+  echo 'int lref(void) { return 3; } int tail_name(void) { return 4; }' > d.c
+  ccthin -c a.c b.c l.c c.c d.c
+  ccnative -c n.c
+  link_both -r --start-lib n.o --end-lib a.o b.o
+  expect_split 2
+  link_both -e a --start-lib n.o --end-lib a.o b.o
+  expect_split 2
+  llvm-ar-19 rcs libn.a n.o
+  link_both -e a libn.a a.o b.o
+  expect_split 2
+  # Lazy bitcode loaded by a later module: its shim follows the name that loaded it.
+  link_both -r --start-lib l.o --end-lib c.o d.o
+  expect_split 3
+}
+
 "case_$CASE"
 echo "ok: $CASE"
