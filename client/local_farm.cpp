@@ -1,15 +1,17 @@
 #include "client/local_farm.h"
 
+#include "base/file.h"
+#include "base/subprocess.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
 #include <csignal>
+#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,8 +33,8 @@ struct LockFile {
 };
 
 std::string slurp(const std::string &path) {
-  std::ifstream f(path);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
+  auto text = readFile(path);
+  return text.ok() ? std::move(*text) : std::string();
 }
 
 // Whether a daemon holds CACHE/daemon.lock and is ready (its pid is written).
@@ -44,7 +46,6 @@ bool daemonRunning(const std::string &lockPath) {
     return false; // we got it: nobody holds it (closing releases it)
   return errno == EWOULDBLOCK && !slurp(lockPath).empty();
 }
-
 
 // Stops the daemon holding lockPath (its pid is in the file) and waits until
 // it let go of the lock.
@@ -80,10 +81,12 @@ std::string configuredCoordinator() {
     path = std::string(x) + "/thinfarm/config";
   else if (const char *h = std::getenv("HOME"); h && *h)
     path = std::string(h) + "/.config/thinfarm/config";
-  std::ifstream f(path);
-  if (path.empty() || !f)
+  if (path.empty())
     return "";
-  std::string text((std::istreambuf_iterator<char>(f)), {});
+  auto read = readFile(path);
+  if (!read.ok())
+    return "";
+  std::string text = std::move(*read);
   std::string_view rest = text;
   while (!rest.empty()) {
     size_t nl = rest.find('\n');
@@ -136,46 +139,24 @@ Result<std::string> ensureLocalCoordinator(const LocalFarm &farm) {
       return endpoint;
     TF_CHECK(stopDaemon(daemonLock));
   }
-  {
-    std::ofstream id(idFile, std::ios::trunc);
-    id << farm.identity;
-    if (!id)
-      return failed("cannot write " + idFile);
-  }
+  TF_CHECK(writeFile(idFile, farm.identity));
   unsigned slots = farm.slots ? farm.slots : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::string> args = {farm.coordinator,
-                                   "--listen", endpoint,
-                                   "--store", dir + "/store",
-                                   "--local-slots", std::to_string(slots),
-                                   "--idle-exit", std::to_string(farm.idleExit.count()),
-                                   "--lock", daemonLock,
-                                   "--max-size", farm.maxSize};
-  std::vector<char *> argv;
-  for (std::string &a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
+                                   "--listen",
+                                   endpoint,
+                                   "--store",
+                                   dir + "/store",
+                                   "--local-slots",
+                                   std::to_string(slots),
+                                   "--idle-exit",
+                                   std::to_string(farm.idleExit.count()),
+                                   "--lock",
+                                   daemonLock,
+                                   "--max-size",
+                                   farm.maxSize};
   std::string log = dir + "/coordinator.log";
-  pid_t pid = ::fork();
-  if (pid < 0)
-    return failed(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // A daemon of its own: new session, no terminal, output to its log.
-    ::setsid();
-    if (::fork() != 0)
-      ::_exit(0); // the grandchild is reparented; nobody waits for it
-    int null = ::open("/dev/null", O_RDONLY);
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (null >= 0)
-      ::dup2(null, 0);
-    if (out >= 0) {
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-    }
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int status;
-  ::waitpid(pid, &status, 0);
+  // A daemon of its own: new session, no terminal, output to its log.
+  TF_CHECK(spawnDaemon(args, log));
   // Ready when it holds its lock (it takes it after binding the socket).
   for (int i = 0; i < 500; ++i) {
     if (daemonRunning(daemonLock))

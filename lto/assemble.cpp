@@ -405,9 +405,8 @@ std::vector<std::vector<ShimSymbol>> shimParts(std::vector<ShimSymbol> symbols,
                                                const std::vector<std::string> &loading) {
   std::vector<std::vector<ShimSymbol>> parts(1);
   for (size_t i = 0; i < symbols.size(); ++i) {
-    bool loads = std::any_of(loading.begin(), loading.end(), [&](const std::string &l) {
-      return sameSymbol(symbols[i].name, l);
-    });
+    bool loads = std::any_of(loading.begin(), loading.end(),
+                             [&](const std::string &l) { return sameSymbol(symbols[i].name, l); });
     parts.back().push_back(std::move(symbols[i]));
     if (loads && i + 1 < symbols.size())
       parts.emplace_back();
@@ -499,8 +498,8 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
     std::string path;
     std::string loads; // the name it ends with, which loaded a file; or empty
   };
-  std::map<std::string, std::string> shimOf;               // identifier -> first part
-  std::map<std::string, std::vector<ShimPart>> partsOf;    // first part -> its parts
+  std::map<std::string, std::string> shimOf;            // identifier -> first part
+  std::map<std::string, std::vector<ShimPart>> partsOf; // first part -> its parts
   TF_TRY(ShimFormat format, shimFormat(in));
   {
     // Written in parallel: a kernel's vmlinux.o has thousands.
@@ -521,7 +520,8 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
       std::vector<std::vector<ShimSymbol>> cut =
           shimParts(shimSymbols(facts->second.symbols, listed), loading);
       for (size_t p = 0; p < cut.size(); ++p) {
-        std::string path = shimDir + "/" + std::to_string(i) + (p ? ".p" + std::to_string(p) : "") + ".o";
+        std::string path =
+            shimDir + "/" + std::to_string(i) + (p ? ".p" + std::to_string(p) : "") + ".o";
         TF_TRY(std::string shim, writeShim(cut[p], format));
         TF_CHECK(writeFile(path, shim));
         parts[i].push_back({path, p + 1 < cut.size() && !cut[p].empty() ? cut[p].back().name : ""});
@@ -558,7 +558,8 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
       auto l = loadsOf.find(anchor);
       for (const std::string &name : in.lazy.placedAfter(anchor))
         if (auto late = lateShim.find(name); late != lateShim.end() && !placedEarly.count(name))
-          for (const Extraction *e : l == loadsOf.end() ? std::vector<const Extraction *>{} : l->second)
+          for (const Extraction *e :
+               l == loadsOf.end() ? std::vector<const Extraction *>{} : l->second)
             if (e->extracted == name && sameSymbol(p.loads, e->symbol)) {
               allParts(late->second, out);
               placedEarly.insert(name);
@@ -732,7 +733,7 @@ Result<std::string> reassemble(const Toolchain &tc, const AssembleInput &in, con
   std::vector<std::string> argv = r.argv;
   argv.insert(argv.end(), {"-o", outPath}); // the last -o wins
   std::string errPath = in.scratch + "/reassembly.stderr";
-  TF_TRY(Child child, Child::spawn(argv, errPath));
+  TF_TRY(Subprocess child, spawnLld(argv, errPath));
   TF_TRY(int exitCode, child.wait());
   TF_TRY(std::string errText, readFile(errPath));
   errText = renameScratchFiles(std::move(errText), r);

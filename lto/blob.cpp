@@ -72,32 +72,4 @@ Blob Blob::slice(size_t offset, size_t size) const {
   return b;
 }
 
-Status writeFile(const std::string &path, std::string_view bytes) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return failed("cannot create " + errnoText(path));
-  const char *p = bytes.data();
-  size_t left = bytes.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      Error e = failed("cannot write " + errnoText(path));
-      ::close(fd);
-      return e;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0)
-    return failed("cannot write " + errnoText(path));
-  return ok();
-}
-
-Result<std::string> readFile(const std::string &path) {
-  TF_TRY(Blob b, Blob::mapFile(path));
-  return std::string(b.bytes());
-}
-
 } // namespace thinfarm

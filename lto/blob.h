@@ -6,6 +6,7 @@
 // archive into 600 members copies nothing.
 #pragma once
 
+#include "base/file.h"
 #include "base/result.h"
 
 #include <memory>
@@ -30,9 +31,5 @@ private:
   std::shared_ptr<const void> owner_;
   std::string_view bytes_;
 };
-
-// Writes bytes to path directly: for private scratch files nobody else reads.
-Status writeFile(const std::string &path, std::string_view bytes);
-Result<std::string> readFile(const std::string &path);
 
 } // namespace thinfarm

@@ -35,6 +35,8 @@
 #include "lto/build_id.h"
 #include "lto/run.h"
 
+#include <llvm/Support/Program.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -167,7 +169,7 @@ Result<std::string> clientSecret(const std::string &cacheDir) {
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
       return failed("cannot create " + tmp);
-    bool written = ::write(fd, secret.data(), secret.size()) == static_cast<ssize_t>(secret.size());
+    bool written = writeAll(fd, secret, tmp).ok();
     ::close(fd);
     bool linked = written && ::link(tmp.c_str(), path.c_str()) == 0;
     ::unlink(tmp.c_str());
@@ -180,16 +182,8 @@ Result<std::string> clientSecret(const std::string &cacheDir) {
 std::string memoToolchain(const std::string &lld) {
   std::string lldPath = lld;
   if (lld.find('/') == std::string::npos)
-    if (const char *path = std::getenv("PATH"))
-      for (std::string_view dirs = path; !dirs.empty();) {
-        std::string_view dir = dirs.substr(0, dirs.find(':'));
-        dirs.remove_prefix(std::min(dirs.size(), dir.size() + 1));
-        std::string p = std::string(dir.empty() ? "." : dir) + "/" + lld;
-        if (::access(p.c_str(), X_OK) == 0) {
-          lldPath = p;
-          break;
-        }
-      }
+    if (auto found = llvm::sys::findProgramByName(lld))
+      lldPath = *found;
   std::error_code ec;
   std::string real = std::filesystem::canonical(lldPath, ec).string();
   return backendIdentity() + " thinfarm-ld/" + buildIdOfFile("/proc/self/exe") + " lld/" +
@@ -284,8 +278,7 @@ Result<std::optional<std::string>> replayMemo(FarmClient &farm, const MemoKey &k
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return std::optional<std::string>();
-  bool written = ::write(fd, bytes->data(), bytes->size()) == static_cast<ssize_t>(bytes->size()) &&
-                 ::fchmod(fd, (*memo)->mode & ~mask & 07777) == 0;
+  bool written = writeAll(fd, *bytes, tmp).ok() && ::fchmod(fd, (*memo)->mode & ~mask & 07777) == 0;
   written = ::close(fd) == 0 && written;
   if (!written || ::rename(tmp.c_str(), output.c_str()) != 0) {
     ::unlink(tmp.c_str());

@@ -40,7 +40,7 @@ Result<PendingThinLink> PendingThinLink::start(const Toolchain &tc, const LinkCo
   argv.push_back("--thinlto-emit-imports-files");
   argv.push_back("--thinlto-prefix-replace=;" + scratch + "/");
   argv.push_back("--why-extract=" + scratch + "/thinlink.why");
-  TF_TRY(Child child, Child::spawn(argv, scratch + "/thinlink.stderr"));
+  TF_TRY(Subprocess child, spawnLld(argv, scratch + "/thinlink.stderr"));
   return PendingThinLink(std::move(child), scratch, tc.lld);
 }
 

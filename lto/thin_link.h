@@ -33,9 +33,9 @@ public:
   Result<std::optional<ThinLinkResult>> finish();
 
 private:
-  PendingThinLink(Child c, std::string scratch, std::string lld)
+  PendingThinLink(Subprocess c, std::string scratch, std::string lld)
       : child_(std::move(c)), scratch_(std::move(scratch)), lld_(std::move(lld)) {}
-  Child child_;
+  Subprocess child_;
   std::string scratch_;
   std::string lld_;
 };

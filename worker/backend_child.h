@@ -1,10 +1,12 @@
 // A thinfarm-backend child process and the one job it runs at a time.
 #pragma once
 
+#include "base/subprocess.h"
 #include "wire/transport.h"
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 
@@ -17,23 +19,21 @@ public:
   // LLVM fails that child, not the machine.
   static Result<BackendChild> spawn(const std::string &program, const std::string &stderrPath,
                                     uint64_t memoryLimit, const BackendConfig &config);
-  BackendChild(BackendChild &&) noexcept;
-  BackendChild &operator=(BackendChild &&) noexcept;
-  ~BackendChild();
+  BackendChild(BackendChild &&) noexcept = default;
+  BackendChild &operator=(BackendChild &&) noexcept = default;
 
   const BackendConfig &config() const { return config_; }
 
   // Sends the request and waits for the reply, calling `tick` about once a
   // second meanwhile. A child that dies is a Failed error carrying what it
   // printed (the crash line names the module); the child is then unusable.
-  Result<wire::BackendReply> run(const wire::BackendRequest &req, const std::function<void()> &tick);
+  Result<wire::BackendReply> run(const wire::BackendRequest &req,
+                                 const std::function<void()> &tick);
 
 private:
   BackendChild() = default;
-  void kill();
   std::string deathMessage(int status);
-  pid_t pid_ = -1;
-  int toChild_ = -1, fromChild_ = -1;
+  std::optional<Subprocess> child_; // empty once it died
   std::string stderrPath_;
   BackendConfig config_;
 };

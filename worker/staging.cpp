@@ -1,32 +1,13 @@
 #include "worker/staging.h"
 
+#include "base/file.h"
+
 #include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
 
 namespace thinfarm {
 
-namespace {
-Status writeNew(const std::string &path, std::string_view bytes) {
-  std::string tmp = path + ".tmp"; // one writer per file (acquire), so one .tmp
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return failed("cannot create " + tmp);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w <= 0) {
-      ::close(fd);
-      return failed("cannot write " + tmp + " (disk full?)");
-    }
-    done += static_cast<size_t>(w);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return failed("cannot rename " + tmp);
-  return ok();
-}
-} // namespace
 
 Result<std::vector<std::string>> Staging::acquire(Store &store, const std::vector<Digest> &digests) {
   std::vector<std::string> paths;
@@ -58,7 +39,7 @@ Result<std::vector<std::string>> Staging::acquire(Store &store, const std::vecto
       else if (!*bytes)
         st = failed("input " + d.text() + " is not in the worker's store");
       else
-        st = writeNew(dir_ + "/" + d.text(), **bytes);
+        st = writeFileAtomic(dir_ + "/" + d.text(), **bytes);
     }
     std::lock_guard<std::mutex> lock(mu_);
     Entry &e = files_[d];

@@ -1,12 +1,13 @@
 #include "worker/worker.h"
 
+#include "base/file.h"
+#include "base/subprocess.h"
 #include "wire/blob_transfer.h"
 #include "worker/backend_child.h"
 #include "worker/staging.h"
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -22,35 +23,9 @@ namespace thinfarm {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-namespace {
-
-Result<std::string> readWhole(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    return failed("cannot read " + path);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-Result<std::string> runProgram(const std::string &cmd) {
-  FILE *f = ::popen(cmd.c_str(), "r");
-  if (!f)
-    return failed("cannot run " + cmd);
-  std::string out;
-  char buf[256];
-  while (size_t n = std::fread(buf, 1, sizeof buf, f))
-    out.append(buf, n);
-  if (::pclose(f) != 0)
-    return failed(cmd + " failed");
-  while (!out.empty() && out.back() == '\n')
-    out.pop_back();
-  return out;
-}
-
-} // namespace
-
 Result<WorkerOptions> completeOptions(WorkerOptions o) {
   if (o.toolchain.empty()) {
-    auto id = runProgram("'" + o.backendProgram + "' --identity");
+    auto id = runCapturing({o.backendProgram, "--identity"});
     if (!id.ok())
       return failed("cannot run the backend program " + o.backendProgram);
     o.toolchain = *id;
@@ -192,7 +167,7 @@ struct Worker::Slot {
       return failed(reply.error().message); // the child died on this job: deterministic
     if (reply->failed)
       return failed(reply->message);
-    auto object = readWhole(outPath);
+    auto object = readFile(outPath);
     if (!object.ok())
       return Error{ErrorKind::Disconnected, object.error().message};
     res.native = Digest::of(*object);
