@@ -613,12 +613,11 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   size_t nextFile = 0, memberCount = 0;
   for (size_t a = 0; a < in.cmd.args.size(); ++a) {
     const Arg &arg = in.cmd.args[a];
-    const std::string &t0 = arg.tokens[0];
     // lld resolves against every archive whatever its position, so a group
     // changes nothing but --warn-backrefs (which is not split); and lld
     // refuses --start-lib inside one. The reassembly leaves groups out.
-    if (t0 == "--start-group" || t0 == "-start-group" || t0 == "-(" || t0 == "--end-group" ||
-        t0 == "-end-group" || t0 == "-)")
+    if (arg.kind == Arg::Kind::Option && (arg.option == "start-group" || arg.option == "(" ||
+                                          arg.option == "end-group" || arg.option == ")"))
       continue;
     const InputFile *f = nullptr;
     if (nextFile < in.inputs.files.size() && in.inputs.files[nextFile].argIndex == a)

@@ -88,17 +88,6 @@ private:
 
 // -u/--undefined/--require-defined: lld resolves those names before reading
 // any input.
-bool hasUndefinedOption(const LinkCommand &cmd) {
-  for (const Arg &a : cmd.args) {
-    std::string_view t = a.tokens[0];
-    if (t.starts_with("--"))
-      t.remove_prefix(1);
-    if (t.starts_with("-u") || t.starts_with("-undefined") || t.starts_with("-require-defined"))
-      return true;
-  }
-  return false;
-}
-
 Status checkSplittable(const Inputs &inputs) {
   for (const InputFile &f : inputs.files) {
     if (f.kind == FileKind::SharedObject)
@@ -270,7 +259,7 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   transcript = thinLink.diagnostics;
   clock.lap("thin link");
   LazyInputs lazy(inputs);
-  TF_CHECK(lazy.checkBitcodePlacement(thinLink.extractions, hasUndefinedOption(cmd)));
+  TF_CHECK(lazy.checkBitcodePlacement(thinLink.extractions, cmd.undefinedSymbols));
   TF_CHECK(completeShards(thinLink, facts, threads));
   clock.lap("shards");
   TF_TRY(std::vector<BackendJob> jobs, planJobs(thinLink, inputs, facts));

@@ -32,7 +32,8 @@ struct Arg {
   };
   Kind kind = Kind::Option;
   std::vector<std::string> tokens; // one or two tokens, as on the command line
-  std::string value;               // Input: path; Library: NAME or :FILE
+  std::string value;               // Input: path; Library: NAME or :FILE; Option: its value
+  std::string option;              // Option: its name in parse.cpp's table ("T", "threads")
 };
 
 struct LinkCommand {
@@ -48,6 +49,7 @@ struct LinkCommand {
     std::string value;
   };
   std::vector<Assigner> assigners;
+  bool undefinedSymbols = false; // -u, --undefined or --require-defined given
   BackendConfig backend;
   unsigned threads = 0; // --thinlto-jobs, 0 = one per core
 };

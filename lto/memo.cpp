@@ -58,13 +58,6 @@ std::optional<FileStamp> stampOf(const std::string &path) {
                    static_cast<uint64_t>(st.st_size), static_cast<uint64_t>(st.st_ino)};
 }
 
-// The option's name without dashes or value: "--threads=4" -> "threads".
-std::string_view optionName(std::string_view token) {
-  while (!token.empty() && token[0] == '-')
-    token.remove_prefix(1);
-  return token.substr(0, token.find('='));
-}
-
 // Options whose effect a replay cannot reproduce: lld prints to stdout.
 bool printsToStdout(std::string_view name) {
   for (std::string_view n : {"y", "trace-symbol", "t", "trace", "print-gc-sections",
@@ -86,19 +79,9 @@ bool irrelevant(std::string_view name) {
 
 // The file an option names, for the options whose file lld reads.
 std::optional<std::string> scriptOperand(const Arg &a) {
-  std::string_view tok = a.tokens[0];
-  std::string_view name = optionName(tok);
-  bool script = name == "script" || name == "version-script" || name == "dynamic-list";
-  bool shortT = tok.starts_with("-T") && !tok.starts_with("--") && name.size() >= 1 &&
-                name[0] == 'T' && name != "Ttext" && name != "Tdata" && name != "Tbss";
-  if (!script && !shortT)
-    return std::nullopt;
-  if (a.tokens.size() > 1)
-    return a.tokens[1];
-  if (auto eq = tok.find('='); eq != std::string_view::npos)
-    return std::string(tok.substr(eq + 1));
-  if (shortT && tok.size() > 2)
-    return std::string(tok.substr(2));
+  if (a.kind == Arg::Kind::Option && (a.option == "script" || a.option == "T" ||
+                                      a.option == "version-script" || a.option == "dynamic-list"))
+    return a.value;
   return std::nullopt;
 }
 
@@ -202,7 +185,7 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
   for (const Arg &a : cmd.args) {
     if (a.kind != Arg::Kind::Option)
       continue;
-    if (printsToStdout(optionName(a.tokens[0]))) {
+    if (printsToStdout(a.option)) {
       why = a.tokens[0] + " prints to standard output";
       return std::optional<MemoKey>();
     }
@@ -243,7 +226,7 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
   h.updateText(id.toolchain);
   h.updateText(currentDirectory());
   for (const Arg &a : cmd.args) {
-    if (a.kind == Arg::Kind::Option && irrelevant(optionName(a.tokens[0])))
+    if (a.kind == Arg::Kind::Option && irrelevant(a.option))
       continue;
     h.updateU64(a.tokens.size());
     for (const std::string &t : a.tokens)

@@ -51,8 +51,9 @@ enum class Effect {
   LtoO,
   LtoCGO,
   ThinLtoJobs,
-  Script, // kept as spelled; its symbols matter to the reassembly (assemble.cpp)
-  Defsym, // kept as spelled; so does its symbol
+  Script,    // kept as spelled; its symbols matter to the reassembly (assemble.cpp)
+  Defsym,    // kept as spelled; so does its symbol
+  Undefined, // -u, --undefined, --require-defined: kept; lld loads for them before any input
 };
 
 struct Spec {
@@ -144,9 +145,9 @@ constexpr Spec kOptions[] = {
     {"z", Form::Value, Effect::Pass},
     {"e", Form::Value, Effect::Pass},
     {"entry", Form::Value, Effect::Pass},
-    {"u", Form::Value, Effect::Pass},
-    {"undefined", Form::Value, Effect::Pass},
-    {"require-defined", Form::Value, Effect::Pass},
+    {"u", Form::Value, Effect::Undefined},
+    {"undefined", Form::Value, Effect::Undefined},
+    {"require-defined", Form::Value, Effect::Undefined},
     // Symbol traces go to stdout, from both links, naming shims and natives.
     {"y", Form::Value, Effect::Unsafe},
     {"trace-symbol", Form::Value, Effect::Unsafe},
@@ -373,6 +374,10 @@ Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
     } else if (m.joined) {
       value = *m.joined;
     }
+    // Classified here, once: the driver, the memo and the reassembly read
+    // the name and value, never the spelling.
+    arg.option = std::string(m.spec->name);
+    arg.value = value;
     switch (m.spec->effect) {
     case Effect::Unsafe:
       return unimplemented("option " + tok + " is not supported by the split link");
@@ -384,6 +389,9 @@ Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
       break;
     case Effect::Defsym:
       cmd.assigners.push_back({false, value});
+      break;
+    case Effect::Undefined:
+      cmd.undefinedSymbols = true;
       break;
     case Effect::Output:
       cmd.output = value;

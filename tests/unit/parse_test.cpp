@@ -19,10 +19,10 @@ TEST(Tokenize, GnuQuotingAsLld) {
 }
 
 TEST(Parse, KernelVmlinuxLink) {
-  auto cmd = parseCommandLine({"-m", "elf_x86_64", "-mllvm", "-import-instr-limit=5", "-z",
-                               "noexecstack", "-r", "-o", "vmlinux.o", "-T", ".tmp_initcalls.lds",
-                               "--whole-archive", "vmlinux.a", "--no-whole-archive",
-                               "--start-group", "--end-group"});
+  auto cmd =
+      parseCommandLine({"-m", "elf_x86_64", "-mllvm", "-import-instr-limit=5", "-z", "noexecstack",
+                        "-r", "-o", "vmlinux.o", "-T", ".tmp_initcalls.lds", "--whole-archive",
+                        "vmlinux.a", "--no-whole-archive", "--start-group", "--end-group"});
   ASSERT_TRUE(cmd.ok()) << cmd.error().message;
   EXPECT_EQ(cmd->output, "vmlinux.o");
   EXPECT_TRUE(cmd->backend.relocatable);
@@ -106,10 +106,15 @@ TEST(Parse, PicFromPieOrShared) {
 }
 
 TEST(Parse, UnknownAndUnmodelledOptionsFallBack) {
-  for (std::vector<std::string> args :
-       {std::vector<std::string>{"--frobnicate"}, {"--save-temps"}, {"-Map", "x.map"},
-        {"--wrap", "malloc"}, {"--lto-emit-asm"}, {"-plugin-opt=emit-llvm"},
-        {"--thinlto-index-only=x"}, {"--version"}, {"-"}}) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--frobnicate"},
+                                        {"--save-temps"},
+                                        {"-Map", "x.map"},
+                                        {"--wrap", "malloc"},
+                                        {"--lto-emit-asm"},
+                                        {"-plugin-opt=emit-llvm"},
+                                        {"--thinlto-index-only=x"},
+                                        {"--version"},
+                                        {"-"}}) {
     auto cmd = parseCommandLine(args);
     ASSERT_FALSE(cmd.ok()) << args[0];
     EXPECT_EQ(cmd.error().kind, ErrorKind::Unimplemented) << args[0];
@@ -122,6 +127,47 @@ TEST(Parse, MissingOptionArgument) {
   ASSERT_FALSE(cmd.ok());
   EXPECT_EQ(cmd.error().kind, ErrorKind::Failed);
   EXPECT_NE(cmd.error().message.find("missing argument to -o"), std::string::npos);
+}
+
+} // namespace
+} // namespace thinfarm
+
+namespace thinfarm {
+namespace {
+
+// Options are classified once, in parse.cpp: consumers read the option's
+// name and value, never its spelling. --undefined-version and
+// --unresolved-symbols once passed a prefix test for -u.
+TEST(Parse, UndefinedSymbolOptionsByName) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"-u", "f", "a.o"},
+                                        {"--undefined=f", "a.o"},
+                                        {"-uf", "a.o"},
+                                        {"--require-defined", "f", "a.o"}}) {
+    auto cmd = parseCommandLine(args);
+    ASSERT_TRUE(cmd.ok()) << cmd.error().message;
+    EXPECT_TRUE(cmd->undefinedSymbols) << args[0];
+  }
+  for (std::vector<std::string> args : {std::vector<std::string>{"--undefined-version", "a.o"},
+                                        {"--unresolved-symbols=ignore-all", "a.o"},
+                                        {"a.o"}}) {
+    auto cmd = parseCommandLine(args);
+    ASSERT_TRUE(cmd.ok()) << cmd.error().message;
+    EXPECT_FALSE(cmd->undefinedSymbols) << args[0];
+  }
+}
+
+TEST(Parse, OptionNameAndValueWhateverTheSpelling) {
+  auto cmd = parseCommandLine({"-Tlink.lds", "--script=b.lds", "-T", "c.lds", "-Ttext=0x1000",
+                               "--start-group", "-(", "a.o", "-)", "--threads=2"});
+  ASSERT_TRUE(cmd.ok()) << cmd.error().message;
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const Arg &a : cmd->args)
+    if (a.kind == Arg::Kind::Option)
+      got.emplace_back(a.option, a.value);
+  std::vector<std::pair<std::string, std::string>> want = {
+      {"T", "link.lds"},   {"script", "b.lds"}, {"T", "c.lds"}, {"Ttext", "0x1000"},
+      {"start-group", ""}, {"(", ""},           {")", ""},      {"threads", "2"}};
+  EXPECT_EQ(got, want);
 }
 
 } // namespace
