@@ -17,6 +17,11 @@
 // wrong kernel.
 #include "lto/parse.h"
 
+#include <llvm/ADT/SmallVector.h>
+#include <llvm/Support/Allocator.h>
+#include <llvm/Support/CommandLine.h>
+#include <llvm/Support/StringSaver.h>
+
 #include <algorithm>
 #include <charconv>
 
@@ -276,21 +281,17 @@ Match matchOption(std::string_view token) {
   return {};
 }
 
-Status expandResponseFiles(const std::vector<std::string> &in, std::vector<std::string> &out,
-                           int depth) {
-  if (depth > 20)
-    return failed("response files nested too deeply");
-  for (const std::string &tok : in) {
-    if (tok.size() > 1 && tok[0] == '@') {
-      std::string path = tok.substr(1);
-      auto text = readFile(path);
-      if (!text)
-        return failed("cannot read response file " + std::move(text).error().message);
-      TF_CHECK(expandResponseFiles(tokenizeResponseFile(*text), out, depth + 1));
-      continue;
-    }
-    out.push_back(tok);
-  }
+// @FILE arguments expanded as lld expands them (cl::ExpandResponseFiles with
+// the GNU tokenizer, nested files included).
+Status expandResponseFiles(const std::vector<std::string> &in, std::vector<std::string> &out) {
+  llvm::BumpPtrAllocator alloc;
+  llvm::StringSaver saver(alloc);
+  llvm::SmallVector<const char *, 256> argv;
+  for (const std::string &a : in)
+    argv.push_back(saver.save(a).data());
+  if (!llvm::cl::ExpandResponseFiles(saver, llvm::cl::TokenizeGNUCommandLine, argv))
+    return failed("cannot expand the response files");
+  out.assign(argv.begin(), argv.end());
   return ok();
 }
 
@@ -305,42 +306,19 @@ Result<int> parseOptLevel(std::string_view v, std::string_view what) {
 } // namespace
 
 std::vector<std::string> tokenizeResponseFile(std::string_view text) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool inToken = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '\\' && i + 1 < text.size()) {
-      cur += text[++i];
-      inToken = true;
-    } else if (c == '"' || c == '\'') {
-      char q = c;
-      inToken = true;
-      for (++i; i < text.size() && text[i] != q; ++i) {
-        if (q == '"' && text[i] == '\\' && i + 1 < text.size())
-          ++i;
-        cur += text[i];
-      }
-    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-      if (inToken)
-        out.push_back(std::move(cur));
-      cur.clear();
-      inToken = false;
-    } else {
-      cur += c;
-      inToken = true;
-    }
-  }
-  if (inToken)
-    out.push_back(std::move(cur));
-  return out;
+  // lld's own tokenizer (GNU quoting, its default --rsp-quoting).
+  llvm::BumpPtrAllocator alloc;
+  llvm::StringSaver saver(alloc);
+  llvm::SmallVector<const char *, 64> argv;
+  llvm::cl::TokenizeGNUCommandLine(llvm::StringRef(text.data(), text.size()), saver, argv);
+  return std::vector<std::string>(argv.begin(), argv.end());
 }
 
 Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
   LinkCommand cmd;
   cmd.original = argv;
   std::vector<std::string> toks;
-  TF_CHECK(expandResponseFiles(argv, toks, 0));
+  TF_CHECK(expandResponseFiles(argv, toks));
 
   std::optional<std::string> mcpu;
   std::vector<std::string> pluginMinus;

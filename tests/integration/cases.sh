@@ -239,6 +239,8 @@ case_response_file() {
   expect_split 2
   # The module list came from the response file, quoted path and all.
   grep -q '"ran":\["my dir/r1.o","r2.o"\]' log.jsonl || fail "modules not read from link.mod: $(cat log.jsonl)"
+  # A response file that does not exist is an operand lld cannot open.
+  link_same -r @missing.rsp r2.o
 }
 
 case_mllvm() {
