@@ -13,6 +13,7 @@
 // a one-line notice), so thinfarm-ld is never the reason a link differs.
 #include "lto/driver.h"
 
+#include "base/file.h"
 #include "base/process.h"
 
 #include "client/local_farm.h"
@@ -27,6 +28,9 @@
 #include "lto/run_farm.h"
 #include "lto/shard.h"
 #include "lto/thin_link.h"
+
+#include <llvm/Support/JSON.h>
+#include <llvm/Support/raw_ostream.h>
 
 #include <chrono>
 #include <cstdio>
@@ -285,21 +289,14 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   return Outcome(Linked{cmd.output, thinLink.modules.size(), std::move(run)});
 }
 
-std::string jsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
+// One THINFARM_LOG line (llvm::json, attributes in the order written).
+template <class Fill> std::string jsonLine(Fill fill) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  llvm::json::OStream j(os);
+  j.object([&] { fill(j); });
+  os.flush();
+  return text;
 }
 
 // $THINFARM_LOG: one JSON line per ThinLTO link, appended with one write so
@@ -313,8 +310,7 @@ void appendLog(const DriverContext &ctx, const std::string &line) {
                  ctx.logPath.c_str());
     return;
   }
-  std::string text = line + "\n";
-  if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+  if (!writeAll(fd, line + "\n", ctx.logPath).ok())
     std::fprintf(stderr, "thinfarm-ld: warning: cannot write THINFARM_LOG %s\n",
                  ctx.logPath.c_str());
   ::close(fd);
@@ -366,23 +362,29 @@ int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
       char seconds[32];
       std::snprintf(seconds, sizeof seconds, "%.3f", wall);
       const RunResult &run = linked->run;
-      std::string workers, ran;
-      for (const auto &[name, n] : run.workers)
-        workers += (workers.empty() ? "" : ",") + jsonString(name) + ":" + std::to_string(n);
-      // Which backends ran, when few did (an incremental relink).
-      if (run.ran.size() <= 256)
-        for (const std::string &id : run.ran)
-          ran += (ran.empty() ? "" : ",") + jsonString(id);
-      appendLog(ctx, "{\"output\":" + jsonString(linked->output) +
-                         ",\"modules\":" + std::to_string(linked->modules) +
-                         ",\"memo_hit\":" + (linked->memoHit ? "true" : "false") +
-                         ",\"jobs_local\":" + std::to_string(run.local) +
-                         ",\"jobs_remote\":" + std::to_string(run.remote) +
-                         ",\"cache_hits\":" + std::to_string(run.cacheHits) +
-                         ",\"backends_run\":" + std::to_string(run.ran.size()) +
-                         ",\"merged\":" + std::to_string(run.merged) +
-                         ",\"wall_seconds\":" + seconds + ",\"workers\":{" + workers + "}" +
-                         (run.ran.size() <= 256 ? ",\"ran\":[" + ran + "]" : std::string()) + "}");
+      appendLog(ctx, jsonLine([&](llvm::json::OStream &j) {
+                  j.attribute("output", linked->output);
+                  j.attribute("modules", static_cast<int64_t>(linked->modules));
+                  j.attribute("memo_hit", linked->memoHit);
+                  j.attribute("jobs_local", static_cast<int64_t>(run.local));
+                  j.attribute("jobs_remote", static_cast<int64_t>(run.remote));
+                  j.attribute("cache_hits", static_cast<int64_t>(run.cacheHits));
+                  j.attribute("backends_run", static_cast<int64_t>(run.ran.size()));
+                  j.attribute("merged", static_cast<int64_t>(run.merged));
+                  j.attributeBegin("wall_seconds");
+                  j.rawValue(seconds);
+                  j.attributeEnd();
+                  j.attributeObject("workers", [&] {
+                    for (const auto &[name, n] : run.workers)
+                      j.attribute(name, static_cast<int64_t>(n));
+                  });
+                  // Which backends ran, when few did (an incremental relink).
+                  if (run.ran.size() <= 256)
+                    j.attributeArray("ran", [&] {
+                      for (const std::string &id : run.ran)
+                        j.value(id);
+                    });
+                }));
       return 0;
     }
     execLld(ctx.toolchain, args);
@@ -393,8 +395,10 @@ int linkerMain(const DriverContext &ctx, const std::vector<std::string> &args) {
     if (mentionsBitcode(args)) {
       std::fprintf(stderr, "thinfarm-ld: note: %s; linking with %s instead\n", e.message.c_str(),
                    ctx.toolchain.lld.c_str());
-      appendLog(ctx, "{\"output\":" + jsonString(outputOf(args)) +
-                         ",\"fallback\":" + jsonString(e.message) + "}");
+      appendLog(ctx, jsonLine([&](llvm::json::OStream &j) {
+                  j.attribute("output", outputOf(args));
+                  j.attribute("fallback", e.message);
+                }));
     }
     execLld(ctx.toolchain, args);
   }
