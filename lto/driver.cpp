@@ -139,9 +139,7 @@ std::optional<MemoKey> linkMemoKey(const DriverContext &ctx, FarmClient *farm,
                  secret.error().message.c_str());
     return std::nullopt;
   }
-  std::string why;
-  auto key =
-      memoKey(MemoIdentity{*secret, memoToolchain(ctx.toolchain.lld)}, cmd, inputs, threads, why);
+  auto key = memoKey(MemoIdentity{*secret, memoToolchain(ctx.toolchain.lld)}, cmd, inputs, threads);
   if (!key.ok())
     return std::nullopt;
   return std::move(*key);

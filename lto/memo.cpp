@@ -174,7 +174,7 @@ std::string memoToolchain(const std::string &lld) {
 }
 
 Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand &cmd,
-                                       const Inputs &inputs, unsigned threads, std::string &why) {
+                                       const Inputs &inputs, unsigned threads) {
   std::vector<HashedFile> files;
   for (const InputFile &f : inputs.files) {
     files.push_back({f.path, f.bytes, {}});
@@ -186,7 +186,6 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
     if (a.kind != Arg::Kind::Option)
       continue;
     if (printsToStdout(a.option)) {
-      why = a.tokens[0] + " prints to standard output";
       return std::optional<MemoKey>();
     }
     auto operand = scriptOperand(a);
@@ -194,12 +193,10 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
       continue;
     auto found = findScript(*operand, cmd);
     if (!found) {
-      why = "cannot find " + *operand;
       return std::optional<MemoKey>();
     }
     TF_TRY(Blob bytes, Blob::mapFile(*found));
     if (pullsInFiles(bytes.bytes())) {
-      why = *found + " names further files";
       return std::optional<MemoKey>();
     }
     files.push_back({*found, std::move(bytes), {}});
@@ -209,7 +206,6 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
   for (const HashedFile &f : files) {
     auto stamp = stampOf(f.path);
     if (!stamp) {
-      why = "cannot stat " + f.path;
       return std::optional<MemoKey>();
     }
     key.stamps.push_back(*stamp);

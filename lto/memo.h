@@ -33,10 +33,11 @@ Result<std::string> clientSecret(const std::string &cacheDir);
 // the backend, lld and thinfarm-ld itself.
 std::string memoToolchain(const std::string &lld);
 
-// The link's memo key, or nullopt when the link reads files the key cannot
-// name (a linker script that pulls in others); `why` says which.
+// The link's memo key, or nullopt when the key cannot cover what the link
+// reads or does (a linker script that pulls in others, an input that cannot
+// be stat'ed, an option that prints to standard output).
 Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand &cmd,
-                                       const Inputs &inputs, unsigned threads, std::string &why);
+                                       const Inputs &inputs, unsigned threads);
 
 // A memo hit: the output written into place and what the link printed then.
 // nullopt: no entry, or one whose .incbin files have changed since. An error:

@@ -355,6 +355,8 @@ Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
     // Classified here, once: the driver, the memo and the reassembly read
     // the name and value, never the spelling.
     arg.option = std::string(m.spec->name);
+    if (arg.option.ends_with('=')) // a joined-only entry: "thinlto-jobs="
+      arg.option.pop_back();
     arg.value = value;
     switch (m.spec->effect) {
     case Effect::Unsafe:

@@ -160,16 +160,18 @@ TEST(Parse, UndefinedSymbolOptionsByName) {
 }
 
 TEST(Parse, OptionNameAndValueWhateverTheSpelling) {
-  auto cmd = parseCommandLine({"-Tlink.lds", "--script=b.lds", "-T", "c.lds", "-Ttext=0x1000",
-                               "--start-group", "-(", "a.o", "-)", "--threads=2"});
+  auto cmd =
+      parseCommandLine({"-Tlink.lds", "--script=b.lds", "-T", "c.lds", "-Ttext=0x1000",
+                        "--start-group", "-(", "a.o", "-)", "--threads=2", "--thinlto-jobs=3"});
   ASSERT_TRUE(cmd.ok()) << cmd.error().message;
   std::vector<std::pair<std::string, std::string>> got;
   for (const Arg &a : cmd->args)
     if (a.kind == Arg::Kind::Option)
       got.emplace_back(a.option, a.value);
   std::vector<std::pair<std::string, std::string>> want = {
-      {"T", "link.lds"},   {"script", "b.lds"}, {"T", "c.lds"}, {"Ttext", "0x1000"},
-      {"start-group", ""}, {"(", ""},           {")", ""},      {"threads", "2"}};
+      {"T", "link.lds"},   {"script", "b.lds"}, {"T", "c.lds"},
+      {"Ttext", "0x1000"}, {"start-group", ""}, {"(", ""},
+      {")", ""},           {"threads", "2"},    {"thinlto-jobs", "3"}};
   EXPECT_EQ(got, want);
 }
 
