@@ -7,6 +7,7 @@
 #include "lto/bitcode.h"
 
 #include "lto/crash.h"
+#include "lto/run.h"
 
 #include <cstring>
 
@@ -271,12 +272,6 @@ Result<bool> hasGnuProperty(std::string_view name, std::string_view elf, uint32_
   }
   return false;
 }
-
-} // namespace thinfarm
-
-#include "lto/run.h"
-
-namespace thinfarm {
 
 Result<ModuleFactsMap> inspectModules(const std::map<std::string, Blob> &modules,
                                       unsigned threads) {

@@ -6,7 +6,6 @@
 #include <csignal>
 #include <cstring>
 
-#include <poll.h>
 #include <sys/wait.h>
 
 namespace thinfarm {
@@ -47,8 +46,7 @@ std::string BackendChild::deathMessage(int status) {
   return text.empty() ? how : text;
 }
 
-Result<wire::BackendReply> BackendChild::run(const wire::BackendRequest &req,
-                                             const std::function<void()> &tick) {
+Result<wire::BackendReply> BackendChild::run(const wire::BackendRequest &req) {
   if (!child_)
     return failed("the backend child is gone");
   auto dead = [&]() -> Error {
@@ -59,19 +57,6 @@ Result<wire::BackendReply> BackendChild::run(const wire::BackendRequest &req,
   // SIGPIPE is ignored: a write to a child that died fails with EPIPE.
   if (!wire::writeFrame(child_->stdinFd(), wire::Message{0, req}).ok())
     return dead();
-  for (;;) {
-    struct pollfd p {
-      child_->stdoutFd(), POLLIN, 0
-    };
-    int n = ::poll(&p, 1, 1000);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n == 0) {
-      tick();
-      continue;
-    }
-    break;
-  }
   auto reply = wire::readFrame(child_->stdoutFd());
   if (!reply.ok())
     return dead();

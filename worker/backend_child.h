@@ -5,7 +5,6 @@
 #include "wire/transport.h"
 
 #include <chrono>
-#include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -24,11 +23,10 @@ public:
 
   const BackendConfig &config() const { return config_; }
 
-  // Sends the request and waits for the reply, calling `tick` about once a
-  // second meanwhile. A child that dies is a Failed error carrying what it
-  // printed (the crash line names the module); the child is then unusable.
-  Result<wire::BackendReply> run(const wire::BackendRequest &req,
-                                 const std::function<void()> &tick);
+  // Sends the request and waits for the reply (the worker's control thread
+  // heartbeats meanwhile). A child that dies is a Failed error carrying what
+  // it printed (the crash line names the module); the child is then unusable.
+  Result<wire::BackendReply> run(const wire::BackendRequest &req);
 
 private:
   BackendChild() = default;

@@ -29,8 +29,6 @@ public:
   Result<std::vector<std::string>> acquire(Store &store, const std::vector<Digest> &digests);
   void release(const std::vector<Digest> &digests);
 
-  const std::string &dir() const { return dir_; }
-
 private:
   struct Entry {
     std::string path;

@@ -6,10 +6,10 @@
 #include "worker/backend_child.h"
 #include "worker/staging.h"
 
-#include <cstdio>
-#include <filesystem>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -80,9 +80,10 @@ struct Worker::Slot {
     if (child && !(child->config() == rj.config))
       child.reset();
     if (!child) {
-      TF_TRY(BackendChild c, BackendChild::spawn(o.backendProgram,
-                                                 o.scratch + "/slot" + std::to_string(index) + ".stderr",
-                                                 o.memoryLimit, rj.config));
+      TF_TRY(BackendChild c,
+             BackendChild::spawn(o.backendProgram,
+                                 o.scratch + "/slot" + std::to_string(index) + ".stderr",
+                                 o.memoryLimit, rj.config));
       child.emplace(std::move(c));
     }
     wire::BackendRequest req;
@@ -100,7 +101,7 @@ struct Worker::Slot {
     req.workDir = workDir;
     req.outputPath = outPath;
     req.task = rj.spec.task;
-    auto reply = child->run(req, [] {}); // the control thread heartbeats for us
+    auto reply = child->run(req);
     if (!reply.ok())
       child.reset(); // it died; the next job starts a fresh one
     return reply;
@@ -119,7 +120,8 @@ struct Worker::Slot {
       inputs.push_back(m.bitcode);
     for (const auto &f : s.incbins) {
       if (!wire::staysInside(f.path))
-        return failed("the job's .incbin path " + f.path + " is not relative to the build directory");
+        return failed("the job's .incbin path " + f.path +
+                      " is not relative to the build directory");
       inputs.push_back(f.content);
     }
     // Fetch what this worker's store lacks (infrastructure failures are
@@ -185,7 +187,8 @@ struct Worker::Slot {
       if (!need->empty()) {
         wire::BlobRef blob{res.native, *object};
         if (auto up = wire::upload(sock, std::span<const wire::BlobRef>(&blob, 1)); !up.ok())
-          return Error{ErrorKind::Disconnected, "uploading the native object: " + up.error().message};
+          return Error{ErrorKind::Disconnected,
+                       "uploading the native object: " + up.error().message};
       }
     }
     return res;
@@ -229,8 +232,8 @@ void Worker::control(wire::Socket sock) {
   Queues &q = *queues_;
   const WorkerOptions &o = options_;
   auto registerNow = [&] {
-    (void)sock.send(wire::Message{0, wire::RegisterWorker{o.name, o.toolchain, o.cores,
-                                                          o.memoryBytes, o.slots}});
+    (void)sock.send(wire::Message{
+        0, wire::RegisterWorker{o.name, o.toolchain, o.cores, o.memoryBytes, o.slots}});
   };
   registerNow();
   auto lastBeat = std::chrono::steady_clock::now();

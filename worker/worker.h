@@ -22,7 +22,7 @@
 namespace thinfarm {
 
 struct WorkerOptions {
-  std::string coordinator;    // endpoint
+  std::string coordinator; // endpoint
   unsigned slots = 1;
   std::string name;           // shown in logs and THINFARM_LOG's workers
   std::string backendProgram; // thinfarm-backend
@@ -46,7 +46,6 @@ public:
   // fails with a one-line reason after `timeout`.
   Status start(std::chrono::milliseconds timeout);
   void stop();
-  const WorkerOptions &options() const { return options_; }
 
 private:
   struct Slot;
