@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include <fcntl.h>
@@ -44,6 +45,47 @@ int openFor(const std::string &path, bool output, bool append) {
   return ::open(path.c_str(), flags | O_CLOEXEC, 0644);
 }
 
+// argv as exec wants it, built before fork (the child may not allocate).
+std::vector<char *> execArgv(const std::vector<std::string> &argv) {
+  std::vector<char *> cargv;
+  for (const std::string &a : argv)
+    cargv.push_back(const_cast<char *>(a.c_str()));
+  cargv.push_back(nullptr);
+  return cargv;
+}
+
+// In the child: exec, or report errno through the close-on-exec pipe.
+[[noreturn]] void execOrReport(char *const *argv, bool searchPath, int reportFd) {
+  ::signal(SIGPIPE, SIG_DFL);
+  if (searchPath)
+    ::execvp(argv[0], argv);
+  else
+    ::execv(argv[0], argv);
+  int e = errno;
+  (void)!::write(reportFd, &e, sizeof e);
+  ::_exit(127);
+}
+
+// In the parent: closes its write end of the pipe and reads what the child
+// reported: nothing once it exec'ed, its errno if exec failed.
+std::optional<int> execFailure(Fds &fds, const int report[2]) {
+  ::close(report[1]);
+  fds.release(report[1]);
+  int childErrno = 0;
+  ssize_t n;
+  do
+    n = ::read(report[0], &childErrno, sizeof childErrno);
+  while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof childErrno))
+    return childErrno;
+  return std::nullopt;
+}
+
+void reap(pid_t pid, int &status) {
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
 } // namespace
 
 Result<Subprocess> Subprocess::spawn(const std::vector<std::string> &argv, const SpawnOptions &o) {
@@ -69,10 +111,7 @@ Result<Subprocess> Subprocess::spawn(const std::vector<std::string> &argv, const
   TF_CHECK(open(o.stdoutFile, true, outFile));
   TF_CHECK(open(o.stderrFile, true, errFile));
 
-  std::vector<char *> cargv;
-  for (const std::string &a : argv)
-    cargv.push_back(const_cast<char *>(a.c_str()));
-  cargv.push_back(nullptr);
+  std::vector<char *> cargv = execArgv(argv);
   pid_t pid = ::fork();
   if (pid < 0)
     return failed(std::string("fork: ") + std::strerror(errno));
@@ -93,27 +132,12 @@ Result<Subprocess> Subprocess::spawn(const std::vector<std::string> &argv, const
       };
       ::setrlimit(RLIMIT_AS, &rl);
     }
-    ::signal(SIGPIPE, SIG_DFL);
-    if (o.searchPath)
-      ::execvp(cargv[0], cargv.data());
-    else
-      ::execv(cargv[0], cargv.data());
-    int e = errno;
-    (void)!::write(report[1], &e, sizeof e);
-    ::_exit(127);
+    execOrReport(cargv.data(), o.searchPath, report[1]);
   }
-  ::close(report[1]);
-  fds.release(report[1]);
-  int childErrno = 0;
-  ssize_t n;
-  do
-    n = ::read(report[0], &childErrno, sizeof childErrno);
-  while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof childErrno)) {
+  if (auto e = execFailure(fds, report)) {
     int status;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return failed("cannot run " + argv[0] + ": " + std::strerror(childErrno));
+    reap(pid, status);
+    return failed("cannot run " + argv[0] + ": " + std::strerror(*e));
   }
   Subprocess p;
   p.pid_ = pid;
@@ -229,10 +253,7 @@ Status spawnDaemon(const std::vector<std::string> &argv, const std::string &log)
   int out = fds.add(openFor(log, true, true));
   if (null < 0 || out < 0)
     return failed("cannot open " + log + ": " + std::strerror(errno));
-  std::vector<char *> cargv;
-  for (const std::string &a : argv)
-    cargv.push_back(const_cast<char *>(a.c_str()));
-  cargv.push_back(nullptr);
+  std::vector<char *> cargv = execArgv(argv);
   pid_t middle = ::fork();
   if (middle < 0)
     return failed(std::string("fork: ") + std::strerror(errno));
@@ -243,24 +264,12 @@ Status spawnDaemon(const std::vector<std::string> &argv, const std::string &log)
     ::dup2(null, 0);
     ::dup2(out, 1);
     ::dup2(out, 2);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::execv(cargv[0], cargv.data());
-    int e = errno;
-    (void)!::write(report[1], &e, sizeof e);
-    ::_exit(127);
+    execOrReport(cargv.data(), false, report[1]);
   }
-  ::close(report[1]);
-  fds.release(report[1]);
   int status = 0;
-  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
-  }
-  int childErrno = 0;
-  ssize_t n;
-  do
-    n = ::read(report[0], &childErrno, sizeof childErrno);
-  while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof childErrno))
-    return failed("cannot run " + argv[0] + ": " + std::strerror(childErrno));
+  reap(middle, status);
+  if (auto e = execFailure(fds, report))
+    return failed("cannot run " + argv[0] + ": " + std::strerror(*e));
   return ok();
 }
 
