@@ -6,6 +6,7 @@
 #include <rocksdb/db.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <csignal>
 #include <thread>
 
@@ -302,28 +303,56 @@ TEST_F(StoreTest, OlderFormatIsEmptiedNewerIsRefused) {
       << store.error().message;
 }
 
+// The writer of SurvivesKillDuringWrites, in a process of its own: started by
+// that test (a fresh exec of this binary, not a bare fork of a process whose
+// RocksDB threads may hold locks), idle otherwise. It puts blobs into the store
+// at $THINFARM_TEST_STORE for ever, writing each acknowledged digest to the
+// pipe $THINFARM_TEST_ACK_FD.
+TEST(StoreWriter, PutsUntilKilled) {
+  const char *dir = std::getenv("THINFARM_TEST_STORE");
+  const char *fd = std::getenv("THINFARM_TEST_ACK_FD");
+  if (!dir || !fd)
+    GTEST_SKIP() << "started only by StoreTest.SurvivesKillDuringWrites";
+  const int ack = std::atoi(fd);
+  const unsigned round = static_cast<unsigned>(std::atoi(std::getenv("THINFARM_TEST_ROUND")));
+  auto store = Store::open(dir);
+  if (!store.ok())
+    _exit(3);
+  for (unsigned i = 0;; ++i) {
+    std::string blob = pattern(i % 3 == 0 ? 3 * Store::kChunkSize + i : 5000 + i, i * 31 + round);
+    Digest d = Digest::of(blob);
+    if (!store->put(d, blob).ok())
+      _exit(4);
+    std::string line = d.text() + "\n";
+    if (write(ack, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+      _exit(5);
+  }
+}
+
 // kill -9 during heavy writes: the store reopens, every acknowledged blob is
 // there and intact, and no chunk is left without its manifest.
 TEST_F(StoreTest, SurvivesKillDuringWrites) {
   for (int round = 0; round < 3; ++round) {
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);
+    // Everything the child needs is made before fork: it only execs.
+    std::vector<std::string> env{"THINFARM_TEST_STORE=" + path(),
+                                 "THINFARM_TEST_ACK_FD=" + std::to_string(fds[1]),
+                                 "THINFARM_TEST_ROUND=" + std::to_string(round)};
+    std::vector<char *> envp;
+    for (std::string &e : env)
+      envp.push_back(e.data());
+    for (char **e = environ; *e; ++e)
+      envp.push_back(*e);
+    envp.push_back(nullptr);
+    char arg0[] = "thinfarm_unit_tests", arg1[] = "--gtest_filter=StoreWriter.PutsUntilKilled";
+    char *argv[] = {arg0, arg1, nullptr};
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       close(fds[0]);
-      auto store = Store::open(path());
-      if (!store.ok())
-        _exit(3);
-      for (unsigned i = 0;; ++i) {
-        std::string blob = pattern(i % 3 == 0 ? 3 * Store::kChunkSize + i : 5000 + i, i * 31 + round);
-        Digest d = Digest::of(blob);
-        if (!store->put(d, blob).ok())
-          _exit(4);
-        std::string line = d.text() + "\n";
-        if (write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size()))
-          _exit(5);
-      }
+      execve("/proc/self/exe", argv, envp.data());
+      _exit(6);
     }
     close(fds[1]);
     std::vector<Digest> acked;

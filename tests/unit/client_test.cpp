@@ -1,0 +1,166 @@
+// The farm client's retry and fall-back paths (client/retry.h) against a real
+// thinfarm-coordinator process that is not there, frozen (SIGSTOP), killed
+// (SIGKILL), or killed and started again on the same store. The worker here
+// is a bare wire socket that registers and holds the jobs it is given, so the
+// session is under way when the coordinator goes; in the restart case it
+// registers again and answers the job the client resubmitted.
+#include "base/subprocess.h"
+#include "client/client.h"
+#include "scratch_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <future>
+#include <thread>
+
+namespace thinfarm {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ClientTest : public ::testing::Test {
+protected:
+  void SetUp() override { endpoint_ = "ipc://" + dir_.file("c.sock"); }
+
+  // Starts thinfarm-coordinator on endpoint_ and the store in the scratch
+  // dir; returns once it is ready (its lock file holds its pid).
+  void startCoordinator() {
+    std::string lock = dir_.file("lock");
+    ::unlink(lock.c_str());
+    auto p = Subprocess::spawn({THINFARM_COORDINATOR_PROGRAM, "--listen", endpoint_, "--store",
+                                dir_.file("store"), "--lock", lock},
+                               {.stderrFile = dir_.file("coordinator.log"), .appendOutput = true});
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    coordinator_.emplace(std::move(*p));
+    for (int i = 0; i < 200 && test::readAll(lock).empty(); ++i)
+      std::this_thread::sleep_for(50ms);
+    ASSERT_FALSE(test::readAll(lock).empty())
+        << "the coordinator never got ready: " << test::readAll(dir_.file("coordinator.log"));
+  }
+
+  // A worker that registers and returns the next job it is sent.
+  wire::Socket registerWorker() {
+    auto s = wire::Socket::connect(ctx_, endpoint_);
+    EXPECT_TRUE(s.ok());
+    EXPECT_TRUE(s->send(wire::Message{1, wire::RegisterWorker{"held", "T", 1, 1 << 30, 1}}).ok());
+    return std::move(*s);
+  }
+  static std::optional<wire::RunJob> nextJob(wire::Socket &w, std::chrono::seconds within) {
+    auto until = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < until) {
+      auto r = w.receive(200ms);
+      if (r && r->message.ok())
+        if (auto *job = r->message->get<wire::RunJob>())
+          return *job;
+    }
+    return std::nullopt;
+  }
+
+  // Two jobs (tasks 0 and 1) with made-up blobs: only the worker here reads them.
+  static FarmSubmission submission() {
+    static const std::string a = "module a", b = "module b", shard = "shard";
+    FarmSubmission sub;
+    sub.toolchain = "T";
+    sub.output = "out.o";
+    for (uint32_t t = 0; t < 2; ++t) {
+      wire::JobSpec spec;
+      spec.task = t;
+      spec.module = {t ? "b.o" : "a.o", Digest::of(t ? b : a)};
+      spec.shard = Digest::of(shard);
+      spec.cost = 1;
+      sub.jobs.push_back(spec);
+    }
+    sub.blobs = {{Digest::of(a), a}, {Digest::of(b), b}, {Digest::of(shard), shard}};
+    return sub;
+  }
+
+  // Runs the client on a thread of its own; the results it took go to results_.
+  std::future<Result<FarmOutcome>> runClient() {
+    return std::async(std::launch::async, [this] {
+      FarmClient client(ctx_, endpoint_);
+      return client.run(
+          submission(),
+          [this](FarmResult &&r) {
+            results_.push_back(std::move(r));
+            return ok();
+          },
+          {});
+    });
+  }
+
+  test::ScratchDir dir_;
+  wire::Context ctx_;
+  std::string endpoint_;
+  std::optional<Subprocess> coordinator_;
+  std::vector<FarmResult> results_;
+};
+
+// Every task comes back unfinished, to be run locally, with the reason.
+void expectAllLocal(const Result<FarmOutcome> &outcome, const std::string &why) {
+  ASSERT_TRUE(outcome.ok()) << "the link failed: " << outcome.error().message;
+  EXPECT_EQ(outcome->unfinished, (std::vector<uint32_t>{0, 1}));
+  EXPECT_NE(outcome->why.find(why), std::string::npos) << outcome->why;
+}
+
+TEST_F(ClientTest, NoCoordinatorMeansEveryJobRunsLocally) {
+  auto outcome = runClient().get();
+  expectAllLocal(outcome, "no answer from " + endpoint_);
+  EXPECT_TRUE(results_.empty());
+}
+
+TEST_F(ClientTest, FrozenCoordinatorMeansEveryJobRunsLocally) {
+  startCoordinator();
+  wire::Socket worker = registerWorker();
+  auto client = runClient();
+  ASSERT_TRUE(nextJob(worker, 10s)) << "the session never reached the worker";
+  ::kill(coordinator_->pid(), SIGSTOP);
+  auto outcome = client.get();
+  ::kill(coordinator_->pid(), SIGCONT);
+  expectAllLocal(outcome, endpoint_);
+  EXPECT_TRUE(results_.empty());
+}
+
+TEST_F(ClientTest, KilledCoordinatorMeansEveryJobRunsLocally) {
+  startCoordinator();
+  wire::Socket worker = registerWorker();
+  auto client = runClient();
+  ASSERT_TRUE(nextJob(worker, 10s)) << "the session never reached the worker";
+  coordinator_->kill();
+  expectAllLocal(client.get(), endpoint_);
+  EXPECT_TRUE(results_.empty());
+}
+
+TEST_F(ClientTest, RestartedCoordinatorGetsTheUnfinishedJobsAgain) {
+  startCoordinator();
+  std::optional<wire::Socket> worker = registerWorker();
+  auto client = runClient();
+  ASSERT_TRUE(nextJob(*worker, 10s)) << "the session never reached the worker";
+  coordinator_->kill();
+  worker.reset();
+  startCoordinator();
+  worker = registerWorker();
+  // The client notices the silence, reconnects and resubmits: the worker
+  // gets the jobs again and answers them.
+  for (int answered = 0; answered < 2; ++answered) {
+    auto job = nextJob(*worker, 30s);
+    ASSERT_TRUE(job) << "the client did not resubmit its unfinished jobs";
+    std::string native = "native of task " + std::to_string(job->spec.task);
+    wire::JobResult r;
+    r.jobId = job->jobId;
+    r.task = job->spec.task;
+    r.native = Digest::of(native);
+    r.nativeBytes = native;
+    r.worker = "held";
+    ASSERT_TRUE(worker->send(wire::Message{0, r}).ok());
+  }
+  auto outcome = client.get();
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_TRUE(outcome->unfinished.empty()) << outcome->why;
+  ASSERT_EQ(results_.size(), 2u);
+  for (const FarmResult &r : results_)
+    EXPECT_EQ(r.native, "native of task " + std::to_string(r.task));
+}
+
+} // namespace
+} // namespace thinfarm

@@ -1,0 +1,157 @@
+// A worker's job path end to end, all real: a coordinator (ZeroMQ over ipc,
+// RocksDB in a temporary directory), a Worker with a store of its own (so it
+// fetches the job's blobs over the wire) running the real thinfarm-backend,
+// and the FarmClient that thinfarm-ld uses. The job is a module ld.lld-19
+// cut an index shard for; the native object must be the one lld's own
+// backend writes (its --thinlto-cache-dir entry), a second run must come from
+// the action cache, and a corrupt module must fail naming the module.
+#include "client/client.h"
+#include "coordinator/coordinator.h"
+#include "lto/backend_key.h"
+#include "lto/backend_server.h"
+#include "scratch_dir.h"
+#include "worker/worker.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+namespace thinfarm {
+namespace {
+
+using namespace std::chrono_literals;
+
+class WorkerTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    endpoint_ = "ipc://" + dir_.file("c.sock");
+    CoordinatorOptions o;
+    o.listen = {endpoint_};
+    o.storeDir = dir_.file("coordinator-store");
+    auto c = Coordinator::create(ctx_, o);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    coordinator_ = std::move(*c);
+    thread_ = std::thread([this] { (void)coordinator_->run(stop_); });
+
+    auto store = Store::open(dir_.file("worker-store"));
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    workerStore_.emplace(std::move(*store));
+    WorkerOptions w;
+    w.coordinator = endpoint_;
+    w.slots = 1;
+    w.name = "w1";
+    w.backendProgram = THINFARM_BACKEND_PROGRAM;
+    w.scratch = dir_.file("staging");
+    auto complete = completeOptions(std::move(w));
+    ASSERT_TRUE(complete.ok()) << complete.error().message;
+    toolchain_ = complete->toolchain;
+    worker_ = std::make_unique<Worker>(ctx_, *workerStore_, std::move(*complete));
+    Status started = worker_->start(10s);
+    ASSERT_TRUE(started.ok()) << started.error().message;
+
+    // m.o, and the shard and native object ld.lld-19 makes of it in a -r link.
+    dir_.write("m.c", "static int v[4];\n"
+                      "int get(int i) { return v[i & 3]; }\n"
+                      "void put(int i, int x) { v[i & 3] = x; }\n");
+    ASSERT_EQ(test::run("cd " + dir_.path() +
+                        " && clang-19 -O2 -flto=thin -c m.c"
+                        " && ld.lld-19 -r -o idx.o m.o --thinlto-index-only"
+                        " && ld.lld-19 -r -o ref.o m.o --thinlto-cache-dir=cache"),
+              "");
+    module_ = test::readAll(dir_.file("m.o"));
+    shard_ = test::readAll(dir_.file("m.o.thinlto.bc"));
+    for (const auto &e : std::filesystem::directory_iterator(dir_.file("cache")))
+      if (e.path().filename().string().starts_with("llvmcache-"))
+        lldNative_ = test::readAll(e.path());
+    ASSERT_FALSE(lldNative_.empty()) << "ld.lld-19 left no cache entry";
+  }
+  void TearDown() override {
+    worker_.reset();
+    stop_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  // One job for m.o (the task number 3), as thinfarm-ld would submit it.
+  FarmSubmission submission(const std::string &module) {
+    FarmSubmission sub;
+    sub.toolchain = toolchain_;
+    sub.output = "out.o";
+    sub.config.relocatable = true;
+    wire::JobSpec spec;
+    spec.task = 3;
+    spec.module = {"m.o", Digest::of(module)};
+    spec.shard = Digest::of(shard_);
+    spec.cost = module.size();
+    BackendKeyInputs in;
+    in.toolchain = sub.toolchain;
+    in.config = &sub.config;
+    in.moduleId = spec.module.identifier;
+    in.module = spec.module.bitcode;
+    in.shard = shard_;
+    auto key = backendKey(in);
+    EXPECT_TRUE(key.ok());
+    spec.key = *key;
+    sub.jobs.push_back(spec);
+    sub.blobs = {{spec.module.bitcode, module}, {spec.shard, shard_}};
+    return sub;
+  }
+
+  Result<FarmOutcome> run(const FarmSubmission &sub, std::vector<FarmResult> &results) {
+    FarmClient client(ctx_, endpoint_);
+    return client.run(
+        sub,
+        [&](FarmResult &&r) {
+          results.push_back(std::move(r));
+          return ok();
+        },
+        {});
+  }
+
+  test::ScratchDir dir_;
+  wire::Context ctx_;
+  std::string endpoint_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::optional<Store> workerStore_;
+  std::unique_ptr<Worker> worker_;
+  std::string toolchain_, module_, shard_, lldNative_;
+};
+
+TEST_F(WorkerTest, RunsTheJobAsLldDoesThenTheCacheAnswers) {
+  EXPECT_EQ(toolchain_, backendIdentity());
+  std::vector<FarmResult> results;
+  auto outcome = run(submission(module_), results);
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_TRUE(outcome->unfinished.empty()) << outcome->why;
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].task, 3u);
+  EXPECT_EQ(results[0].worker, "w1");
+  EXPECT_FALSE(results[0].cached);
+  EXPECT_TRUE(results[0].native == lldNative_)
+      << "the worker's native object differs from ld.lld-19's own ("
+      << results[0].native.size() << " vs " << lldNative_.size() << " bytes)";
+
+  // The same job again: from the action cache, the same bytes.
+  results.clear();
+  outcome = run(submission(module_), results);
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_TRUE(results[0].cached);
+  EXPECT_TRUE(results[0].native == lldNative_);
+}
+
+TEST_F(WorkerTest, CorruptModuleFailsTheLinkNamingTheModule) {
+  std::string corrupt = module_;
+  corrupt.resize(corrupt.size() / 2); // a truncated bitcode file
+  std::vector<FarmResult> results;
+  auto outcome = run(submission(corrupt), results);
+  ASSERT_FALSE(outcome.ok()) << "a truncated module was linked";
+  EXPECT_NE(outcome.error().message.find("m.o"), std::string::npos) << outcome.error().message;
+  EXPECT_TRUE(results.empty());
+}
+
+} // namespace
+} // namespace thinfarm
