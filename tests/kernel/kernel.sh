@@ -76,6 +76,7 @@ SRC=$WORK/linux-$KVER
 OUT=$WORK/out
 REF=$WORK/ref
 LOG=$WORK/thinfarm.log.jsonl
+STOCK_LINKS=$WORK/stock-links.jsonl  # the stock build's links (stock-ld.py)
 MARKER=THINFARM-BOOT-OK
 
 # Reproducible builds: the same tree linked twice must give the same bytes.
@@ -141,7 +142,10 @@ check_ibt() {
 kmake() {
   local ld=$1; shift
   mkdir -p "$WORK/bin" && ln -sf "$TFLD" "$WORK/bin/thinfarm-ld"
-  case $ld in thinfarm-ld-*) ln -sf "$TFLD" "$WORK/bin/$ld" ;; esac
+  case $ld in
+    thinfarm-ld-*) ln -sf "$TFLD" "$WORK/bin/$ld" ;;
+    ld.lld-19-stock*) ln -sf "$(dirname "${BASH_SOURCE[0]}")/stock-ld.py" "$WORK/bin/$ld" ;;
+  esac
   PATH="$WORK/bin:$PATH" "$@" make -C "$SRC" O="$OUT" LLVM=-19 LD="$ld" -j"$JOBS" > "$WORK/make-$ld.log" 2>&1 ||
     { tail -n 40 "$WORK/make-$ld.log" >&2; fail "make LD=$ld failed (log: $WORK/make-$ld.log)"; }
 }
@@ -172,7 +176,8 @@ same_as_ref() {
 # to thinfarm-ld), or under a second one when the tree was last linked under
 # the first (the step run twice in a row).
 relink_ld() {
-  local ld=thinfarm-ld-$1
+  local ld=$1
+  case $ld in ld.lld-19-stock) ;; *) ld=thinfarm-ld-$ld ;; esac
   if grep -qF -- "$ld " "$OUT/.vmlinux.o.cmd" 2>/dev/null; then ld=$ld-2; fi
   echo "$ld"
 }
@@ -221,9 +226,14 @@ PY
 
 step_build() {
   prepare_source
-  say "stock build (LD=ld.lld-19)"
+  # LD is ld.lld-19 behind stock-ld.py, which records every link and whether it
+  # had bitcode: the ThinLTO links the relink below must split, every one. Its
+  # name differs from the tree's last LD, so kbuild reruns every link.
+  local stock; stock=$(relink_ld ld.lld-19-stock)
+  say "stock build (LD=$stock: ld.lld-19, links recorded)"
   local t0=$SECONDS
-  kmake ld.lld-19
+  rm -f "$STOCK_LINKS"
+  THINFARM_STOCK_LINKS=$STOCK_LINKS kmake "$stock"
   say "stock build took $((SECONDS - t0)) s"
   save_ref
   check_ibt
@@ -236,16 +246,38 @@ step_build() {
 
 step_identical() {
   [ -f "$LOG" ] || fail "no thinfarm log: run 'kernel.sh build' first"
+  [ -f "$STOCK_LINKS" ] || fail "no record of the stock build's links: run 'kernel.sh build' first"
   same_as_ref
-  local kos; kos=$(artifacts | grep -c '\.ko$')
-  # Every LTO link went through the split, none fell back.
-  if grep -q '"fallback"' "$LOG"; then fail "links fell back to lld: $(grep fallback "$LOG")"; fi
-  local vmods; vmods=$(grep '"output":"vmlinux.o"' "$LOG" | sed -n 's/.*"modules":\([0-9]*\).*/\1/p')
-  [ -n "$vmods" ] && [ "$vmods" -gt "$MIN_VMLINUX_MODULES" ] || fail "vmlinux.o was not split (log: $(cat "$LOG"))"
-  local links; links=$(wc -l < "$LOG")
-  [ "$links" -ge $((kos + 1)) ] || fail "$links split links for vmlinux.o and $kos modules"
-  say "split links: $links (vmlinux.o: $vmods modules)"
+  check_split_all
   check_log off "$LOG"
+}
+
+# Every ThinLTO link of the stock build (a link with a bitcode input, as
+# stock-ld.py recorded it) has exactly one split link in THINFARM_LOG, and
+# nothing fell back: a link kbuild did not rerun would keep the stock copy and
+# compare equal, so the identity check alone cannot see it.
+check_split_all() {
+  python3 - "$STOCK_LINKS" "$LOG" "$MIN_VMLINUX_MODULES" <<'PY' || fail "not every ThinLTO link was split (above)"
+import collections, json, sys
+stock_path, log_path, min_modules = sys.argv[1], sys.argv[2], int(sys.argv[3])
+stock = [json.loads(line) for line in open(stock_path)]
+want = collections.Counter(l["output"] for l in stock if l["bitcode"])
+log = [json.loads(line) for line in open(log_path)]
+errors = [f"{l['output']}: fell back: {l['fallback']}" for l in log if "fallback" in l]
+got = collections.Counter(l["output"] for l in log if "fallback" not in l)
+if got != want:
+    errors.append(f"{sum(want.values())} ThinLTO links in the stock build, {sum(got.values())} split: "
+                  f"not split {sorted((want - got).elements())}, extra {sorted((got - want).elements())}")
+vmlinux = [l["modules"] for l in log if l["output"] == "vmlinux.o" and "fallback" not in l]
+if not vmlinux or vmlinux[0] <= min_modules:
+    errors.append(f"vmlinux.o split into {vmlinux} modules, want more than {min_modules}")
+for e in errors:
+    print("  " + e, file=sys.stderr)
+if not errors:
+    print(f"kernel.sh: {len(stock)} links in the stock build, {sum(want.values())} with bitcode, "
+          f"all split (vmlinux.o: {vmlinux[0]} modules)", file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
 }
 
 # The farm in network namespaces: farm_network, start_farm, farm_cleanup.
