@@ -14,7 +14,8 @@ CASE=${1:?usage: farm.sh CASE}
 W=$(mktemp -d "${TMPDIR:-/tmp}/thinfarm-farm-XXXXXX")
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
+  # CONT first: a case may end (or fail) with a process it stopped.
+  for p in "${pids[@]}"; do kill -CONT "$p" 2> /dev/null || true; kill "$p" 2> /dev/null || true; done
   wait 2> /dev/null || true
   pkill -f "thinfarm-coordinator.*$W/cache" 2> /dev/null || true
   rm -rf "$W"
@@ -272,7 +273,7 @@ case_cache_kill9() {
   python3 - <<'PY'
 import random
 random.seed(1)
-for i in range(120):
+for i in range(48):
     body = "\n".join(f"int f{i}_{k}(int x) {{ return x * {random.randint(2, 99)} + {k}; }}" for k in range(300))
     open(f"m{i}.c", "w").write(body + f"\nint g{i}(int x) {{ return f{i}_0(x); }}\n")
 PY
