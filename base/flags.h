@@ -25,7 +25,7 @@ public:
     values_[name] = std::move(def);
   }
   // Declares a flag that must be given.
-  void required(const std::string &name, std::string help) {
+  void required(const std::string &name, const std::string &help) {
     value(name, "", help + " (required)");
     required_.push_back(name);
   }

@@ -71,11 +71,14 @@ inline Status ok() { return Ok{}; }
 // Propagates an Error out of the enclosing function; binds the value otherwise.
 #define TF_CONCAT_(a, b) a##b
 #define TF_CONCAT(a, b) TF_CONCAT_(a, b)
+// NOLINTBEGIN(bugprone-macro-parentheses): decl is a declaration ("auto x")
+// and tmp a generated identifier; neither can be parenthesized.
 #define TF_TRY_IMPL(tmp, decl, expr)                                           \
   auto tmp = (expr);                                                           \
   if (!tmp.ok())                                                               \
     return std::move(tmp).error();                                             \
   decl = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 #define TF_TRY(decl, expr) TF_TRY_IMPL(TF_CONCAT(tf_try_, __LINE__), decl, expr)
 #define TF_CHECK(expr)                                                         \
   do {                                                                         \

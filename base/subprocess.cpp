@@ -16,8 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 namespace thinfarm {
 
 namespace {
@@ -48,6 +46,7 @@ int openFor(const std::string &path, bool output, bool append) {
 // argv as exec wants it, built before fork (the child may not allocate).
 std::vector<char *> execArgv(const std::vector<std::string> &argv) {
   std::vector<char *> cargv;
+  cargv.reserve(argv.size() + 1);
   for (const std::string &a : argv)
     cargv.push_back(const_cast<char *>(a.c_str()));
   cargv.push_back(nullptr);

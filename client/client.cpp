@@ -23,6 +23,7 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
   auto other = [&](wire::Message &&m) { queued.push_back(std::move(m)); };
 
   std::vector<Digest> digests;
+  digests.reserve(sub.blobs.size());
   for (const wire::BlobRef &b : sub.blobs)
     digests.push_back(b.digest);
   TF_TRY(std::vector<Digest> missing, wire::findMissing(sock, digests, other));

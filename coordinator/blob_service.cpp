@@ -82,17 +82,21 @@ void BlobService::onGetChunk(const wire::PeerId &peer, uint64_t requestId,
     return;
   }
   auto chunk = store_.getChunk(g.digest, static_cast<uint32_t>(g.offset / wire::kChunk));
-  if (!chunk.ok() || !*chunk) {
+  if (!chunk.ok()) {
+    out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed, chunk.error().message)});
+    return;
+  }
+  std::optional<std::string> &bytes = *chunk;
+  if (!bytes) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed,
-                                          chunk.ok() ? "blob " + g.digest.text() +
-                                                           " is not in the coordinator's store"
-                                                     : chunk.error().message)});
+                                          "blob " + g.digest.text() +
+                                              " is not in the coordinator's store")});
     return;
   }
   wire::Chunk c;
   c.digest = g.digest;
   c.offset = g.offset;
-  c.bytes = std::move(**chunk);
+  c.bytes = std::move(*bytes);
   out.push_back({peer, wire::Message{requestId, std::move(c)}});
 }
 

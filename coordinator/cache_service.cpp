@@ -17,6 +17,13 @@ template <class T> std::optional<T> decodeAs(const std::string &bytes) {
   return std::nullopt;
 }
 
+// What a store lookup found; nothing when it failed (a failed lookup is a miss).
+std::optional<std::string> found(Result<std::optional<std::string>> &&r) {
+  if (!r.ok())
+    return std::nullopt;
+  return std::move(*r);
+}
+
 // Reads a blob through to check it against its digest; a damaged blob is
 // dropped by the store and reported absent.
 bool intact(Store &store, const Digest &d) {
@@ -30,18 +37,17 @@ void CacheService::answerHits(const wire::PeerId &peer, wire::Session &s, Outbox
   for (wire::JobSpec &spec : s.jobs) {
     std::optional<wire::JobResult> hit;
     if (hasKey(spec.key) && !spec.noop) {
-      auto value = store_.getRecord(RecordKind::Action, spec.key);
-      if (value.ok() && *value)
-        hit = decodeAs<wire::JobResult>(**value);
+      if (auto value = found(store_.getRecord(RecordKind::Action, spec.key)))
+        hit = decodeAs<wire::JobResult>(*value);
     }
     if (hit) {
       // The object is read back whole (checked against its digest) even when
       // it is too large to ride inline: a damaged one turns the hit into a miss.
-      auto bytes = store_.get(hit->native);
-      if (!bytes.ok() || !*bytes) {
+      auto bytes = found(store_.get(hit->native));
+      if (!bytes) {
         hit.reset();
-      } else if ((*bytes)->size() <= wire::kChunk) {
-        hit->nativeBytes = std::move(**bytes);
+      } else if (bytes->size() <= wire::kChunk) {
+        hit->nativeBytes = std::move(*bytes);
       }
     }
     if (!hit) {
@@ -83,9 +89,8 @@ void CacheService::onLookupLink(const wire::PeerId &peer, uint64_t requestId,
                                 const wire::LookupLink &l, Outbox &out) {
   wire::LinkMemo reply;
   reply.key = l.key;
-  auto value = store_.getRecord(RecordKind::LinkMemo, l.key);
-  if (value.ok() && *value) {
-    if (auto memo = decodeAs<wire::LinkMemo>(**value); memo && intact(store_, memo->output)) {
+  if (auto value = found(store_.getRecord(RecordKind::LinkMemo, l.key))) {
+    if (auto memo = decodeAs<wire::LinkMemo>(*value); memo && intact(store_, memo->output)) {
       reply = std::move(*memo);
       reply.key = l.key;
       reply.found = true;

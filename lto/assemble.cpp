@@ -1,4 +1,4 @@
-// Stage 6: assemble.
+// Stage 7: assemble.
 //
 // The output must be the file stock lld writes for the original command, so
 // lld writes it, from a command that differs from the original only where
@@ -710,6 +710,7 @@ Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &i
   argv.insert(argv.end(), libcalls.begin(), libcalls.end());
   if (!declared.empty()) {
     std::vector<ShimSymbol> symbols;
+    symbols.reserve(declared.size());
     for (std::string &n : declared)
       symbols.push_back({std::move(n)});
     TF_TRY(std::string shim, writeShim(symbols, format));

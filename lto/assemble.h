@@ -48,7 +48,7 @@ struct Reassembly {
 Result<Reassembly> reassemblyCommand(const Toolchain &tc, const AssembleInput &in,
                                      const std::unordered_set<std::string> &notDefinedByLld = {});
 
-// Stage 6: runs the reassembly link into a temporary file beside the output,
+// Stage 7: runs the reassembly link into a temporary file beside the output,
 // checks that it loaded the same archive members as lld's own resolution, and
 // renames it into place. A mismatch is Unimplemented: nothing is left behind
 // and the caller links with stock lld.

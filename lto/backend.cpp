@@ -42,7 +42,7 @@ std::string message(llvm::Error e) {
 }
 
 llvm::MemoryBufferRef bufferOf(const Blob &b, const std::string &identifier) {
-  return llvm::MemoryBufferRef(llvm::StringRef(b.bytes().data(), b.size()), identifier);
+  return llvm::MemoryBufferRef(llvm::StringRef(b.bytes()), identifier);
 }
 
 // The module a backend compiles: bitcode files here hold exactly one (the
@@ -95,7 +95,7 @@ llvm::lto::Config createConfig(const BackendConfig &cfg) {
   c.Options.BBAddrMap = false;
   c.Options.UniqueBasicBlockSectionNames = false;
   if (auto rm = llvm::codegen::getExplicitRelocModel())
-    c.RelocModel = *rm;
+    c.RelocModel = rm;
   else if (cfg.relocatable)
     c.RelocModel = std::nullopt;
   else if (cfg.pic)
@@ -107,7 +107,8 @@ llvm::lto::Config createConfig(const BackendConfig &cfg) {
   c.OptLevel = static_cast<unsigned>(cfg.optLevel);
   c.CPU = llvm::codegen::getCPUStr();
   c.MAttrs = llvm::codegen::getMAttrs();
-  c.CGOptLevel = *llvm::CodeGenOpt::getLevel(cfg.cgOptLevel);
+  if (auto level = llvm::CodeGenOpt::getLevel(cfg.cgOptLevel)) // initialize() checked it
+    c.CGOptLevel = *level;
   c.PTO.LoopVectorization = c.OptLevel > 1;
   c.PTO.SLPVectorization = c.OptLevel > 1;
   c.HasWholeProgramVisibility = false;
@@ -121,6 +122,11 @@ llvm::lto::Config createConfig(const BackendConfig &cfg) {
 } // namespace
 
 Result<BackendProcess> BackendProcess::initialize(const BackendConfig &config) {
+  // lld's createConfig refuses a level LLVM does not know; parse() never makes
+  // one, but a config that came over the wire was not parsed here.
+  if (!llvm::CodeGenOpt::getLevel(config.cgOptLevel))
+    return failed("invalid codegen optimization level for LTO: " +
+                  std::to_string(config.cgOptLevel));
   // Registers the codegen options (-mcpu, -mattr, -relocation-model, ...)
   // that InitTargetOptionsFromCodeGenFlags reads, as lld does at start-up.
   static llvm::codegen::RegisterCodeGenFlags

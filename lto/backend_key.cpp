@@ -79,9 +79,10 @@ public:
           auto info = c.ReadBlockInfoBlock();
           if (!info)
             return failed(errorText(info.takeError()));
-          if (!*info)
+          std::optional<llvm::BitstreamBlockInfo> &read = *info;
+          if (!read)
             return failed("a truncated block-info block");
-          info_ = std::move(**info);
+          info_ = std::move(*read);
           c.setBlockInfo(&info_);
           continue;
         }
@@ -142,19 +143,15 @@ Result<Digest> canonicalShard(const BackendKeyInputs &in) {
   names[std::string(in.moduleId)] = contentName(in.module, true);
 
   DigestBuilder h;
+  // The magic: 'B', 'C', then 0x0 0xC 0xE 0xD in four bits each, which are
+  // the bytes C0 DE (compared as bytes, as llvm::isRawBitcode does).
+  if (!in.shard.starts_with(std::string_view("BC\xC0\xDE", 4)))
+    return failed("not a bitcode file");
   llvm::BitstreamCursor c(
       llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(in.shard.data()), in.shard.size()));
-  // 'B', 'C', then 0x0 0xC 0xE 0xD in four bits each.
-  constexpr std::pair<unsigned, unsigned> kMagic[] = {{'B', 8}, {'C', 8}, {0x0, 4},
-                                                      {0xC, 4}, {0xE, 4}, {0xD, 4}};
-  for (auto [value, bits] : kMagic) {
-    auto got = c.Read(bits);
-    if (!got) {
-      llvm::consumeError(got.takeError());
-      return failed("not a bitcode file");
-    }
-    if (*got != value)
-      return failed("not a bitcode file");
+  if (llvm::Error err = c.JumpToBit(32)) { // past the magic
+    llvm::consumeError(std::move(err));
+    return failed("not a bitcode file");
   }
   ShardCanonicalizer walker(h, names);
   TF_CHECK(walker.walk(c, std::nullopt));
@@ -184,6 +181,7 @@ Result<Digest> backendKey(const BackendKeyInputs &in) {
   h.updateDigest(in.module);
   h.updateDigest(*shard);
   std::vector<Digest> imports;
+  imports.reserve(in.imports.size());
   for (const NamedDigest &m : in.imports)
     imports.push_back(m.digest);
   std::sort(imports.begin(), imports.end());
@@ -191,6 +189,7 @@ Result<Digest> backendKey(const BackendKeyInputs &in) {
   for (const Digest &d : imports)
     h.updateDigest(d);
   std::vector<const NamedDigest *> incbins;
+  incbins.reserve(in.incbins.size());
   for (const NamedDigest &f : in.incbins)
     incbins.push_back(&f);
   std::sort(incbins.begin(), incbins.end(),

@@ -17,7 +17,7 @@
 #include "lto/backend.h"
 #include "lto/backend_key.h"
 #include "lto/build_id.h"
-#include "wire/transport.h"
+#include "wire/frame.h"
 
 #include <llvm/Config/llvm-config.h>
 

@@ -1,4 +1,5 @@
-// Reading bitcode modules and native objects without compiling anything.
+// Stage 3: inspect. Reads bitcode modules and native objects without
+// compiling anything.
 //
 // The IR symbol table (lto::InputFile) is what lld resolves symbols against;
 // it is stored in the bitcode, so reading it costs no IR parsing. Module asm
@@ -72,8 +73,7 @@ std::vector<std::string> parseIncbins(std::string_view text) {
 
 Result<ModuleFacts> inspectModule(const Module &m) {
   CrashScope scope("reading", m.identifier);
-  llvm::MemoryBufferRef ref(llvm::StringRef(m.bitcode.bytes().data(), m.bitcode.size()),
-                            m.identifier);
+  llvm::MemoryBufferRef ref(llvm::StringRef(m.bitcode.bytes()), m.identifier);
   auto list = llvm::getBitcodeModuleList(ref);
   if (!list)
     return failed(m.identifier + ": invalid bitcode: " + message(list.takeError()));
@@ -276,6 +276,7 @@ Result<bool> hasGnuProperty(std::string_view name, std::string_view elf, uint32_
 Result<ModuleFactsMap> inspectModules(const std::map<std::string, Blob> &modules,
                                       unsigned threads) {
   std::vector<const std::pair<const std::string, Blob> *> list;
+  list.reserve(modules.size());
   for (const auto &entry : modules)
     list.push_back(&entry);
   std::vector<ModuleFacts> facts(list.size());

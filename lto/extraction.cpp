@@ -116,9 +116,9 @@ Status LazyInputs::checkBitcodePlacement(const std::vector<Extraction> &thin,
     bool ok = false;
     if (e.reference == "<internal>") {
       ok = hasUndefinedOption; // -u is resolved before any input is read
-    } else if (eager_.count(e.reference)) {
+    } else if (r && eager_.count(e.reference)) { // r is set for every eager or lazy file
       ok = *r < x->second.position;
-    } else if (lazy_.count(e.reference)) {
+    } else if (r && lazy_.count(e.reference)) {
       ok = onTime[e.reference] && *r < x->second.position;
     } else if (e.reference == "<libcall>" && bitcode && !optionLoads) {
       late("");

@@ -1,5 +1,6 @@
-// The link memo: a link whose inputs did not change at all is answered from
-// the store without running the thin link or a single backend.
+// Stage 0 (run after stages 1-2): the link memo. A link whose inputs did not
+// change at all is answered from the store without running the thin link or a
+// single backend.
 //
 //   key = SHA-256 over (each field framed):
 //     "thinfarm link memo v1"
@@ -239,16 +240,19 @@ Result<std::optional<MemoKey>> memoKey(const MemoIdentity &id, const LinkCommand
 
 Result<std::optional<std::string>> replayMemo(FarmClient &farm, const MemoKey &key,
                                               const std::string &output) {
-  auto memo = farm.lookupLink(key.key);
-  if (!memo.ok() &&
-      (memo.error().kind == ErrorKind::Disconnected || memo.error().kind == ErrorKind::Overloaded))
-    return std::move(memo).error();
-  if (!memo.ok() || !*memo)
+  auto lookup = farm.lookupLink(key.key);
+  if (!lookup.ok() && (lookup.error().kind == ErrorKind::Disconnected ||
+                       lookup.error().kind == ErrorKind::Overloaded))
+    return std::move(lookup).error();
+  if (!lookup.ok())
     return std::optional<std::string>();
-  for (const wire::FileRef &f : (*memo)->incbins)
+  std::optional<wire::LinkMemo> &memo = *lookup;
+  if (!memo)
+    return std::optional<std::string>();
+  for (const wire::FileRef &f : memo->incbins)
     if (fileDigest(f.path) != f.content)
       return std::optional<std::string>(); // the asm pulls in a file that changed: a miss
-  auto bytes = farm.fetch((*memo)->output);
+  auto bytes = farm.fetch(memo->output);
   if (!bytes.ok())
     return std::optional<std::string>(); // damaged or gone: the link runs, and records it anew
   std::string tmp = output + ".thinfarm-tmp";
@@ -257,13 +261,13 @@ Result<std::optional<std::string>> replayMemo(FarmClient &farm, const MemoKey &k
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return std::optional<std::string>();
-  bool written = writeAll(fd, *bytes, tmp).ok() && ::fchmod(fd, (*memo)->mode & ~mask & 07777) == 0;
+  bool written = writeAll(fd, *bytes, tmp).ok() && ::fchmod(fd, memo->mode & ~mask & 07777) == 0;
   written = ::close(fd) == 0 && written;
   if (!written || ::rename(tmp.c_str(), output.c_str()) != 0) {
     ::unlink(tmp.c_str());
     return std::optional<std::string>();
   }
-  return std::optional<std::string>(std::move((*memo)->transcript));
+  return std::optional<std::string>(std::move(memo->transcript));
 }
 
 void recordMemo(FarmClient &farm, const MemoKey &key, const std::string &output,

@@ -1,4 +1,4 @@
-// Stage 4: plan the backend jobs.
+// Stage 5: plan the backend jobs.
 //
 // A job carries, by content, everything its backend reads: the module, its
 // index shard, every module named in its import list (under lld's

@@ -7,7 +7,7 @@
 
 namespace thinfarm {
 
-// Stage 4: one self-contained job per module of the thin link, in lld's task
+// Stage 5: one self-contained job per module of the thin link, in lld's task
 // order (jobs[i].task == i).
 Result<std::vector<BackendJob>> planJobs(const ThinLinkResult &thin, const Inputs &inputs,
                                          const ModuleFactsMap &facts);

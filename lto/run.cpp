@@ -1,4 +1,4 @@
-// Stage 5: run the backend jobs.
+// Stage 6: run the backend jobs.
 //
 // The jobs are independent, so the only question is order: a pool that takes
 // the largest modules first keeps every core busy to the end (the classic LPT
@@ -42,14 +42,14 @@ void parallelFor(const std::vector<size_t> &order, unsigned threads,
 
 Status parallelForAll(const std::vector<size_t> &order, unsigned threads,
                       const std::function<Status(size_t)> &fn) {
-  std::vector<std::optional<Status>> status(order.size());
+  std::vector<Status> status(order.size(), ok());
   std::vector<size_t> slots(order.size());
   for (size_t k = 0; k < slots.size(); ++k)
     slots[k] = k;
   parallelFor(slots, threads, [&](size_t k) { status[k] = fn(order[k]); });
-  for (std::optional<Status> &s : status)
-    if (!s->ok())
-      return std::move(*s);
+  for (Status &s : status)
+    if (!s.ok())
+      return std::move(s);
   return ok();
 }
 

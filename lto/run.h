@@ -22,7 +22,7 @@ Status parallelForAll(const std::vector<size_t> &order, unsigned threads,
 // Keeps a finished job's output; runs on the worker thread that ran the job.
 using KeepOutput = std::function<Result<NativeObject>(const BackendJob &, BackendOutput &&)>;
 
-// Stage 5: runs every job on a local thread pool, longest first so the last
+// Stage 6: runs every job on a local thread pool, longest first so the last
 // job to start is a short one. Returns one NativeObject per job, in job
 // order, or an error naming every module whose backend failed.
 Result<std::vector<NativeObject>> runJobs(const BackendProcess &backend,

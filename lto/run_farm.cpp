@@ -1,4 +1,4 @@
-// Stage 5: run the backend jobs, on the farm when there is one.
+// Stage 6: run the backend jobs, on the farm when there is one.
 //
 // Each job becomes a wire JobSpec that names its inputs by digest (SHA-256 +
 // size): the module, its index shard, every module it imports from and its
@@ -179,6 +179,7 @@ Status runHere(const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
     return ok();
   TF_TRY(BackendProcess backend, BackendProcess::initialize(cmd.backend));
   std::vector<BackendJob> subset;
+  subset.reserve(which.size());
   for (size_t i : which)
     subset.push_back(jobs[i]);
   TF_TRY(std::vector<NativeObject> natives, runJobs(backend, subset, threads, keep));

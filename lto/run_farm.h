@@ -36,7 +36,7 @@ private:
   std::unique_ptr<FarmClient> client_; // destroyed before the context
 };
 
-// Stage 5: runs the jobs on the farm, if there is one, else in this process,
+// Stage 6: runs the jobs on the farm, if there is one, else in this process,
 // and keeps each output as it arrives.
 Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
                               const LinkCommand &cmd, const std::vector<BackendJob> &jobs,

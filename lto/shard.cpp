@@ -1,4 +1,4 @@
-// Stage 3b: complete the index shards.
+// Stage 4b: complete the index shards.
 //
 // lld's in-process backends read the combined index; a job reads its module's
 // shard, which lld cuts from it with the summaries of the module's own values
@@ -51,8 +51,7 @@ using Guid = llvm::GlobalValue::GUID;
 constexpr const char *kDeclarations = "<thinfarm: values neither defined nor imported>";
 
 Result<std::unique_ptr<llvm::ModuleSummaryIndex>> readShard(const ThinModule &m) {
-  llvm::MemoryBufferRef ref(llvm::StringRef(m.indexShard.bytes().data(), m.indexShard.size()),
-                            m.identifier + ".thinlto.bc");
+  llvm::MemoryBufferRef ref(llvm::StringRef(m.indexShard.bytes()), m.identifier + ".thinlto.bc");
   auto index = llvm::getModuleSummaryIndex(ref);
   if (!index)
     return failed("index shard of " + m.identifier + ": " + llvm::toString(index.takeError()));

@@ -5,7 +5,7 @@
 
 namespace thinfarm {
 
-// Stage 3b: adds to each index shard what its backend would read from the
+// Stage 4b: adds to each index shard what its backend would read from the
 // combined index about values its module neither defines nor imports (see
 // shard.cpp). Rewrites only the shards that need it.
 Status completeShards(ThinLinkResult &thin, const ModuleFactsMap &facts, unsigned threads);

@@ -1,4 +1,4 @@
-// Stage 3: the thin link.
+// Stage 4: the thin link.
 //
 // lld itself does symbol resolution and the whole-program analysis, exactly
 // as it would in the stock link, because it is the stock linker on the

@@ -20,7 +20,7 @@ struct ThinLinkResult {
   std::vector<Extraction> extractions; // what lld loaded lazily, in order
 };
 
-// Stage 3: runs the thin link, lld with the original arguments plus
+// Stage 4: runs the thin link, lld with the original arguments plus
 // --thinlto-index-only, writing index shards and import lists under scratch.
 // The thin link runs as a child process while the driver inspects modules.
 class PendingThinLink {

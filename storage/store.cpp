@@ -208,9 +208,12 @@ struct Store::Impl {
     auto u = use(entryKey);
     batch.Delete(entryKey);
     batch.Delete(useKey(entryKey));
-    if (!u.ok() || !*u || (*u)->size() != 16)
+    if (!u.ok())
       return std::nullopt;
-    return getBE(std::string_view(**u).substr(8), 8);
+    const std::optional<std::string> &useVal = *u;
+    if (!useVal || useVal->size() != 16)
+      return std::nullopt;
+    return getBE(std::string_view(*useVal).substr(8), 8);
   }
 
   void account(std::optional<uint64_t> removed) {
@@ -603,8 +606,9 @@ Result<std::optional<std::string>> Store::getRecord(RecordKind kind, const Diges
     impl_->dropRecord(entryKey, false);
     return miss();
   }
-  if (auto u = impl_->use(entryKey); u.ok() && *u)
-    impl_->touch(entryKey, **u);
+  if (auto u = impl_->use(entryKey); u.ok())
+    if (const std::optional<std::string> &useVal = *u)
+      impl_->touch(entryKey, *useVal);
   impl_->counters.add(action ? Counters::ActionHits : Counters::MemoHits, 1);
   return std::optional<std::string>(std::string(payload));
 }

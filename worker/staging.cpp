@@ -36,10 +36,10 @@ Result<std::vector<std::string>> Staging::acquire(Store &store, const std::vecto
       auto bytes = store.get(d); // checked against the digest
       if (!bytes.ok())
         st = bytes.error();
-      else if (!*bytes)
+      else if (const std::optional<std::string> &got = *bytes; !got)
         st = failed("input " + d.text() + " is not in the worker's store");
       else
-        st = writeFileAtomic(dir_ + "/" + d.text(), **bytes);
+        st = writeFileAtomic(dir_ + "/" + d.text(), *got);
     }
     std::lock_guard<std::mutex> lock(mu_);
     Entry &e = files_[d];
