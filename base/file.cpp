@@ -27,6 +27,21 @@ Status writeAll(int fd, std::string_view bytes, const std::string &what) {
   return ok();
 }
 
+Result<size_t> readUpTo(int fd, char *p, size_t n, const std::string &what) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, p + got, n - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return failed("cannot read " + errnoText(what));
+    if (r == 0)
+      break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
+
 Result<std::string> readAll(int fd, const std::string &what) {
   std::string out;
   char buf[1 << 16];

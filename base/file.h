@@ -19,5 +19,7 @@ Status writeFileAtomic(const std::string &path, std::string_view bytes, unsigned
 // All of bytes to fd / everything until end of file from fd.
 Status writeAll(int fd, std::string_view bytes, const std::string &what);
 Result<std::string> readAll(int fd, const std::string &what);
+// n bytes from fd into p, fewer only at end of file; the count read.
+Result<size_t> readUpTo(int fd, char *p, size_t n, const std::string &what);
 
 } // namespace thinfarm

@@ -43,14 +43,25 @@ void Coordinator::flush() {
   }
 }
 
-// A native object that came inline with its result goes into the store (the
-// digest checked), as an uploaded one would; one that fails the check turns
-// the result into an infrastructure error, so the job runs again elsewhere.
-void Coordinator::keepInlineNative(wire::JobResult &r) {
+// A native object that came inline with its result goes into the store, as
+// an uploaded one would. One that does not match its digest turns the result
+// into an error the scheduler retries elsewhere (the worker sent something
+// other than what it ran). One the store cannot take (a full disk) still goes
+// to the client inline; only the action cache misses out. Returns whether the
+// native is in the store.
+bool Coordinator::keepInlineNative(wire::JobResult &r) {
   if (r.error || r.nativeBytes.empty()) // failed, no-op, or uploaded on its own
-    return;
-  if (Status st = store_.put(r.native, r.nativeBytes); !st.ok())
-    r.error = wire::ErrorMsg{ErrorKind::Disconnected, "storing the native object: " + st.error().message};
+    return true;
+  if (Digest::of(r.nativeBytes) != r.native) {
+    r.error = wire::ErrorMsg{ErrorKind::Disconnected,
+                             "the native object from " + r.worker + " does not match its digest"};
+    return false;
+  }
+  if (Status st = store_.put(r.native, r.nativeBytes); !st.ok()) {
+    std::fprintf(stderr, "thinfarm-coordinator: warning: not cached: %s\n", st.error().message.c_str());
+    return false;
+  }
+  return true;
 }
 
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
@@ -64,7 +75,7 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
   uint64_t id = m.requestId;
   const wire::PeerId &peer = r.peer;
   std::visit(
-      [&](auto &&body) {
+      [&](auto &body) { // m.body is ours (r came as an rvalue) to move from
         using T = std::decay_t<decltype(body)>;
         if constexpr (std::is_same_v<T, wire::RegisterWorker>) {
           if (options_.verbose)
@@ -74,8 +85,8 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
         } else if constexpr (std::is_same_v<T, wire::Heartbeat>) {
           scheduler_.onHeartbeat(peer, now, out_);
         } else if constexpr (std::is_same_v<T, wire::JobResult>) {
-          keepInlineNative(body);
-          auto cacheable = CacheService::cacheable(body);
+          bool stored = keepInlineNative(body);
+          auto cacheable = stored ? CacheService::cacheable(body) : std::nullopt;
           if (scheduler_.onJobResult(peer, std::move(body), now, out_) && cacheable)
             cache_.record(*cacheable);
         } else {

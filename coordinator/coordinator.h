@@ -50,7 +50,7 @@ private:
   Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock);
   void handle(wire::Received &&r, Clock::time_point now);
   void flush();
-  void keepInlineNative(wire::JobResult &r);
+  bool keepInlineNative(wire::JobResult &r);
 
   wire::Context &ctx_;
   CoordinatorOptions options_;

@@ -37,7 +37,7 @@ void Scheduler::onRegister(const wire::PeerId &peer, const wire::RegisterWorker 
     requeueOrGiveUp(jobs_.at(id), "its worker registered again", out);
   it->second = Conn{r.name, r.toolchain, std::max(1u, r.slots), {}, now};
   free_.insert(peer);
-  out.push_back({peer, wire::Message{requestId, wire::Heartbeat{}}}); // the acknowledgement
+  out.push_back({peer, wire::Message{requestId, wire::Registered{it->second.capacity}}});
   dispatch(out);
 }
 

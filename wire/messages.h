@@ -64,14 +64,14 @@ struct JobSpec {
 struct RegisterWorker {
   std::string name;
   std::string toolchain;
-  uint32_t cores = 0;
-  uint64_t memoryBytes = 0;
   uint32_t slots = 0;
 };
 
-struct Heartbeat {
-  uint32_t running = 0;
+struct Registered {
+  uint32_t slots = 0;
 };
+
+struct Heartbeat {};
 
 struct FindMissing {
   std::vector<Digest> digests;
@@ -193,7 +193,7 @@ struct Batch {
 using Body = std::variant<ErrorMsg, RegisterWorker, Heartbeat, FindMissing, Missing, PutChunk,
                           PutAck, GetChunk, Chunk, Session, EndSession, RunJob, JobResult, Progress,
                           BackendRequest, BackendReply, Batch, LookupLink, LinkMemo, RecordLink,
-                          GetStats, StoreStats>;
+                          GetStats, StoreStats, Registered>;
 
 struct Message {
   uint64_t requestId = 0;

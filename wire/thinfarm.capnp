@@ -10,7 +10,9 @@
 #
 #   W -> K  registerWorker           once per connection; again when K answers
 #                                    an unknown peer with error(disconnected)
+#   K -> W  registered               the registration is accepted
 #   W -> K  heartbeat                every second, also while a job runs
+#   C -> K  heartbeat                every second while a session runs
 #   K -> W  runJob                   up to the worker's slot count at a time,
 #                                    plus one waiting while many are pending
 #   W -> K  jobResult                the native object (inline up to 1 MiB,
@@ -119,14 +121,14 @@ struct Diagnostic {
 struct RegisterWorker {
   name @0 :Text;       # the worker machine's name; all its slots share it
   toolchain @1 :Text;  # backend identity; jobs go only to an equal toolchain
-  cores @2 :UInt32;
-  memoryBytes @3 :UInt64;
-  slots @4 :UInt32;    # jobs it runs at once
+  slots @2 :UInt32;    # jobs it runs at once
 }
 
-struct Heartbeat {
-  running @0 :UInt32;
+struct Registered {
+  slots @0 :UInt32;    # the slots the coordinator will fill (as registered)
 }
+
+struct Heartbeat {}    # "still here": the sender's connection is alive
 
 struct Session {
   sessionId @0 :UInt64;  # chosen by the client, random
@@ -263,5 +265,6 @@ struct Envelope {
     recordLink @20 :LinkMemo;   # -> linkMemo (found), once the output is uploaded
     getStats @21 :Void;         # -> storeStats
     storeStats @22 :StoreStats;
+    registered @23 :Registered;
   }
 }

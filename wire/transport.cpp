@@ -184,13 +184,15 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
 Status Socket::sendAll(const PeerId &peer, std::vector<Message> &&ms) {
   constexpr size_t kMaxBatch = 256;
   Batch batch;
+  size_t bytes = 0; // the bulk of what batch holds
   auto flush = [&]() -> Status {
     Status st = ok();
     if (batch.messages.size() == 1)
       st = send(peer, batch.messages[0]);
     else if (!batch.messages.empty())
-      st = send(peer, Message{0, std::move(batch)});
+      st = send(peer, Message{0, Batch{std::move(batch.messages)}});
     batch.messages.clear();
+    bytes = 0;
     return st;
   };
   // Bulk bytes a message carries: a batch stays well inside kMaxFrame.
@@ -201,7 +203,6 @@ Status Socket::sendAll(const PeerId &peer, std::vector<Message> &&ms) {
       return l->transcript.size() + 1024;
     return 1024;
   };
-  size_t bytes = 0;
   for (Message &m : ms) {
     if (m.get<Chunk>() || m.get<PutChunk>()) {
       TF_CHECK(flush());
@@ -209,16 +210,12 @@ Status Socket::sendAll(const PeerId &peer, std::vector<Message> &&ms) {
       continue;
     }
     size_t size = bulk(m);
-    if (!batch.messages.empty() && bytes + size > kMaxFrame / 2) {
+    if (!batch.messages.empty() && bytes + size > kMaxFrame / 2)
       TF_CHECK(flush());
-      bytes = 0;
-    }
     bytes += size;
     batch.messages.push_back(std::move(m));
-    if (batch.messages.size() == kMaxBatch) {
+    if (batch.messages.size() == kMaxBatch)
       TF_CHECK(flush());
-      bytes = 0;
-    }
   }
   return flush();
 }
@@ -230,73 +227,6 @@ std::pair<bool, bool> poll(Socket &s, int fd, std::chrono::milliseconds timeout)
     return {false, false};
   return {(items[0].revents & ZMQ_POLLIN) != 0,
           fd >= 0 && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0};
-}
-
-} // namespace thinfarm::wire
-
-#include <unistd.h>
-
-namespace thinfarm::wire {
-
-namespace {
-
-Status writeAll(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return Error{ErrorKind::Disconnected, std::string("pipe write: ") + std::strerror(errno)};
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return ok();
-}
-
-// Reads exactly n bytes; returns the count read before end of file.
-Result<size_t> readAll(int fd, char *p, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::read(fd, p + got, n - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0)
-      return Error{ErrorKind::Disconnected, std::string("pipe read: ") + std::strerror(errno)};
-    if (r == 0)
-      break;
-    got += static_cast<size_t>(r);
-  }
-  return got;
-}
-
-} // namespace
-
-Status writeFrame(int fd, const Message &m) {
-  std::string frame = encode(m);
-  uint32_t n = static_cast<uint32_t>(frame.size());
-  char len[4] = {static_cast<char>(n), static_cast<char>(n >> 8), static_cast<char>(n >> 16),
-                 static_cast<char>(n >> 24)};
-  TF_CHECK(writeAll(fd, len, 4));
-  return writeAll(fd, frame.data(), frame.size());
-}
-
-Result<Message> readFrame(int fd) {
-  unsigned char len[4];
-  TF_TRY(size_t got, readAll(fd, reinterpret_cast<char *>(len), 4));
-  if (got == 0)
-    return Error{ErrorKind::Disconnected, "end of file"};
-  if (got != 4)
-    return failed("malformed message: a truncated frame length");
-  uint32_t n = len[0] | len[1] << 8 | len[2] << 16 | static_cast<uint32_t>(len[3]) << 24;
-  if (n > kMaxFrame)
-    return failed("malformed message: a frame of " + std::to_string(n) + " bytes (at most " +
-                  std::to_string(kMaxFrame) + ")");
-  std::string frame(n, '\0');
-  TF_TRY(size_t body, readAll(fd, frame.data(), n));
-  if (body != n)
-    return failed("malformed message: a truncated frame (" + std::to_string(body) + " of " +
-                  std::to_string(n) + " bytes)");
-  return decode(frame);
 }
 
 } // namespace thinfarm::wire

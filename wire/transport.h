@@ -90,13 +90,3 @@ std::pair<bool, bool> poll(Socket &s, int fd, std::chrono::milliseconds timeout)
 Status checkEndpoint(const std::string &endpoint);
 
 } // namespace thinfarm::wire
-
-namespace thinfarm::wire {
-
-// Messages over a pipe (a worker and its backend child): each frame is its
-// length (4 bytes, little-endian) and the encoded Message.
-Status writeFrame(int fd, const Message &m);
-// Reads one frame; a clean end of file before the first byte is Disconnected.
-Result<Message> readFrame(int fd);
-
-} // namespace thinfarm::wire

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "base/subprocess.h"
-#include "wire/transport.h"
+#include "wire/frame.h"
 
 #include <chrono>
 #include <optional>

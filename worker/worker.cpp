@@ -15,7 +15,6 @@
 
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/sysinfo.h>
 #include <unistd.h>
 
 namespace thinfarm {
@@ -29,13 +28,6 @@ Result<WorkerOptions> completeOptions(WorkerOptions o) {
     if (!id.ok())
       return failed("cannot run the backend program " + o.backendProgram);
     o.toolchain = *id;
-  }
-  if (o.cores == 0)
-    o.cores = std::thread::hardware_concurrency();
-  if (o.memoryBytes == 0) {
-    struct sysinfo si {};
-    if (::sysinfo(&si) == 0)
-      o.memoryBytes = static_cast<uint64_t>(si.totalram) * si.mem_unit;
   }
   if (o.name.empty()) {
     char host[256] = {};
@@ -54,7 +46,6 @@ struct Worker::Queues {
   std::deque<wire::RunJob> jobs;
   std::vector<wire::Message> results;
   int wake = -1;
-  unsigned busy = 0;
 
   void post(wire::Message &&m) {
     {
@@ -205,7 +196,6 @@ struct Worker::Slot {
           return;
         rj = std::move(q.jobs.front());
         q.jobs.pop_front();
-        q.busy++;
       }
       auto result = runJob(rj);
       wire::JobResult res;
@@ -216,10 +206,6 @@ struct Worker::Slot {
         res.task = rj.spec.task;
         res.worker = w.options_.name;
         res.error = wire::ErrorMsg{result.error().kind, result.error().message};
-      }
-      {
-        std::lock_guard<std::mutex> lock(q.mu);
-        q.busy--;
       }
       q.post(wire::Message{rj.jobId, std::move(res)});
     }
@@ -233,7 +219,7 @@ void Worker::control(wire::Socket sock) {
   const WorkerOptions &o = options_;
   auto registerNow = [&] {
     (void)sock.send(wire::Message{
-        0, wire::RegisterWorker{o.name, o.toolchain, o.cores, o.memoryBytes, o.slots}});
+        0, wire::RegisterWorker{o.name, o.toolchain, o.slots}});
   };
   registerNow();
   auto lastBeat = std::chrono::steady_clock::now();
@@ -263,7 +249,7 @@ void Worker::control(wire::Socket sock) {
       if (auto *e = m.get<wire::ErrorMsg>()) {
         if (e->kind == ErrorKind::Disconnected)
           registerNow(); // the coordinator restarted or forgot us
-      } else if (m.get<wire::Heartbeat>()) {
+      } else if (m.get<wire::Registered>()) {
         registered_ = true;
       } else if (auto *rj = m.get<wire::RunJob>()) {
         if (rj->spec.noop) {
@@ -287,12 +273,7 @@ void Worker::control(wire::Socket sock) {
     auto now = std::chrono::steady_clock::now();
     if (now - lastBeat >= 1s) {
       lastBeat = now;
-      unsigned busy;
-      {
-        std::lock_guard<std::mutex> lock(q.mu);
-        busy = q.busy;
-      }
-      (void)sock.send(wire::Message{0, wire::Heartbeat{busy}});
+      (void)sock.send(wire::Message{0, wire::Heartbeat{}});
     }
   }
 }

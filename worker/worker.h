@@ -30,11 +30,9 @@ struct WorkerOptions {
   std::string scratch;        // staging directory, created and owned
   uint64_t memoryLimit = 0;   // per backend child, 0 = none
   uint64_t stagingBudget = 2ull << 30;
-  unsigned cores = 0;
-  uint64_t memoryBytes = 0;
 };
 
-// Fills toolchain, cores and memory from the machine and the backend program.
+// Fills the toolchain (the backend program's identity) and, if unset, the name (host-pid).
 Result<WorkerOptions> completeOptions(WorkerOptions o);
 
 class Worker {

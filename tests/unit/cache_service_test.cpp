@@ -91,8 +91,8 @@ TEST_F(CacheServiceTest, OnlyAWorkersResultIsCachedUnderTheWorkersKey) {
 
   // A worker runs it and reports the key its backend child computed.
   wire::Socket worker = connect();
-  ASSERT_TRUE(worker.send(wire::Message{1, wire::RegisterWorker{"w", "T", 1, 1 << 30, 1}}).ok());
-  ASSERT_TRUE(next(worker).get<wire::Heartbeat>());
+  ASSERT_TRUE(worker.send(wire::Message{1, wire::RegisterWorker{"w", "T", 1}}).ok());
+  ASSERT_TRUE(next(worker).get<wire::Registered>());
   ASSERT_TRUE(client.send(wire::Message{12, session(2, claimed)}).ok());
   wire::Message run = next(worker);
   ASSERT_TRUE(run.get<wire::RunJob>()) << wire::kindName(run.body);

@@ -39,7 +39,7 @@ wire::JobResult result(uint64_t jobId, std::optional<wire::ErrorMsg> error = std
 class SchedulerTest : public ::testing::Test {
 protected:
   void addSlot(const wire::PeerId &peer, const std::string &toolchain = "T", uint32_t slots = 1) {
-    s_.onRegister(peer, wire::RegisterWorker{"box-" + peer, toolchain, 8, 1 << 30, slots}, 1, t0_,
+    s_.onRegister(peer, wire::RegisterWorker{"box-" + peer, toolchain, slots}, 1, t0_,
                   out_);
   }
   void submit(const wire::PeerId &client, uint64_t session, std::vector<wire::JobSpec> jobs,
@@ -97,8 +97,9 @@ TEST_F(SchedulerTest, OneJobWaitsOnAWorkerOnlyWhileWorkIsPlenty) {
 TEST_F(SchedulerTest, LongestJobsFirst) {
   addSlot("w1");
   addSlot("w2");
-  auto acks = only<wire::Heartbeat>(take());
-  ASSERT_EQ(acks.size(), 2u); // each registration is acknowledged
+  auto acks = only<wire::Registered>(take());
+  ASSERT_EQ(acks.size(), 2u); // each registration is acknowledged, with its slots
+  EXPECT_EQ(acks[0].second.slots, 1u);
   EXPECT_EQ(acks[0].first, "w1");
   EXPECT_EQ(s_.workers(), 2u);
 

@@ -31,7 +31,7 @@ TEST(Transport, RouterAndDealerTalkBothWays) {
     auto dealer = Socket::connect(ctx, e);
     ASSERT_TRUE(dealer.ok()) << dealer.error().message;
     EXPECT_FALSE(dealer->receive(10ms).has_value()); // nothing yet
-    ASSERT_TRUE(dealer->send(Message{7, RegisterWorker{"box", "T", 8, 1 << 30, 2}}).ok());
+    ASSERT_TRUE(dealer->send(Message{7, RegisterWorker{"box", "T", 2}}).ok());
 
     auto in = router->receive(2s);
     ASSERT_TRUE(in.has_value());
@@ -41,14 +41,14 @@ TEST(Transport, RouterAndDealerTalkBothWays) {
     ASSERT_NE(in->message->get<RegisterWorker>(), nullptr);
     EXPECT_EQ(in->message->get<RegisterWorker>()->name, "box");
 
-    ASSERT_TRUE(router->send(in->peer, Message{7, Heartbeat{5}}).ok());
+    ASSERT_TRUE(router->send(in->peer, Message{7, Registered{5}}).ok());
     auto back = dealer->receive(2s);
     ASSERT_TRUE(back.has_value());
     EXPECT_TRUE(back->peer.empty());
     ASSERT_TRUE(back->message.ok()) << back->message.error().message;
     EXPECT_EQ(back->message->requestId, 7u);
-    ASSERT_NE(back->message->get<Heartbeat>(), nullptr);
-    EXPECT_EQ(back->message->get<Heartbeat>()->running, 5u);
+    ASSERT_NE(back->message->get<Registered>(), nullptr);
+    EXPECT_EQ(back->message->get<Registered>()->slots, 5u);
   }
   Status gone = router->send("no such peer", Message{1, Heartbeat{}});
   ASSERT_FALSE(gone.ok());
@@ -74,7 +74,7 @@ TEST(Transport, BatchesArriveInOrder) {
       c.bytes = "x";
       ms.push_back(Message{1000, c});
     }
-    ms.push_back(Message{i + 1, Heartbeat{i}});
+    ms.push_back(Message{i + 1, Registered{i}});
   }
   ASSERT_TRUE(router->sendAll(hello->peer, std::move(ms)).ok());
   for (uint32_t i = 0; i < 601; ++i) {
@@ -86,8 +86,8 @@ TEST(Transport, BatchesArriveInOrder) {
       continue;
     }
     uint32_t want = i < 300 ? i : i - 1;
-    ASSERT_NE(r->message->get<Heartbeat>(), nullptr) << "message " << i;
-    EXPECT_EQ(r->message->get<Heartbeat>()->running, want);
+    ASSERT_NE(r->message->get<Registered>(), nullptr) << "message " << i;
+    EXPECT_EQ(r->message->get<Registered>()->slots, want);
     EXPECT_EQ(r->message->requestId, want + 1);
   }
   EXPECT_FALSE(dealer->receive(10ms).has_value());

@@ -10,6 +10,11 @@
 using namespace thinfarm;
 
 int main(int argc, char **argv) {
+  // Before any thread exists (the store's, ZeroMQ's, the slots'), so that
+  // every thread inherits the blocked SIGINT/SIGTERM and only stop.wait()
+  // takes them: otherwise the signal may land on a thread that does not block
+  // it and end the process on the spot, without the cleanup below.
+  StopSignals stop;
   Flags flags("thinfarm-worker");
   flags.required("coordinator", "the coordinator's address, tcp://HOST:PORT");
   flags.required("store", "directory of this worker's blob store");
@@ -57,7 +62,6 @@ int main(int argc, char **argv) {
   if (!store.ok())
     return die(store.error());
 
-  StopSignals stop;
   int status = 0;
   {
     wire::Context ctx;
