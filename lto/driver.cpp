@@ -220,6 +220,8 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   if (!parsed)
     return lldsToReport(std::move(parsed).error());
   LinkCommand cmd = std::move(*parsed);
+  if (cmd.informational)
+    return Outcome(PassThrough{});
   auto expanded = expandInputs(cmd);
   if (!expanded)
     return lldsToReport(std::move(expanded).error());
@@ -236,8 +238,8 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
     if (!printed.ok()) {
       farm.lost(printed.error().message);
       memo.reset();
-    } else if (*printed) {
-      std::fputs((*printed)->c_str(), stderr);
+    } else if (const std::optional<std::string> &transcript = *printed) {
+      std::fputs(transcript->c_str(), stderr);
       clock.lap("memo hit");
       return Outcome(Linked{cmd.output, 0, {}, true});
     }

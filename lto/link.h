@@ -50,6 +50,9 @@ struct LinkCommand {
   };
   std::vector<Assigner> assigners;
   bool undefinedSymbols = false; // -u, --undefined or --require-defined given
+  // --version or --help: the command is lld's to answer (the rest of the
+  // command line is not classified).
+  bool informational = false;
   BackendConfig backend;
   unsigned threads = 0; // --thinlto-jobs, 0 = one per core
 };

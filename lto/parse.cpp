@@ -288,7 +288,7 @@ Status expandResponseFiles(const std::vector<std::string> &in, std::vector<std::
   llvm::StringSaver saver(alloc);
   llvm::SmallVector<const char *, 256> argv;
   for (const std::string &a : in)
-    argv.push_back(saver.save(a).data());
+    argv.push_back(a.c_str()); // in outlives argv; the expansion's words live in saver
   if (!llvm::cl::ExpandResponseFiles(saver, llvm::cl::TokenizeGNUCommandLine, argv))
     return failed("cannot expand the response files");
   out.assign(argv.begin(), argv.end());
@@ -337,9 +337,12 @@ Result<LinkCommand> parseCommandLine(const std::vector<std::string> &argv) {
       cmd.args.push_back(std::move(arg));
       continue;
     }
-    if (tok == "--version" || tok == "-version" || tok == "-v" || tok == "--help" ||
-        tok == "-help" || tok == "-V")
-      return unimplemented("informational option " + tok);
+    if (tok == "--version" || tok == "-version" || tok == "--help" || tok == "-help") {
+      cmd.informational = true;
+      return cmd;
+    }
+    if (tok == "-v" || tok == "-V") // lld prints its version, then links
+      return unimplemented("option " + tok);
     Match m = matchOption(tok);
     if (!m.spec)
       return unimplemented("unsupported option " + tok);
