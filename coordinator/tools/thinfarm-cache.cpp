@@ -11,6 +11,8 @@
 #include "client/client.h"
 #include "client/local_farm.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 
 using namespace thinfarm;
@@ -43,16 +45,15 @@ std::string ratio(uint64_t hits, uint64_t misses) {
 // as read from a store directory (StoreStats): the same fields.
 template <class Stats> void print(const std::string &where, const Stats &s, bool json) {
   if (json) {
-    std::printf("{\"entries\":%llu,\"bytes\":%llu,\"budget\":%llu,\"action_hits\":%llu,"
-                "\"action_misses\":%llu,\"memo_hits\":%llu,\"memo_misses\":%llu,"
-                "\"bytes_stored\":%llu,\"bytes_served\":%llu,\"evictions\":%llu,"
-                "\"evicted_bytes\":%llu,\"corrupt\":%llu}\n",
-                (unsigned long long)s.entries, (unsigned long long)s.bytes,
-                (unsigned long long)s.budget, (unsigned long long)s.actionHits,
-                (unsigned long long)s.actionMisses, (unsigned long long)s.memoHits,
-                (unsigned long long)s.memoMisses, (unsigned long long)s.bytesStored,
-                (unsigned long long)s.bytesServed, (unsigned long long)s.evictions,
-                (unsigned long long)s.evictedBytes, (unsigned long long)s.corrupt);
+    // nlohmann::ordered_json: the fields in the order written.
+    nlohmann::ordered_json j = {
+        {"entries", s.entries},         {"bytes", s.bytes},
+        {"budget", s.budget},           {"action_hits", s.actionHits},
+        {"action_misses", s.actionMisses}, {"memo_hits", s.memoHits},
+        {"memo_misses", s.memoMisses},  {"bytes_stored", s.bytesStored},
+        {"bytes_served", s.bytesServed}, {"evictions", s.evictions},
+        {"evicted_bytes", s.evictedBytes}, {"corrupt", s.corrupt}};
+    std::printf("%s\n", j.dump().c_str());
     return;
   }
   std::printf("store          %s\n", where.c_str());
