@@ -6,10 +6,11 @@ pkgs=(
   cmake g++ make ninja-build pkg-config git
   clang-19 lld-19 llvm-19 llvm-19-dev libclang-rt-19-dev
   capnproto libcapnp-dev libzmq3-dev cppzmq-dev librocksdb-dev libssl-dev
-  libboost-dev libboost-system-dev libgtest-dev
+  libboost-dev libboost-system-dev libgtest-dev nlohmann-json3-dev
   linux-source-6.1 linux-source-6.12 flex bison libelf-dev bc cpio busybox-static qemu-system-x86
   xz-utils zstd iproute2
   csmith cvise
+  clang-tidy-19
 )
 missing=()
 for p in "${pkgs[@]}"; do

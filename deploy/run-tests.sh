@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # The test suite on a fresh machine (what CI runs): install what is missing,
-# build thinfarm, run the unit, integration and kernel tests, then the unit and
-# integration tests again under AddressSanitizer + UBSan.
+# build thinfarm, then two streams at once:
+#   kernel  the kernel tests (ctest -L kernel) in the release build: two
+#           kernels built once each, relinked and booted; long, and partly
+#           serial (unpacking, modpost, kallsyms, qemu), so a second stream
+#           uses the idle core
+#   checks  clang-tidy (deploy/tidy.sh, clean); the release build's unit and
+#           differential tests; AddressSanitizer + UBSan over the unit and
+#           integration tests; ThreadSanitizer over the unit and farm tests
+#           (tests/tsan.supp: the uninstrumented libraries, each justified)
+# Each stream's lines are prefixed with its name; the run fails if either does.
 #   deploy/run-tests.sh            everything
-#   deploy/run-tests.sh -L unit    ctest arguments select a subset (no sanitizer pass)
+#   deploy/run-tests.sh -L unit    ctest arguments select a subset (release build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
@@ -12,7 +20,55 @@ if [ $# -gt 0 ]; then
   (cd build && ctest --output-on-failure -j"$(nproc)" "$@")
   exit
 fi
-THINFARM_BUILD_DIR=build-asan deploy/build.sh -DTHINFARM_ASAN=ON
-(cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j"$(nproc)" -L 'unit|integration')
-# The full suite last: its summary is the run's closing line.
-(cd build && ctest --output-on-failure -j"$(nproc)")
+jobs=$(nproc)
+root=$PWD
+
+phase() { echo "== $1 (at $((SECONDS / 60)) min)"; }
+
+kernel_stream() {
+  phase "kernel tests, release build"
+  (cd build && ctest --output-on-failure -L kernel)
+}
+
+checks_stream() {
+  phase "clang-tidy"
+  local tidy=0
+  deploy/tidy.sh build || tidy=1 # the tests below run either way; the stream fails at its end
+  phase "unit and differential tests, release build"
+  (cd build && ctest --output-on-failure -j"$jobs" -L 'unit|differential')
+  phase "AddressSanitizer + UBSan build"
+  THINFARM_BUILD_DIR=build-asan deploy/build.sh -DTHINFARM_ASAN=ON
+  phase "unit and integration tests under ASan + UBSan"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --output-on-failure -j"$jobs" -L 'unit|integration')
+  phase "ThreadSanitizer build"
+  THINFARM_BUILD_DIR=build-tsan deploy/build.sh -DTHINFARM_TSAN=ON
+  phase "unit and farm tests under TSan"
+  export TSAN_OPTIONS="suppressions=$root/tests/tsan.supp"
+  (cd build-tsan && ctest --output-on-failure -j"$jobs" -L unit)
+  (cd build-tsan && ctest --output-on-failure -j"$jobs" -R '^farm\.')
+  [ "$tidy" = 0 ] || { echo "clang-tidy had findings (above)"; return 1; }
+}
+
+# Runs a stream with its name before every line; its exit status goes to
+# build/NAME.status.
+stream() {
+  local name=$1
+  set +e
+  ( set -e; "${name}_stream" ) 2>&1 | sed -u "s/^/[$name] /"
+  echo "${PIPESTATUS[0]}" > "$root/build/$name.status"
+}
+
+rm -f build/kernel.status build/checks.status
+stream kernel &
+kernel=$!
+stream checks &
+checks=$!
+wait "$kernel" "$checks"
+status=0
+for name in checks kernel; do
+  rc=$(cat "build/$name.status" 2> /dev/null || echo 1)
+  if [ "$rc" = 0 ]; then echo "run-tests: $name: passed"; else echo "run-tests: $name: FAILED ($rc)"; status=1; fi
+done
+echo "run-tests: $((SECONDS / 60)) min $((SECONDS % 60)) s"
+exit $status

@@ -58,6 +58,7 @@ set -euo pipefail
 STEP=${1:?usage: kernel.sh build|identical|farm|embedded|warm|copied|edit|config|boot|demo}
 TFLD=$(readlink -f "${THINFARM_LD:?set THINFARM_LD to the thinfarm-ld binary}")
 BIN=$(dirname "$TFLD")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mkdir -p "${THINFARM_KERNEL_WORK:-kernel-work}" && cd "${THINFARM_KERNEL_WORK:-kernel-work}" && pwd)
 VARIANT=${THINFARM_KERNEL:-6.1}
 case $VARIANT in
@@ -144,7 +145,7 @@ kmake() {
   mkdir -p "$WORK/bin" && ln -sf "$TFLD" "$WORK/bin/thinfarm-ld"
   case $ld in
     thinfarm-ld-*) ln -sf "$TFLD" "$WORK/bin/$ld" ;;
-    ld.lld-19-stock*) ln -sf "$(dirname "${BASH_SOURCE[0]}")/stock-ld.py" "$WORK/bin/$ld" ;;
+    ld.lld-19-stock*) ln -sf "$HERE/stock-ld.py" "$WORK/bin/$ld" ;;
   esac
   PATH="$WORK/bin:$PATH" "$@" make -C "$SRC" O="$OUT" LLVM=-19 LD="$ld" -j"$JOBS" > "$WORK/make-$ld.log" 2>&1 ||
     { tail -n 40 "$WORK/make-$ld.log" >&2; fail "make LD=$ld failed (log: $WORK/make-$ld.log)"; }

@@ -28,9 +28,12 @@ protected:
   void startCoordinator() {
     std::string lock = dir_.file("lock");
     ::unlink(lock.c_str());
+    SpawnOptions o;
+    o.stderrFile = dir_.file("coordinator.log");
+    o.appendOutput = true;
     auto p = Subprocess::spawn({THINFARM_COORDINATOR_PROGRAM, "--listen", endpoint_, "--store",
                                 dir_.file("store"), "--lock", lock},
-                               {.stderrFile = dir_.file("coordinator.log"), .appendOutput = true});
+                               o);
     ASSERT_TRUE(p.ok()) << p.error().message;
     coordinator_.emplace(std::move(*p));
     for (int i = 0; i < 200 && test::readAll(lock).empty(); ++i)
@@ -43,7 +46,7 @@ protected:
   wire::Socket registerWorker() {
     auto s = wire::Socket::connect(ctx_, endpoint_);
     EXPECT_TRUE(s.ok());
-    EXPECT_TRUE(s->send(wire::Message{1, wire::RegisterWorker{"held", "T", 1, 1 << 30, 1}}).ok());
+    EXPECT_TRUE(s->send(wire::Message{1, wire::RegisterWorker{"held", "T", 1}}).ok());
     return std::move(*s);
   }
   static std::optional<wire::RunJob> nextJob(wire::Socket &w, std::chrono::seconds within) {
