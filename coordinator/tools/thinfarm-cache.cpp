@@ -70,9 +70,7 @@ template <class Stats> void print(const std::string &where, const Stats &s, bool
   std::printf("corrupt        %llu entries dropped\n", (unsigned long long)s.corrupt);
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
+int run(int argc, char **argv) {
   Flags flags("thinfarm-cache");
   flags.value("coordinator", "", "ask this running coordinator (tcp://HOST:PORT, ipc://PATH)");
   flags.value("store", "", "read this store directory directly");
@@ -104,4 +102,15 @@ int main(int argc, char **argv) {
     return die(s.error());
   print(store, *s, flags.has("json"));
   return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(argc, argv);
+  } catch (const nlohmann::json::exception &e) { // --json: not expected of numbers and fixed keys
+    std::fprintf(stderr, "thinfarm-cache: error: %s\n", e.what());
+    return 1;
+  }
 }
