@@ -18,21 +18,25 @@ root=$(printf '%s' "$PWD" | sed 's/[][\.*^$+?(){}|]/\\&/g')
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 start=$SECONDS
-status=0
 # Leaves out clang's "N warnings generated." lines: those count what the header
 # filter suppressed (LLVM's headers), not findings.
+set +e
 run-clang-tidy-19 -p "$dir" -j"$(nproc)" -quiet -clang-tidy-binary clang-tidy-19 \
     "^$root/(base|lto|wire|storage|coordinator|worker|client)/" 2>&1 |
-  tee "$log" | grep --line-buffered -Ev '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$' ||
-  status=$?
+  tee "$log" | grep --line-buffered -Ev '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$'
+status=${PIPESTATUS[0]}
+set -e
 
-files=$(grep -cE '^\[ *[0-9]+/[0-9]+\]\[' "$log" || true)
-findings=$(grep -E '^[^ ]+:[0-9]+:[0-9]+: (warning|error): ' "$log" | sort -u | wc -l)
-failed=$(grep -cE '^Error while processing ' "$log" || true)
+count() { grep -E "$1" "$log" | sort -u | wc -l || true; }
+files=$(count '^\[ *[0-9]+/[0-9]+\]\[')
+findings=$(count '^[^ ]+:[0-9]+:[0-9]+: (warning|error): ')
+failed=$(count '^Error while processing ')
 elapsed=$((SECONDS - start))
 if [ "$status" -eq 0 ] && [ "$findings" -eq 0 ]; then
-  echo "tidy: clean: $files files in ${elapsed}s"
+  echo "tidy: clean: $files files, ${elapsed}s"
 else
-  echo "tidy: FAILED: $findings findings, $failed of $files files with errors, in ${elapsed}s"
+  unparsed=""
+  [ "$failed" -eq 0 ] || unparsed=" ($failed did not compile)"
+  echo "tidy: FAILED: $findings findings in $files files$unparsed, ${elapsed}s"
   exit 1
 fi
