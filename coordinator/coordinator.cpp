@@ -52,16 +52,16 @@ void Coordinator::flush() {
 bool Coordinator::keepInlineNative(wire::JobResult &r) {
   if (r.error || r.nativeBytes.empty()) // failed, no-op, or uploaded on its own
     return true;
-  if (Digest::of(r.nativeBytes) != r.native) {
+  Status st = store_.put(r.native, r.nativeBytes); // checks the digest as it stores
+  if (st.ok())
+    return true;
+  // Only on failure is the content hashed a second time, to tell the cases apart.
+  if (Digest::of(r.nativeBytes) != r.native)
     r.error = wire::ErrorMsg{ErrorKind::Disconnected,
                              "the native object from " + r.worker + " does not match its digest"};
-    return false;
-  }
-  if (Status st = store_.put(r.native, r.nativeBytes); !st.ok()) {
+  else
     std::fprintf(stderr, "thinfarm-coordinator: warning: not cached: %s\n", st.error().message.c_str());
-    return false;
-  }
-  return true;
+  return false;
 }
 
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
