@@ -34,17 +34,19 @@ if [ "${WARM:-0}" = 1 ]; then stockextra=("--thinlto-cache-dir=$TMP/lld-cache");
 # link that fell back to lld would otherwise be timed as thinfarm's.
 export THINFARM_LOG=${THINFARM_LOG:-$TMP/log.jsonl}
 timed() { # LINKER OUTPUT -> seconds on stdout
-  local t0 t1 extra=() lines
+  local t0 t1 extra=() lines last
   [ "$1" != ld.lld-19 ] || extra=("${stockextra[@]}")
-  lines=$(cat "$THINFARM_LOG" 2> /dev/null | wc -l)
+  lines=0
+  [ ! -f "$THINFARM_LOG" ] || lines=$(wc -l < "$THINFARM_LOG")
   t0=$(date +%s.%N)
   (cd "$OUT" && "$1" "${clean[@]}" "${extra[@]}" -o "$2" 2> /dev/null)
   t1=$(date +%s.%N)
   if [ "$1" != ld.lld-19 ]; then
-    [ "$(cat "$THINFARM_LOG" 2> /dev/null | wc -l)" = $((lines + 1)) ] ||
+    [ -f "$THINFARM_LOG" ] && [ "$(wc -l < "$THINFARM_LOG")" = $((lines + 1)) ] ||
       { echo "thinfarm-ld wrote no THINFARM_LOG line: it did not split the link" >&2; exit 1; }
-    tail -n1 "$THINFARM_LOG" | grep -qE '"modules":[1-9]|"memo_hit":true' && ! tail -n1 "$THINFARM_LOG" | grep -q '"fallback"' ||
-      { echo "thinfarm-ld did not split the link: $(tail -n1 "$THINFARM_LOG")" >&2; exit 1; }
+    last=$(tail -n1 "$THINFARM_LOG")
+    [[ $last =~ \"modules\":[1-9]|\"memo_hit\":true ]] && [[ $last != *'"fallback"'* ]] ||
+      { echo "thinfarm-ld did not split the link: $last" >&2; exit 1; }
   fi
   echo "$t1 - $t0" | bc -l
 }
