@@ -45,6 +45,7 @@ cw::ErrorKind toWire(ErrorKind k) {
   case ErrorKind::Overloaded: return cw::ErrorKind::OVERLOADED;
   case ErrorKind::Disconnected: return cw::ErrorKind::DISCONNECTED;
   case ErrorKind::Unimplemented: return cw::ErrorKind::UNIMPLEMENTED;
+  case ErrorKind::Denied: return cw::ErrorKind::DENIED;
   }
   return cw::ErrorKind::FAILED;
 }
@@ -277,6 +278,7 @@ ErrorKind fromWire(cw::ErrorKind k) {
   case cw::ErrorKind::OVERLOADED: return ErrorKind::Overloaded;
   case cw::ErrorKind::DISCONNECTED: return ErrorKind::Disconnected;
   case cw::ErrorKind::UNIMPLEMENTED: return ErrorKind::Unimplemented;
+  case cw::ErrorKind::DENIED: return ErrorKind::Denied;
   }
   throw Malformed{"an unknown error kind"};
 }
@@ -548,13 +550,23 @@ Result<Message> decode(std::string_view frame) {
   if (frame.size() % sizeof(capnp::word) != 0 || frame.empty())
     return failed("malformed message: a frame of " + std::to_string(frame.size()) +
                   " bytes is not a Cap'n Proto message");
-  auto words = kj::heapArray<capnp::word>(frame.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), frame.data(), frame.size());
+  // Cap'n Proto reads words in place: an aligned frame as it is (ZeroMQ's
+  // buffers usually are), else a copy.
+  kj::Array<capnp::word> copy;
+  kj::ArrayPtr<const capnp::word> words;
+  if (reinterpret_cast<uintptr_t>(frame.data()) % alignof(capnp::word) == 0) {
+    words = kj::arrayPtr(reinterpret_cast<const capnp::word *>(frame.data()),
+                         frame.size() / sizeof(capnp::word));
+  } else {
+    copy = kj::heapArray<capnp::word>(frame.size() / sizeof(capnp::word));
+    std::memcpy(copy.begin(), frame.data(), frame.size());
+    words = copy.asPtr();
+  }
   capnp::ReaderOptions options;
   options.traversalLimitInWords = words.size() * 4 + 64;
   options.nestingLimit = 16;
   try {
-    capnp::FlatArrayMessageReader reader(words.asPtr(), options);
+    capnp::FlatArrayMessageReader reader(words, options);
     auto env = reader.getRoot<cw::Envelope>();
     Message m;
     m.requestId = env.getRequestId();
