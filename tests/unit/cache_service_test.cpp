@@ -2,13 +2,10 @@
 // temporary directory): only a registered worker's result for a job it ran
 // is cached, under the key the worker reported; a client can upload blobs and
 // send whatever it likes, but never makes the cache answer a job.
-#include "coordinator/coordinator.h"
-#include "scratch_dir.h"
+#include "farm_fixture.h"
 #include "wire/blob_transfer.h"
 
 #include <gtest/gtest.h>
-
-#include <thread>
 
 namespace thinfarm {
 namespace {
@@ -17,24 +14,10 @@ using namespace std::chrono_literals;
 
 class CacheServiceTest : public ::testing::Test {
 protected:
-  void SetUp() override {
-    endpoint_ = "ipc://" + dir_.file("k.sock");
-    CoordinatorOptions o;
-    o.listen = {endpoint_};
-    o.storeDir = dir_.file("store");
-    auto c = Coordinator::create(ctx_, o);
-    ASSERT_TRUE(c.ok()) << c.error().message;
-    coordinator_ = std::move(*c);
-    thread_ = std::thread([this] { (void)coordinator_->run(stop_); });
-  }
-  void TearDown() override {
-    stop_ = true;
-    if (thread_.joinable())
-      thread_.join();
-  }
+  void SetUp() override { ASSERT_TRUE(coordinator_.running()); }
 
   wire::Socket connect() {
-    auto s = wire::Socket::connect(ctx_, endpoint_);
+    auto s = wire::Socket::connect(ctx_, coordinator_.endpoint());
     EXPECT_TRUE(s.ok());
     return std::move(*s);
   }
@@ -62,10 +45,7 @@ protected:
 
   test::ScratchDir dir_;
   wire::Context ctx_;
-  std::string endpoint_;
-  std::unique_ptr<Coordinator> coordinator_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  test::InProcessCoordinator coordinator_{ctx_, dir_, "k"};
 };
 
 TEST_F(CacheServiceTest, OnlyAWorkersResultIsCachedUnderTheWorkersKey) {

@@ -5,8 +5,7 @@
 // session is under way when the coordinator goes; in the restart case it
 // registers again and answers the job the client resubmitted.
 #include "base/subprocess.h"
-#include "client/client.h"
-#include "scratch_dir.h"
+#include "farm_fixture.h"
 
 #include <gtest/gtest.h>
 
@@ -80,16 +79,8 @@ protected:
 
   // Runs the client on a thread of its own; the results it took go to results_.
   std::future<Result<FarmOutcome>> runClient() {
-    return std::async(std::launch::async, [this] {
-      FarmClient client(ctx_, endpoint_);
-      return client.run(
-          submission(),
-          [this](FarmResult &&r) {
-            results_.push_back(std::move(r));
-            return ok();
-          },
-          {});
-    });
+    return std::async(std::launch::async,
+                      [this] { return test::runFarmClient(ctx_, endpoint_, submission(), results_); });
   }
 
   test::ScratchDir dir_;
