@@ -18,21 +18,23 @@ inline std::string programDir() {
   return ec ? std::string(".") : self.parent_path().string();
 }
 
-// SIGINT and SIGTERM, blocked in every thread started after construction, so
-// that wait() alone receives them. SIGPIPE is ignored: a peer that went away
-// is an error value, not a signal.
+// SIGINT, SIGTERM and SIGHUP, blocked in every thread started after
+// construction, so that wait() alone receives them (and returns which came).
+// SIGPIPE is ignored: a peer that went away is an error value, not a signal.
 class StopSignals {
 public:
   StopSignals() {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
   }
-  void wait() const {
+  int wait() const {
     int sig = 0;
     sigwait(&set_, &sig);
+    return sig;
   }
 
 private:

@@ -20,6 +20,7 @@ enum class ErrorKind {
   Overloaded,    // the other side is busy: back off, then retry
   Disconnected,  // the other side went away: reconnect and redo
   Unimplemented, // a case thinfarm does not handle: fall back to stock lld
+  Denied,        // the farm refused this peer (its key, or its role): do not retry
 };
 
 struct Error {

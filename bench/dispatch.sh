@@ -16,7 +16,7 @@ TMP=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
-"$BIN/thinfarm-coordinator" --listen "tcp://127.0.0.1:$PORT" --store "$TMP/store" 2> "$TMP/coordinator.log" &
+"$BIN/thinfarm-coordinator" --listen "tcp://127.0.0.1:$PORT" --insecure --store "$TMP/store" 2> "$TMP/coordinator.log" &
 pids+=($!)
 "$BIN/thinfarm-worker" --coordinator "tcp://127.0.0.1:$PORT" --slots "$SLOTS" --store "$TMP/worker" \
   --name bench 2> "$TMP/worker.log" &

@@ -21,6 +21,7 @@ trap 'farm_cleanup; rm -rf "$DIR"' EXIT
 farm_network || fail "cannot set up the namespaces"
 start_farm "$DIR"
 ip netns exec "$NS-b" env THINFARM_COORDINATOR="$FARM_ENDPOINT" THINFARM_LD="$TFLD" \
+  THINFARM_KEY="$FARM_CLIENT_KEY" THINFARM_COORDINATOR_KEY="$FARM_COORDINATOR_KEY" \
   THINFARM_LOG="$DIR/log.jsonl" bash bench/vmlinux-link.sh "$PAIRS"
 python3 - "$DIR/log.jsonl" <<'PY'
 import collections, json, sys

@@ -48,7 +48,10 @@ using ShowProgress = std::function<void(const wire::Progress &)>;
 
 class FarmClient {
 public:
-  FarmClient(wire::Context &ctx, std::string endpoint) : ctx_(ctx), endpoint_(std::move(endpoint)) {}
+  // curve: the keys to reach a coordinator that runs with them (wire/keys.h).
+  FarmClient(wire::Context &ctx, std::string endpoint,
+             std::optional<wire::ClientCurve> curve = std::nullopt)
+      : ctx_(ctx), endpoint_(std::move(endpoint)), curve_(std::move(curve)) {}
   const std::string &endpoint() const { return endpoint_; }
 
   // Runs the submission. Failed: a backend failed (the message names the
@@ -71,6 +74,7 @@ private:
                  const TakeResult &take, const ShowProgress &progress, FarmOutcome &outcome);
   wire::Context &ctx_;
   std::string endpoint_;
+  std::optional<wire::ClientCurve> curve_;
   std::optional<wire::Socket> sock_; // for the calls above
 };
 

@@ -74,8 +74,7 @@ std::string defaultCacheDir() {
   return "/tmp/thinfarm-cache-" + std::to_string(::getuid());
 }
 
-// The config file: lines "coordinator = ADDRESS"; '#' starts a comment.
-std::string configuredCoordinator() {
+std::string configValue(std::string_view name) {
   std::string path;
   if (const char *x = std::getenv("XDG_CONFIG_HOME"); x && *x)
     path = std::string(x) + "/thinfarm/config";
@@ -104,7 +103,7 @@ std::string configuredCoordinator() {
         s.remove_suffix(1);
       return s;
     };
-    if (trim(line.substr(0, eq)) == "coordinator")
+    if (trim(line.substr(0, eq)) == name)
       return std::string(trim(line.substr(eq + 1)));
   }
   return "";

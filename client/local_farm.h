@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 
 namespace thinfarm {
 
@@ -40,8 +41,10 @@ std::string runningLocalCoordinator(const std::string &cacheDir);
 // else ~/.cache/thinfarm.
 std::string defaultCacheDir();
 
-// The farm named in the config file ($XDG_CONFIG_HOME/thinfarm/config, else
-// ~/.config/thinfarm/config), a line "coordinator = ADDRESS"; empty if none.
-std::string configuredCoordinator();
+// A value of the config file ($XDG_CONFIG_HOME/thinfarm/config, else
+// ~/.config/thinfarm/config): lines "NAME = VALUE", '#' starts a comment.
+// Names: coordinator (the farm's address), key (this user's key file),
+// coordinator-key (the farm's public key, or its .pub file). Empty if unset.
+std::string configValue(std::string_view name);
 
 } // namespace thinfarm

@@ -1,8 +1,9 @@
 #include "coordinator/coordinator.h"
 
-#include <unordered_map>
 #include <cstdio>
+#include <set>
 #include <thread>
+#include <unordered_map>
 
 namespace thinfarm {
 
@@ -12,14 +13,21 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
   StoreOptions so;
   so.budgetBytes = o.storeBudget;
   TF_TRY(Store store, Store::open(o.storeDir, so));
-  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, o.listen));
+  std::unique_ptr<wire::Authenticator> auth;
+  if (o.keys) {
+    if (o.allowList.empty())
+      return failed("a coordinator with keys needs its allow-list (--allow)");
+    TF_TRY(auth, wire::Authenticator::start(ctx, o.allowList)); // before the socket listens
+  }
+  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, o.listen, o.keys ? &*o.keys : nullptr));
   return std::unique_ptr<Coordinator>(
-      new Coordinator(ctx, std::move(o), std::move(store), std::move(sock)));
+      new Coordinator(ctx, std::move(o), std::move(store), std::move(sock), std::move(auth)));
 }
 
-Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock)
-    : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), sock_(std::move(sock)),
-      blobs_(store_), cache_(store_), lastClient_(Clock::now()) {}
+Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
+                         std::unique_ptr<wire::Authenticator> auth)
+    : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), auth_(std::move(auth)),
+      sock_(std::move(sock)), blobs_(store_), cache_(store_), lastClient_(Clock::now()) {}
 
 Coordinator::~Coordinator() = default;
 
@@ -64,6 +72,84 @@ bool Coordinator::keepInlineNative(wire::JobResult &r) {
   return false;
 }
 
+namespace {
+
+// Who may send what (wire/keys.h): workers register and return results;
+// clients submit sessions and use the link memo; admins read statistics;
+// both of the first beat, and move blobs (uploads; inputs and natives).
+constexpr unsigned bit(wire::Role r) { return 1u << static_cast<unsigned>(r); }
+
+unsigned rolesFor(const wire::Body &body) {
+  using wire::Role;
+  return std::visit(
+      [](const auto &b) -> unsigned {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, wire::RegisterWorker> || std::is_same_v<T, wire::JobResult>)
+          return bit(Role::Worker);
+        else if constexpr (std::is_same_v<T, wire::Session> || std::is_same_v<T, wire::EndSession> ||
+                           std::is_same_v<T, wire::LookupLink> ||
+                           std::is_same_v<T, wire::RecordLink>)
+          return bit(Role::Client);
+        else if constexpr (std::is_same_v<T, wire::GetStats>)
+          return bit(Role::Admin);
+        else if constexpr (std::is_same_v<T, wire::Heartbeat> || std::is_same_v<T, wire::FindMissing> ||
+                           std::is_same_v<T, wire::PutChunk> || std::is_same_v<T, wire::GetChunk>)
+          return bit(Role::Client) | bit(Role::Worker);
+        else
+          return 0; // answered as a message the coordinator does not take
+      },
+      body);
+}
+
+} // namespace
+
+// With CURVE, whether the sender's key is (still) listed with a role that may
+// send this message; if not, it is told why and the message goes no further.
+// name gets the member's name. Without a User-Id the sender is this process's
+// own worker pool (inproc:// has no handshake).
+bool Coordinator::admit(const wire::Received &r, std::string &name) {
+  if (!auth_ || r.user.empty())
+    return true;
+  const wire::Body &body = r.message->body;
+  std::optional<wire::Member> m = auth_->member(r.user);
+  std::string why;
+  if (!m) {
+    why = "the key " + r.user + " is no longer on the allow-list";
+  } else if (unsigned roles = rolesFor(body); roles != 0 && !(roles & bit(m->role))) {
+    why = std::string(wire::roleName(m->role)) + " " + m->name + " may not send " +
+          wire::kindName(body) + " messages";
+  } else {
+    name = m->name;
+    return true;
+  }
+  std::fprintf(stderr, "thinfarm-coordinator: refused: %s\n", why.c_str());
+  out_.push_back({r.peer, wire::errorReply(r.message->requestId, ErrorKind::Denied,
+                                           "the coordinator refused this: " + why)});
+  return false;
+}
+
+// A reload that drops a member drops what it holds: a worker's jobs run
+// elsewhere, a client's sessions end.
+void Coordinator::applyReload() {
+  auto n = auth_->reload();
+  if (!n.ok()) {
+    std::fprintf(stderr, "thinfarm-coordinator: error: the allow-list was not reloaded: %s\n",
+                 n.error().message.c_str());
+    return;
+  }
+  std::fprintf(stderr, "thinfarm-coordinator: allow-list reloaded: %zu keys\n", *n);
+  for (auto it = peerKeys_.begin(); it != peerKeys_.end();) {
+    if (auth_->member(it->second)) {
+      ++it;
+      continue;
+    }
+    scheduler_.dropWorker(it->first, "lost its key", out_);
+    scheduler_.dropClient(it->first);
+    it = peerKeys_.erase(it);
+  }
+  flush();
+}
+
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
   if (!r.message.ok()) {
     // A malformed frame: say so to the sender and go on serving.
@@ -71,6 +157,11 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
     out_.push_back({r.peer, wire::errorReply(0, ErrorKind::Failed, r.message.error().message)});
     return;
   }
+  std::string name; // the sender's name on the allow-list
+  if (!admit(r, name))
+    return;
+  if (!name.empty() && (r.message->get<wire::RegisterWorker>() || r.message->get<wire::Session>()))
+    peerKeys_[r.peer] = r.user;
   wire::Message &m = *r.message;
   uint64_t id = m.requestId;
   const wire::PeerId &peer = r.peer;
@@ -78,6 +169,8 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
       [&](auto &body) { // m.body is ours (r came as an rvalue) to move from
         using T = std::decay_t<decltype(body)>;
         if constexpr (std::is_same_v<T, wire::RegisterWorker>) {
+          if (!name.empty())
+            body.name = name; // what the logs and statistics call it: the allow-list's name
           if (options_.verbose)
             std::fprintf(stderr, "thinfarm-coordinator: worker %s registered a slot (%s)\n",
                          body.name.c_str(), body.toolchain.c_str());
@@ -85,6 +178,8 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
         } else if constexpr (std::is_same_v<T, wire::Heartbeat>) {
           scheduler_.onHeartbeat(peer, now, out_);
         } else if constexpr (std::is_same_v<T, wire::JobResult>) {
+          if (!name.empty())
+            body.worker = name;
           bool stored = keepInlineNative(body);
           auto cacheable = stored ? CacheService::cacheable(body) : std::nullopt;
           if (scheduler_.onJobResult(peer, std::move(body), now, out_) && cacheable)
@@ -129,6 +224,8 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
   announce();
   auto lastTick = Clock::now();
   while (!stop.load()) {
+    if (auth_ && reload_.exchange(false))
+      applyReload();
     auto r = sock_.receive(100ms);
     auto now = Clock::now();
     if (r) {
@@ -146,6 +243,10 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
     if (now - lastTick >= 200ms) {
       lastTick = now;
       scheduler_.tick(now, out_);
+      if (peerKeys_.size() > 64 + 2 * (scheduler_.workers() + scheduler_.sessions())) {
+        std::set<wire::PeerId> live = scheduler_.peers(); // forget the peers that left
+        std::erase_if(peerKeys_, [&](const auto &e) { return !live.count(e.first); });
+      }
       blobs_.forgetIdle(now);
       (void)store_.flushStats();
       flush();

@@ -15,11 +15,13 @@
 #include "coordinator/blob_service.h"
 #include "coordinator/cache_service.h"
 #include "coordinator/scheduler.h"
+#include "wire/authenticator.h"
 
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace thinfarm {
@@ -31,6 +33,12 @@ struct CoordinatorOptions {
   bool readyWithWorker = false;     // ready only once a worker has registered
   std::chrono::seconds idleExit{0}; // 0: run until stopped
   bool verbose = false;
+  // CURVE (wire/keys.h): the coordinator's keypair and its allow-list. Every
+  // connection then authenticates, and every message is checked against its
+  // sender's role. Without them the coordinator admits whoever reaches it
+  // (its program allows that on loopback, ipc:// and inproc:// only).
+  std::optional<wire::KeyPair> keys;
+  std::string allowList;
 };
 
 class Coordinator {
@@ -45,22 +53,35 @@ public:
 
   // For a worker pool in the same process (see the top of this file).
   Store &store() { return store_; }
+  // Re-read the allow-list (SIGHUP), from any thread: the loop does it,
+  // and ends the sessions and drops the workers whose keys it no longer lists.
+  void reloadAccess() { reload_ = true; }
 
 private:
-  Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock);
+  Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
+              std::unique_ptr<wire::Authenticator> auth);
   void handle(wire::Received &&r, Clock::time_point now);
+  bool admit(const wire::Received &r, std::string &name);
+  void applyReload();
   void flush();
   bool keepInlineNative(wire::JobResult &r);
 
   wire::Context &ctx_;
   CoordinatorOptions options_;
   Store store_;
+  // null: no CURVE. Declared before the socket, so that it outlives it: with
+  // no ZAP handler bound, libzmq would admit every handshake.
+  std::unique_ptr<wire::Authenticator> auth_;
   wire::Socket sock_;
   Scheduler scheduler_;
   BlobService blobs_;
   CacheService cache_;
   Outbox out_;
   Clock::time_point lastClient_;
+  std::atomic<bool> reload_{false};
+  // With CURVE: the key behind each worker connection and session client,
+  // checked again on a reload.
+  std::unordered_map<wire::PeerId, std::string> peerKeys_;
 };
 
 } // namespace thinfarm

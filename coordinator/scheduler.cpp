@@ -145,19 +145,43 @@ bool Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
   return accepted;
 }
 
+void Scheduler::dropWorker(const wire::PeerId &peer, const std::string &why, Outbox &out) {
+  auto it = conns_.find(peer);
+  if (it == conns_.end())
+    return;
+  std::set<uint64_t> lost = std::move(it->second.running);
+  std::string name = it->second.name;
+  free_.erase(peer);
+  conns_.erase(it);
+  for (uint64_t id : lost)
+    requeueOrGiveUp(jobs_.at(id), "worker " + name + " " + why, out);
+}
+
+void Scheduler::dropClient(const wire::PeerId &peer) {
+  std::vector<uint64_t> ids;
+  for (const auto &[id, s] : sessions_)
+    if (s.client == peer)
+      ids.push_back(id);
+  for (uint64_t id : ids)
+    onEndSession(peer, id);
+}
+
+std::set<wire::PeerId> Scheduler::peers() const {
+  std::set<wire::PeerId> all;
+  for (const auto &[peer, conn] : conns_)
+    all.insert(peer);
+  for (const auto &[id, s] : sessions_)
+    all.insert(s.client);
+  return all;
+}
+
 void Scheduler::tick(Clock::time_point now, Outbox &out) {
-  for (auto it = conns_.begin(); it != conns_.end();) {
-    if (now - it->second.lastSeen > kWorkerTimeout) {
-      std::set<uint64_t> lost = std::move(it->second.running);
-      std::string name = it->second.name;
-      free_.erase(it->first);
-      it = conns_.erase(it);
-      for (uint64_t id : lost)
-        requeueOrGiveUp(jobs_.at(id), "worker " + name + " stopped answering", out);
-    } else {
-      ++it;
-    }
-  }
+  std::vector<wire::PeerId> silent;
+  for (const auto &[peer, conn] : conns_)
+    if (now - conn.lastSeen > kWorkerTimeout)
+      silent.push_back(peer);
+  for (const wire::PeerId &peer : silent)
+    dropWorker(peer, "stopped answering", out);
   std::vector<std::pair<wire::PeerId, uint64_t>> gone;
   for (auto &[id, s] : sessions_) {
     if (now - s.lastSeen > kClientTimeout) {

@@ -55,11 +55,18 @@ public:
   // (not a stale or unsolicited one) and was not an infrastructure failure.
   bool onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
                    Outbox &out);
+  // A worker connection is gone (or no longer admitted): its jobs run elsewhere.
+  void dropWorker(const wire::PeerId &peer, const std::string &why, Outbox &out);
+  // A client is no longer admitted: its sessions end.
+  void dropClient(const wire::PeerId &peer);
+  // The worker connections and session clients it holds state for.
+  std::set<wire::PeerId> peers() const;
   // Timeouts and progress reports; call a few times a second.
   void tick(Clock::time_point now, Outbox &out);
 
   bool idle() const { return sessions_.empty(); }
   size_t workers() const { return conns_.size(); }
+  size_t sessions() const { return sessions_.size(); }
   size_t pending() const { return pending_.size(); }
 
 private:

@@ -121,6 +121,31 @@ llvm::lto::Config createConfig(const BackendConfig &cfg) {
 
 } // namespace
 
+Status checkRemoteOptions(const BackendConfig &config) {
+  static constexpr std::string_view kNamesFiles[] = {"file", "output", "dir",     "path",   "prefix",
+                                                     "view", "dot",    "profile", "remark", "sample"};
+  for (const std::string &opt : config.llvmOptions) {
+    if (opt.starts_with("@"))
+      return failed("the LLVM option '" + opt + "' is a response file");
+    std::string_view name = opt, value;
+    while (name.starts_with("-"))
+      name.remove_prefix(1);
+    if (size_t eq = name.find('='); eq != std::string_view::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    std::string lower(name);
+    for (char &c : lower)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (std::string_view word : kNamesFiles)
+      if (lower.find(word) != std::string::npos)
+        return failed("the LLVM option '" + opt + "' may name a file");
+    if (value.find('/') != std::string_view::npos || value.starts_with("@"))
+      return failed("the LLVM option '" + opt + "' has a path for its value");
+  }
+  return ok();
+}
+
 Result<BackendProcess> BackendProcess::initialize(const BackendConfig &config) {
   // lld's createConfig refuses a level LLVM does not know; parse() never makes
   // one, but a config that came over the wire was not parsed here.

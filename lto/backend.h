@@ -4,6 +4,15 @@
 
 namespace thinfarm {
 
+// Whether a backend configuration may run on another machine's worker. LLVM
+// options can read and write files there: a response file (@FILE, expanded
+// by LLVM's parser, its text echoed in the error), or an option that names a
+// file, directory or path (-info-output-file=, -sample-profile-file=,
+// -cfg-dot-filename-prefix=, a value with a '/'). Such a link runs its
+// backends on the client's own machine (the client checks first); a worker
+// refuses the configuration, naming the option.
+Status checkRemoteOptions(const BackendConfig &config);
+
 // Process-wide LLVM state a backend needs: targets registered and the LLVM
 // command-line options of the link parsed (lld parses -mllvm options into
 // LLVM's global option registry; so must we, once per process and before any

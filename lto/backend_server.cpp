@@ -78,6 +78,9 @@ wire::BackendReply serve(std::optional<BackendProcess> &process, const std::stri
   };
   auto start = std::chrono::steady_clock::now();
   if (!process) {
+    // A worker's child: the configuration came from a client over the wire.
+    if (Status st = checkRemoteOptions(req.config); !st.ok())
+      return fail(Error{ErrorKind::Denied, "this worker refuses " + st.error().message});
     auto p = BackendProcess::initialize(req.config);
     if (!p.ok())
       return fail(p.error());

@@ -281,7 +281,7 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   transcript += printed;
   std::fputs(transcript.c_str(), stderr);
   clock.lap("check+rename");
-  if (memo) {
+  if (memo && farm.client()) { // (a farm lost on the way gets no record)
     recordMemo(*farm.client(), *memo, cmd.output, incbinFiles(facts), transcript);
     clock.lap("memo record");
   }
@@ -337,10 +337,13 @@ DriverContext DriverContext::fromEnvironment() {
     ctx.timing = true;
   if (const char *l = std::getenv("THINFARM_LOG"); l && *l)
     ctx.logPath = l;
-  if (const char *c = std::getenv("THINFARM_COORDINATOR"); c && *c)
-    ctx.coordinator = c;
-  else
-    ctx.coordinator = configuredCoordinator();
+  auto setting = [](const char *env, std::string_view config) {
+    const char *v = std::getenv(env);
+    return v && *v ? std::string(v) : configValue(config);
+  };
+  ctx.coordinator = setting("THINFARM_COORDINATOR", "coordinator");
+  ctx.keyFile = setting("THINFARM_KEY", "key");
+  ctx.coordinatorKey = setting("THINFARM_COORDINATOR_KEY", "coordinator-key");
   ctx.cacheDir = defaultCacheDir();
   if (const char *s = std::getenv("THINFARM_CACHE_SIZE"); s && *s)
     ctx.cacheSize = s;

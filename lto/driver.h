@@ -19,6 +19,10 @@ struct DriverContext {
   // the config file ($XDG_CONFIG_HOME/thinfarm/config, ~/.config/thinfarm/config);
   // empty: the embedded default, a local coordinator; "off": in this process.
   std::string coordinator;
+  // A farm with keys (wire/keys.h): this user's key file ($THINFARM_KEY, else
+  // `key = FILE` in the config file) and the farm's public key, pinned
+  // ($THINFARM_COORDINATOR_KEY, else `coordinator-key = KEY|FILE`).
+  std::string keyFile, coordinatorKey;
   std::string cacheDir;   // the embedded default's store: $THINFARM_CACHE_DIR, ~/.cache/thinfarm
   std::string cacheSize;  // its budget: $THINFARM_CACHE_SIZE (512M, 20G, ...); empty: the default
   std::string programDir; // where thinfarm-ld lives: its siblings are found there

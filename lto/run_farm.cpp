@@ -29,6 +29,21 @@
 
 namespace thinfarm {
 
+Result<Digest> jobKey(const FarmSubmission &sub, const wire::JobSpec &spec,
+                      std::string_view shard) {
+  BackendKeyInputs in;
+  in.toolchain = sub.toolchain;
+  in.config = &sub.config;
+  in.moduleId = spec.module.identifier;
+  in.module = spec.module.bitcode;
+  in.shard = shard;
+  for (const wire::ModuleRef &m : spec.imports)
+    in.imports.push_back({m.identifier, m.bitcode});
+  for (const wire::FileRef &f : spec.incbins)
+    in.incbins.push_back({f.path, f.content});
+  return backendKey(in);
+}
+
 namespace {
 
 bool portableIncbins(const BackendJob &job) {
@@ -80,18 +95,7 @@ void addKeys(FarmSubmission &sub, const std::vector<BackendJob> &jobs, unsigned 
     order[i] = i;
   parallelFor(order, threads, [&](size_t i) {
     wire::JobSpec &spec = sub.jobs[i];
-    const BackendJob &job = jobs[spec.task];
-    BackendKeyInputs in;
-    in.toolchain = sub.toolchain;
-    in.config = &sub.config;
-    in.moduleId = spec.module.identifier;
-    in.module = spec.module.bitcode;
-    in.shard = job.indexShard.bytes();
-    for (const wire::ModuleRef &m : spec.imports)
-      in.imports.push_back({m.identifier, m.bitcode});
-    for (const wire::FileRef &f : spec.incbins)
-      in.incbins.push_back({f.path, f.content});
-    if (auto key = backendKey(in); key.ok())
+    if (auto key = jobKey(sub, spec, jobs[spec.task].indexShard.bytes()); key.ok())
       spec.key = *key;
   });
 }
@@ -204,9 +208,19 @@ FarmConnection FarmConnection::open(const DriverContext &ctx) {
   }
   if (endpoint->empty())
     return f;
+  std::optional<wire::ClientCurve> curve; // the embedded default needs none
+  if (!ctx.coordinator.empty()) {
+    auto c = wire::clientCurve(*endpoint, ctx.keyFile, ctx.coordinatorKey);
+    if (!c.ok()) {
+      std::fprintf(stderr, "thinfarm-ld: note: farm %s: %s; running the backends here\n",
+                   endpoint->c_str(), c.error().message.c_str());
+      return f;
+    }
+    curve = std::move(*c);
+  }
   f.endpoint_ = *endpoint;
   f.wire_ = std::make_unique<wire::Context>();
-  f.client_ = std::make_unique<FarmClient>(*f.wire_, *endpoint);
+  f.client_ = std::make_unique<FarmClient>(*f.wire_, *endpoint, std::move(curve));
   return f;
 }
 
@@ -224,10 +238,15 @@ Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
   for (size_t i = 0; i < jobs.size(); ++i)
     (portableIncbins(jobs[i]) ? farmJobs : hereJobs).push_back(i);
 
-  if (!farm.client()) {
-    if (!farm.lostReason().empty())
+  // Options a worker would refuse (they reach files) keep the backends here;
+  // the farm still serves the link memo.
+  std::string why = farm.lostReason();
+  if (Status st = checkRemoteOptions(cmd.backend); farm.client() && !st.ok())
+    why = st.error().message;
+  if (!farm.client() || why != farm.lostReason()) {
+    if (!why.empty())
       std::fprintf(stderr, "thinfarm-ld: note: farm at %s: %s; running %zu of %zu backends here\n",
-                   farm.endpoint().c_str(), farm.lostReason().c_str(), jobs.size(), jobs.size());
+                   farm.endpoint().c_str(), why.c_str(), jobs.size(), jobs.size());
     hereJobs.clear();
     for (size_t i = 0; i < jobs.size(); ++i)
       hereJobs.push_back(i);

@@ -36,6 +36,11 @@ private:
   std::unique_ptr<FarmClient> client_; // destroyed before the context
 };
 
+// The action-cache key of one farm job: what backendKey hashes, read from the
+// submission and the job's spec (the shard's bytes are not in the spec).
+Result<Digest> jobKey(const FarmSubmission &sub, const wire::JobSpec &spec,
+                      std::string_view shard);
+
 // Stage 6: runs the jobs on the farm, if there is one, else in this process,
 // and keeps each output as it arrives.
 Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,

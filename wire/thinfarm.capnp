@@ -6,7 +6,16 @@
 # is exactly one Envelope, a single-segment Cap'n Proto message, at most
 # kMaxFrame bytes (wire/messages.h); a larger frame is refused unread.
 #
-# Conversations (C = client, W = worker, K = coordinator):
+# Authentication (wire/keys.h): a coordinator with keys runs CURVE on its
+# socket; only the public keys on its allow-list complete the handshake, each
+# with a role, and every message is checked against its sender's role:
+#   worker  registerWorker, jobResult        client  submit, endSession,
+#   admin   getStats                                 lookupLink, recordLink
+#   client and worker: heartbeat, findMissing, putChunk, getChunk
+# A message outside the role is answered with error(denied). The names in
+# jobResult.worker and in the logs are the allow-list's, not the peer's own.
+#
+# Conversations (C = client, W = worker, A = admin, K = coordinator):
 #
 #   W -> K  registerWorker           once per connection; again when K answers
 #                                    an unknown peer with error(disconnected)
@@ -32,11 +41,11 @@
 #   C -> K  endSession               the client is done or gives up
 #   C -> K  lookupLink -> linkMemo   the link memo: found, or not
 #   C -> K  recordLink -> linkMemo   after a link, its output uploaded first
-#   any     getStats -> storeStats   the store's statistics (thinfarm-cache)
-#   any     findMissing -> missing   which digests the receiver's store lacks
-#   any     putChunk -> putAck       upload; the sender keeps at most
+#   A -> K  getStats -> storeStats   the store's statistics (thinfarm-cache)
+#   C,W->K  findMissing -> missing   which digests the receiver's store lacks
+#   C,W->K  putChunk -> putAck       upload; the sender keeps at most
 #                                    kWindow chunks unacknowledged
-#   any     getChunk -> chunk        download; the receiver keeps at most
+#   C,W->K  getChunk -> chunk        download; the receiver keeps at most
 #                                    kWindow requests outstanding
 #   any     error                    the request `requestId` failed; `kind`
 #                                    decides what the other side does next
@@ -66,6 +75,8 @@ enum ErrorKind {
   overloaded @1;     # back off, then retry
   disconnected @2;   # the peer went away: reconnect and redo
   unimplemented @3;  # not handled here: the client links locally
+  denied @4;         # the peer's key is not admitted, or its role may not do
+                     # this (wire/keys.h): no retry; a client links locally
 }
 
 struct Error {

@@ -3,6 +3,7 @@
 #include <zmq.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace thinfarm::wire {
@@ -57,13 +58,21 @@ Status checkEndpoint(const std::string &e) {
   return failed("bad address " + e + ": expected tcp://HOST:PORT, ipc://PATH or inproc://NAME");
 }
 
-Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endpoints) {
+Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endpoints,
+                              const KeyPair *keys) {
   void *s = zmq_socket(ctx.raw(), ZMQ_ROUTER);
   if (!s)
     return zmqError("cannot create a socket");
   configure(s);
   setInt(s, ZMQ_ROUTER_MANDATORY, 1);
   Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
+  if (keys) {
+    setInt(s, ZMQ_CURVE_SERVER, 1);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys->secretKey.c_str(), keys->secretKey.size());
+    // libzmq asks the context's ZAP handler (the Authenticator) about every
+    // handshake; the Coordinator keeps it running for as long as this socket.
+    zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "thinfarm", 8);
+  }
   for (const std::string &e : endpoints) {
     TF_CHECK(checkEndpoint(e));
     if (zmq_bind(s, e.c_str()) != 0)
@@ -72,31 +81,53 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
   return sock;
 }
 
-Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint) {
+Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
+                               const ClientCurve *curve) {
   TF_CHECK(checkEndpoint(endpoint));
   void *s = zmq_socket(ctx.raw(), ZMQ_DEALER);
   if (!s)
     return zmqError("cannot create a socket");
   configure(s);
+  Socket sock(s, false, endpoint);
+  if (curve) {
+    const std::string *keys[] = {&curve->serverKey, &curve->own.publicKey, &curve->own.secretKey};
+    const int options[] = {ZMQ_CURVE_SERVERKEY, ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY};
+    for (int i = 0; i < 3; ++i)
+      if (zmq_setsockopt(s, options[i], keys[i]->c_str(), keys[i]->size()) != 0)
+        return zmqError("cannot use the CURVE keys");
+    char monitor[64];
+    std::snprintf(monitor, sizeof monitor, "inproc://thinfarm-handshake-%p", s);
+    if (zmq_socket_monitor(s, monitor,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+      return zmqError("cannot watch the handshake");
+    sock.monitor_ = zmq_socket(ctx.raw(), ZMQ_PAIR);
+    if (!sock.monitor_ || zmq_connect(sock.monitor_, monitor) != 0)
+      return zmqError("cannot watch the handshake");
+  }
   // Messages wait for the connection instead of being dropped.
   setInt(s, ZMQ_IMMEDIATE, 0);
-  Socket sock(s, false, endpoint);
   if (zmq_connect(s, endpoint.c_str()) != 0)
     return zmqError("cannot connect to " + endpoint);
   return sock;
 }
 
 Socket::Socket(Socket &&o) noexcept
-    : sock_(o.sock_), router_(o.router_), endpoint_(std::move(o.endpoint_)),
+    : sock_(o.sock_), monitor_(o.monitor_), router_(o.router_), endpoint_(std::move(o.endpoint_)),
       nextRequestId_(o.nextRequestId_), unbatched_(std::move(o.unbatched_)) {
   o.sock_ = nullptr;
+  o.monitor_ = nullptr;
 }
 
 Socket &Socket::operator=(Socket &&o) noexcept {
   if (this != &o) {
+    if (monitor_)
+      zmq_close(monitor_);
     if (sock_)
       zmq_close(sock_);
     sock_ = o.sock_;
+    monitor_ = o.monitor_;
+    o.monitor_ = nullptr;
     router_ = o.router_;
     endpoint_ = std::move(o.endpoint_);
     nextRequestId_ = o.nextRequestId_;
@@ -107,8 +138,44 @@ Socket &Socket::operator=(Socket &&o) noexcept {
 }
 
 Socket::~Socket() {
+  if (monitor_)
+    zmq_close(monitor_);
   if (sock_)
     zmq_close(sock_);
+}
+
+// A handshake event from the monitor, if one is queued: two frames, the
+// event (16-bit id, 32-bit value) and the endpoint.
+std::optional<Error> Socket::handshakeFailure() {
+  std::optional<Error> failure;
+  for (;;) {
+    zmq_msg_t event;
+    zmq_msg_init(&event);
+    if (zmq_msg_recv(&event, monitor_, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&event);
+      return failure;
+    }
+    uint16_t id = 0;
+    if (zmq_msg_size(&event) >= 6)
+      std::memcpy(&id, zmq_msg_data(&event), sizeof id);
+    bool more = zmq_msg_more(&event);
+    zmq_msg_close(&event);
+    while (more) { // the endpoint frame
+      zmq_msg_t rest;
+      zmq_msg_init(&rest);
+      bool got = zmq_msg_recv(&rest, monitor_, ZMQ_DONTWAIT) >= 0;
+      more = got && zmq_msg_more(&rest);
+      zmq_msg_close(&rest);
+    }
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+      failure = Error{ErrorKind::Denied, "the coordinator at " + endpoint_ +
+                                             " refused this key (not on its allow-list)"};
+    else if (id != 0)
+      failure = Error{ErrorKind::Denied,
+                      "the CURVE handshake with " + endpoint_ +
+                          " failed (it is not the coordinator whose key is pinned, or it runs "
+                          "without keys)"};
+  }
 }
 
 Status Socket::send(const PeerId &peer, const Message &m) {
@@ -135,7 +202,7 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
     unbatched_.pop_front();
     return r;
   }
-  Received r{PeerId(), failed("no message")};
+  Received r{PeerId(), failed("no message"), {}};
   zmq_msg_t part;
   std::vector<std::string> parts;
   bool polled = false;
@@ -143,39 +210,51 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, sock_, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&part);
-      if (!parts.empty())
+      if (!parts.empty()) { // cannot happen: ZeroMQ delivers all of a message's frames or none
+        r.message = failed("malformed message: its last frame is missing");
         break;
+      }
+      if (monitor_)
+        if (auto refused = handshakeFailure())
+          return Received{PeerId(), std::move(*refused), {}};
       // Nothing queued: wait once (trying first saves a poll per message
       // when a burst is being drained).
-      zmq_pollitem_t item{sock_, 0, ZMQ_POLLIN, 0};
+      zmq_pollitem_t items[2] = {{sock_, 0, ZMQ_POLLIN, 0}, {monitor_, 0, ZMQ_POLLIN, 0}};
       if (polled || timeout.count() <= 0 ||
-          zmq_poll(&item, 1, static_cast<long>(timeout.count())) <= 0)
+          zmq_poll(items, monitor_ ? 2 : 1, static_cast<long>(timeout.count())) <= 0)
         return std::nullopt;
       polled = true;
       continue;
     }
-    parts.emplace_back(static_cast<const char *>(zmq_msg_data(&part)), zmq_msg_size(&part));
-    bool more = zmq_msg_more(&part);
+    const char *data = static_cast<const char *>(zmq_msg_data(&part));
+    size_t size = zmq_msg_size(&part);
+    if (zmq_msg_more(&part)) {
+      parts.emplace_back(data, size);
+      zmq_msg_close(&part);
+      continue;
+    }
+    // The last frame is the message: decoded straight from ZeroMQ's buffer,
+    // so a blob chunk is copied once on its way out, not twice.
+    if (const char *user = zmq_msg_gets(&part, "User-Id"))
+      r.user = user;
+    size_t frames = parts.size() + 1, want = router_ ? 2 : 1;
+    if (router_ && !parts.empty())
+      r.peer = parts[0];
+    if (frames != want)
+      r.message = failed("malformed message: " + std::to_string(frames - (router_ ? 1 : 0)) +
+                         " frames (expected one)");
+    else
+      r.message = decode(std::string_view(data, size));
     zmq_msg_close(&part);
-    if (!more)
-      break;
+    break;
   }
-  size_t want = router_ ? 2 : 1;
-  if (router_)
-    r.peer = parts[0];
-  if (parts.size() != want) {
-    r.message = failed("malformed message: " + std::to_string(parts.size() - (router_ ? 1 : 0)) +
-                       " frames (expected one)");
-    return r;
-  }
-  r.message = decode(parts.back());
   if (r.message.ok())
     if (auto *batch = r.message->get<Batch>()) {
       std::vector<Message> ms = std::move(batch->messages);
       if (ms.empty())
         return std::nullopt;
       for (size_t i = 1; i < ms.size(); ++i)
-        unbatched_.push_back(Received{r.peer, std::move(ms[i])});
+        unbatched_.push_back(Received{r.peer, std::move(ms[i]), r.user});
       r.message = std::move(ms[0]);
     }
   return r;

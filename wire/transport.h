@@ -10,6 +10,7 @@
 // peer a Disconnected one, instead of a silent drop.
 #pragma once
 
+#include "wire/keys.h"
 #include "wire/messages.h"
 
 #include <chrono>
@@ -41,14 +42,25 @@ using PeerId = std::string;
 struct Received {
   PeerId peer;             // empty on a DEALER socket
   Result<Message> message; // a malformed frame is an error naming the problem
+  std::string user;        // CURVE: the sender's public key, as the
+                           // Authenticator admitted it; "" without CURVE
 };
+
 
 class Socket {
 public:
   // ROUTER bound to every endpoint given ("tcp://0.0.0.0:7700", "ipc:///run/x").
-  static Result<Socket> listen(Context &ctx, const std::vector<std::string> &endpoints);
+  // With keys, a CURVE server: every connection is encrypted and must pass
+  // the context's Authenticator, which must be running already. (inproc://
+  // peers are in this process and skip the handshake: their user is "".)
+  static Result<Socket> listen(Context &ctx, const std::vector<std::string> &endpoints,
+                               const KeyPair *keys = nullptr);
   // DEALER connected to one endpoint; connection happens in the background.
-  static Result<Socket> connect(Context &ctx, const std::string &endpoint);
+  // With CURVE, a handshake the coordinator refuses (this key is not on its
+  // allow-list, or it is not the coordinator whose key is pinned) comes out
+  // of receive() as a Denied error at once, not as silence.
+  static Result<Socket> connect(Context &ctx, const std::string &endpoint,
+                                const ClientCurve *curve = nullptr);
 
   Socket(Socket &&) noexcept;
   Socket &operator=(Socket &&) noexcept;
@@ -74,7 +86,9 @@ public:
 private:
   Socket(void *sock, bool router, std::string endpoint)
       : sock_(sock), router_(router), endpoint_(std::move(endpoint)) {}
+  std::optional<Error> handshakeFailure();
   void *sock_ = nullptr;
+  void *monitor_ = nullptr; // PAIR: the DEALER's handshake events (CURVE only)
   bool router_ = false;
   std::string endpoint_;
   uint64_t nextRequestId_ = 1;

@@ -17,12 +17,14 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <optional>
 #include <vector>
 
 namespace thinfarm {
 
 struct WorkerOptions {
   std::string coordinator; // endpoint
+  std::optional<wire::ClientCurve> curve; // CURVE keys for it (wire/keys.h), if any
   unsigned slots = 1;
   std::string name;           // shown in logs and THINFARM_LOG's workers
   std::string backendProgram; // thinfarm-backend

@@ -73,6 +73,8 @@ template <class Stats> void print(const std::string &where, const Stats &s, bool
 int run(int argc, char **argv) {
   Flags flags("thinfarm-cache");
   flags.value("coordinator", "", "ask this running coordinator (tcp://HOST:PORT, ipc://PATH)");
+  flags.value("key", "", "an admin key file, for a coordinator with keys");
+  flags.value("coordinator-key", "", "that coordinator's public key, or its .pub file");
   flags.value("store", "", "read this store directory directly");
   flags.toggle("json", "print one JSON object");
   if (Status st = flags.parse(argc, argv); !st.ok())
@@ -89,8 +91,11 @@ int run(int argc, char **argv) {
       store = cache + "/store";
   }
   if (!endpoint.empty()) {
+    auto curve = wire::clientCurve(endpoint, flags.get("key"), flags.get("coordinator-key"));
+    if (!curve.ok())
+      return flags.usageError(curve.error());
     wire::Context ctx;
-    FarmClient client(ctx, endpoint);
+    FarmClient client(ctx, endpoint, *curve);
     auto s = client.stats();
     if (!s.ok())
       return die(s.error());

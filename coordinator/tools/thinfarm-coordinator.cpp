@@ -1,4 +1,4 @@
-// thinfarm-coordinator --listen tcp://HOST:PORT --store DIR
+// thinfarm-coordinator --listen tcp://HOST:PORT --store DIR --key FILE --allow FILE
 #include "base/flags.h"
 #include "base/process.h"
 #include "coordinator/coordinator.h"
@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include <fcntl.h>
@@ -46,6 +47,9 @@ int run(int argc, char **argv) {
   flags.value("lock", "", "hold an exclusive lock on this file while running (the embedded default)");
   flags.value("max-size", "20G", "the store's size budget (K, M, G, T suffixes; 0: unlimited); "
                                  "least recently used entries are evicted beyond it");
+  flags.value("key", "", "this coordinator's key file (thinfarm-keygen): CURVE on every connection");
+  flags.value("allow", "", "the allow-list of keys and roles (wire/keys.h); SIGHUP reloads it");
+  flags.toggle("insecure", "listen on tcp:// without keys: loopback addresses only (tests)");
   flags.toggle("verbose", "log registrations and send failures");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
@@ -62,6 +66,30 @@ int run(int argc, char **argv) {
   for (const std::string &e : o.listen)
     if (Status st = wire::checkEndpoint(e); !st.ok())
       return flags.usageError(st.error());
+  if (!flags.get("key").empty()) {
+    auto keys = wire::readKeyFile(flags.get("key"));
+    if (!keys.ok())
+      return flags.usageError(keys.error());
+    if (flags.get("allow").empty())
+      return flags.usageError(failed("--key needs --allow, the keys it admits"));
+    if (flags.has("insecure"))
+      return flags.usageError(failed("--insecure and --key: choose one"));
+    o.keys = *keys;
+    o.allowList = flags.get("allow");
+  } else {
+    // Without keys anyone who reaches the port owns the farm: never on an
+    // address other machines reach, and on loopback only when asked.
+    for (const std::string &e : o.listen) {
+      if (e.rfind("tcp://", 0) != 0)
+        continue;
+      if (wire::reachableFromOtherMachines(e))
+        return flags.usageError(failed(
+            "listening on " + e + " needs --key and --allow (--insecure is for loopback only)"));
+      if (!flags.has("insecure"))
+        return flags.usageError(failed("listening on " + e +
+                                       " without keys: give --key and --allow, or --insecure"));
+    }
+  }
   o.storeDir = flags.get("store");
   o.storeBudget = *budget;
   const unsigned localSlots = static_cast<unsigned>(*slots);
@@ -75,8 +103,15 @@ int run(int argc, char **argv) {
 
   StopSignals signals;
   std::atomic<bool> stop{false};
+  // SIGHUP reloads the allow-list of the coordinator while it runs.
+  std::mutex reloadMutex;
+  Coordinator *reloadable = nullptr;
   std::thread([&] {
-    signals.wait();
+    while (signals.wait() == SIGHUP) {
+      std::lock_guard lock(reloadMutex);
+      if (reloadable)
+        reloadable->reloadAccess();
+    }
     stop = true;
   }).detach();
 
@@ -98,8 +133,10 @@ int run(int argc, char **argv) {
       }
       (void)!::ftruncate(lockFd, 0);
     }
-    std::fprintf(stderr, "thinfarm-coordinator: listening on %s, store %s%s\n",
-                 flags.get("listen").c_str(), o.storeDir.c_str(),
+    std::fprintf(stderr, "thinfarm-coordinator: listening on %s%s, store %s%s\n",
+                 flags.get("listen").c_str(),
+                 o.keys ? (" (CURVE, key " + o.keys->publicKey + ")").c_str() : "",
+                 o.storeDir.c_str(),
                  localSlots ? (", " + std::to_string(localSlots) + " local slots").c_str() : "");
     std::unique_ptr<Worker> pool;
     std::thread poolStarter;
@@ -132,9 +169,17 @@ int run(int argc, char **argv) {
         std::fprintf(stderr, "thinfarm-coordinator: warning: cannot write %s\n",
                      flags.get("lock").c_str());
     };
+    {
+      std::lock_guard lock(reloadMutex);
+      reloadable = coord->get();
+    }
     if (Status st = (*coord)->run(stop, ready); !st.ok()) {
       std::fprintf(stderr, "thinfarm-coordinator: error: %s\n", st.error().message.c_str());
       status = 1;
+    }
+    {
+      std::lock_guard lock(reloadMutex);
+      reloadable = nullptr;
     }
     if (poolStarter.joinable())
       poolStarter.join();

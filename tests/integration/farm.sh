@@ -63,6 +63,23 @@ case_farm_link() {
   tail -n1 log.jsonl | grep -c '"memo_hit":true' > /dev/null || fail "no memo hit: $(tail -n1 log.jsonl)"
 }
 
+# LLVM options that reach files never go to a worker (it would read or write
+# its own files for a stranger): the link runs here with a notice naming the
+# option, identical to stock.
+case_farm_file_options() {
+  start_farm
+  program
+  link_farm -r -mllvm -info-output-file="$W/info.txt" a.o b.o
+  grep -c "the LLVM option '-info-output-file=$W/info.txt' may name a file; running 2 of 2 backends here" \
+    tf.err > /dev/null || fail "no notice naming the option: $(cat tf.err)"
+  tail -n1 log.jsonl | grep -c '"jobs_local":2,"jobs_remote":0,' > /dev/null ||
+    fail "jobs went to the farm: $(tail -n1 log.jsonl)"
+  # Options that name no file still go.
+  link_farm -r -mllvm -import-instr-limit=5 a.o b.o
+  tail -n1 log.jsonl | grep -c '"jobs_local":0,"jobs_remote":2,' > /dev/null ||
+    fail "not run remotely: $(tail -n1 log.jsonl)"
+}
+
 # A module that fails in the backend (not earlier): the failure names the
 # module and carries LLVM's message; the worker stays up and serves the next link.
 case_farm_bad_bitcode() {

@@ -55,17 +55,29 @@ start_daemon() {
 
 FARM_ENDPOINT=tcp://10.213.0.1:7700
 
-# start_farm DIR: the coordinator and both workers, stores and logs under DIR.
+# start_farm DIR: the coordinator and both workers, stores and logs under DIR,
+# every connection with CURVE keys (thinfarm-keygen, under DIR/keys): the
+# coordinator admits w1 and w2 as workers and one client key, whose file
+# ($FARM_CLIENT_KEY) and the coordinator's public key ($FARM_COORDINATOR_KEY)
+# a build passes as THINFARM_KEY and THINFARM_COORDINATOR_KEY.
 start_farm() {
-  local dir=$1 b
-  for b in thinfarm-coordinator thinfarm-worker thinfarm-backend; do
+  local dir=$1 b role
+  for b in thinfarm-coordinator thinfarm-worker thinfarm-backend thinfarm-keygen; do
     [ -x "$BIN/$b" ] || fail "no $b beside thinfarm-ld in $BIN"
   done
-  rm -rf "$dir" && mkdir -p "$dir"
+  rm -rf "$dir" && mkdir -p "$dir/keys"
+  for b in coordinator:admin w1:worker w2:worker client:client; do
+    role=${b#*:} b=${b%:*}
+    "$BIN/thinfarm-keygen" --out "$dir/keys/$b.key" --name "$b" --role "$role" >> "$dir/keys/allowed" ||
+      fail "thinfarm-keygen failed"
+  done
+  FARM_CLIENT_KEY=$dir/keys/client.key FARM_COORDINATOR_KEY=$dir/keys/coordinator.pub
   start_daemon c "$dir/coordinator.log" "listening on" \
-    "$BIN/thinfarm-coordinator" --listen "$FARM_ENDPOINT" --store "$dir/coordinator-store"
+    "$BIN/thinfarm-coordinator" --listen "$FARM_ENDPOINT" --store "$dir/coordinator-store" \
+    --key "$dir/keys/coordinator.key" --allow "$dir/keys/allowed"
   for b in w1 w2; do
     start_daemon "$b" "$dir/$b.log" "registered" \
-      "$BIN/thinfarm-worker" --coordinator "$FARM_ENDPOINT" --slots 1 --store "$dir/$b-store" --name "$b"
+      "$BIN/thinfarm-worker" --coordinator "$FARM_ENDPOINT" --slots 1 --store "$dir/$b-store" \
+      --name "$b" --key "$dir/keys/$b.key" --coordinator-key "$FARM_COORDINATOR_KEY"
   done
 }

@@ -297,10 +297,21 @@ step_farm() {
   say "relink in $NS-b through the farm at $endpoint (LD=$ld)"
   rm -f "$farmlog"
   local t0=$SECONDS
-  THINFARM_COORDINATOR=$endpoint THINFARM_LOG=$farmlog kmake "$ld" ip netns exec "$NS-b"
+  THINFARM_COORDINATOR=$endpoint THINFARM_KEY=$FARM_CLIENT_KEY \
+    THINFARM_COORDINATOR_KEY=$FARM_COORDINATOR_KEY THINFARM_LOG=$farmlog \
+    kmake "$ld" ip netns exec "$NS-b"
   say "farm relink took $((SECONDS - t0)) s"
   same_as_ref
   check_log farm "$farmlog"
+  # The farm admits keys only: statistics need an admin key (the
+  # coordinator's own is one); the client's key is refused them.
+  ip netns exec "$NS-b" "$BIN/thinfarm-cache" --coordinator "$endpoint" \
+    --key "$dir/keys/coordinator.key" --coordinator-key "$FARM_COORDINATOR_KEY" > "$dir/stats.txt" ||
+    fail "thinfarm-cache with the admin key: $(cat "$dir/stats.txt")"
+  ! ip netns exec "$NS-b" "$BIN/thinfarm-cache" --coordinator "$endpoint" \
+    --key "$FARM_CLIENT_KEY" --coordinator-key "$FARM_COORDINATOR_KEY" > /dev/null 2> "$dir/denied.txt" &&
+    grep -q "client client may not send getStats" "$dir/denied.txt" ||
+    fail "a client key read the farm's statistics: $(cat "$dir/denied.txt")"
 }
 
 # The daemon thinfarm-ld started for the cache directory $1: ends it and waits

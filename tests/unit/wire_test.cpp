@@ -81,7 +81,7 @@ const std::vector<Diagnostic> kDiagnostics{{Severity::Error, "e"}, {Severity::Wa
 
 TEST(WireCodec, RoundTripsControlMessages) {
   for (ErrorKind k : {ErrorKind::Failed, ErrorKind::Overloaded, ErrorKind::Disconnected,
-                      ErrorKind::Unimplemented}) {
+                      ErrorKind::Unimplemented, ErrorKind::Denied}) {
     ErrorMsg e = roundTrip(9, ErrorMsg{k, "no such blob"});
     EXPECT_EQ(e.kind, k);
     EXPECT_EQ(e.message, "no such blob");

@@ -5,17 +5,14 @@
 // cut an index shard for; the native object must be the one lld's own
 // backend writes (its --thinlto-cache-dir entry), a second run must come from
 // the action cache, and a corrupt module must fail naming the module.
-#include "client/client.h"
-#include "coordinator/coordinator.h"
-#include "lto/backend_key.h"
+#include "farm_fixture.h"
 #include "lto/backend_server.h"
-#include "scratch_dir.h"
+#include "lto/run_farm.h"
 #include "worker/worker.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <thread>
 
 namespace thinfarm {
 namespace {
@@ -25,20 +22,12 @@ using namespace std::chrono_literals;
 class WorkerTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    endpoint_ = "ipc://" + dir_.file("c.sock");
-    CoordinatorOptions o;
-    o.listen = {endpoint_};
-    o.storeDir = dir_.file("coordinator-store");
-    auto c = Coordinator::create(ctx_, o);
-    ASSERT_TRUE(c.ok()) << c.error().message;
-    coordinator_ = std::move(*c);
-    thread_ = std::thread([this] { (void)coordinator_->run(stop_); });
-
+    ASSERT_TRUE(coordinator_.running());
     auto store = Store::open(dir_.file("worker-store"));
     ASSERT_TRUE(store.ok()) << store.error().message;
     workerStore_.emplace(std::move(*store));
     WorkerOptions w;
-    w.coordinator = endpoint_;
+    w.coordinator = coordinator_.endpoint();
     w.slots = 1;
     w.name = "w1";
     w.backendProgram = THINFARM_BACKEND_PROGRAM;
@@ -66,12 +55,7 @@ protected:
         lldNative_ = test::readAll(e.path());
     ASSERT_FALSE(lldNative_.empty()) << "ld.lld-19 left no cache entry";
   }
-  void TearDown() override {
-    worker_.reset();
-    stop_ = true;
-    if (thread_.joinable())
-      thread_.join();
-  }
+  void TearDown() override { worker_.reset(); }
 
   // One job for m.o (the task number 3), as thinfarm-ld would submit it.
   FarmSubmission submission(const std::string &module) {
@@ -84,13 +68,7 @@ protected:
     spec.module = {"m.o", Digest::of(module)};
     spec.shard = Digest::of(shard_);
     spec.cost = module.size();
-    BackendKeyInputs in;
-    in.toolchain = sub.toolchain;
-    in.config = &sub.config;
-    in.moduleId = spec.module.identifier;
-    in.module = spec.module.bitcode;
-    in.shard = shard_;
-    auto key = backendKey(in);
+    auto key = jobKey(sub, spec, shard_);
     EXPECT_TRUE(key.ok());
     spec.key = *key;
     sub.jobs.push_back(spec);
@@ -99,22 +77,12 @@ protected:
   }
 
   Result<FarmOutcome> run(const FarmSubmission &sub, std::vector<FarmResult> &results) {
-    FarmClient client(ctx_, endpoint_);
-    return client.run(
-        sub,
-        [&](FarmResult &&r) {
-          results.push_back(std::move(r));
-          return ok();
-        },
-        {});
+    return test::runFarmClient(ctx_, coordinator_.endpoint(), sub, results);
   }
 
   test::ScratchDir dir_;
   wire::Context ctx_;
-  std::string endpoint_;
-  std::unique_ptr<Coordinator> coordinator_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  test::InProcessCoordinator coordinator_{ctx_, dir_, "coordinator"};
   std::optional<Store> workerStore_;
   std::unique_ptr<Worker> worker_;
   std::string toolchain_, module_, shard_, lldNative_;
@@ -151,6 +119,24 @@ TEST_F(WorkerTest, CorruptModuleFailsTheLinkNamingTheModule) {
   ASSERT_FALSE(outcome.ok()) << "a truncated module was linked";
   EXPECT_NE(outcome.error().message.find("m.o"), std::string::npos) << outcome.error().message;
   EXPECT_TRUE(results.empty());
+}
+
+// A client that skips thinfarm-ld's own check: the worker's backend child
+// refuses LLVM options that would read or write its files, naming them.
+TEST_F(WorkerTest, OptionsThatReachFilesAreRefused) {
+  for (const std::string &opt : {std::string("@/etc/passwd"), std::string("-info-output-file=x"),
+                                 std::string("-align-all-functions=/etc/passwd")}) {
+    FarmSubmission sub = submission(module_);
+    sub.config.llvmOptions = {opt};
+    sub.jobs[0].key = *jobKey(sub, sub.jobs[0], shard_);
+    std::vector<FarmResult> results;
+    auto outcome = run(sub, results);
+    ASSERT_FALSE(outcome.ok()) << opt << " was run";
+    EXPECT_NE(outcome.error().message.find("this worker refuses the LLVM option '" + opt + "'"),
+              std::string::npos)
+        << outcome.error().message;
+    EXPECT_EQ(outcome.error().message.find("root:"), std::string::npos) << "a file's text came back";
+  }
 }
 
 } // namespace

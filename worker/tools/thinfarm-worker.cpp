@@ -1,4 +1,4 @@
-// thinfarm-worker --coordinator tcp://HOST:PORT --slots N --store DIR
+// thinfarm-worker --coordinator tcp://HOST:PORT --key FILE --coordinator-key KEY --slots N --store DIR
 #include "base/flags.h"
 #include "base/process.h"
 #include "worker/worker.h"
@@ -18,6 +18,8 @@ int main(int argc, char **argv) {
   Flags flags("thinfarm-worker");
   flags.required("coordinator", "the coordinator's address, tcp://HOST:PORT");
   flags.required("store", "directory of this worker's blob store");
+  flags.value("key", "", "this worker's key file (thinfarm-keygen)");
+  flags.value("coordinator-key", "", "the coordinator's public key, or its .pub file");
   flags.value("slots", "1", "backend jobs to run at once");
   flags.value("name", "", "this worker's name in logs (default: HOSTNAME-PID)");
   flags.value("backend", programDir() + "/thinfarm-backend", "the thinfarm-backend program");
@@ -39,9 +41,14 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "thinfarm-worker: error: %s\n", e.message.c_str());
     return 1;
   };
+  auto curve =
+      wire::clientCurve(flags.get("coordinator"), flags.get("key"), flags.get("coordinator-key"));
+  if (!curve.ok())
+    return flags.usageError(curve.error());
 
   WorkerOptions o;
   o.coordinator = flags.get("coordinator");
+  o.curve = *curve;
   o.slots = static_cast<unsigned>(*slots);
   o.name = flags.get("name");
   o.backendProgram = flags.get("backend");
@@ -72,7 +79,8 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "thinfarm-worker: %s: %u slots registered with %s (%s)\n",
                    opts->name.c_str(), opts->slots, opts->coordinator.c_str(),
                    opts->toolchain.c_str());
-      stop.wait();
+      while (stop.wait() == SIGHUP) {
+      }
     }
   }
   if (ownScratch) {
