@@ -85,11 +85,20 @@ void CacheService::record(const wire::JobResult &r) {
                          r.native);
 }
 
+namespace {
+
+Digest memoKeyOf(const Digest &key, const std::string &client) {
+  return client.empty() ? key : Digest::of("link memo of " + client + ": " + key.text());
+}
+
+} // namespace
+
 void CacheService::onLookupLink(const wire::PeerId &peer, uint64_t requestId,
-                                const wire::LookupLink &l, Outbox &out) {
+                                const wire::LookupLink &l, const std::string &client,
+                                Outbox &out) {
   wire::LinkMemo reply;
   reply.key = l.key;
-  if (auto value = found(store_.getRecord(RecordKind::LinkMemo, l.key))) {
+  if (auto value = found(store_.getRecord(RecordKind::LinkMemo, memoKeyOf(l.key, client)))) {
     if (auto memo = decodeAs<wire::LinkMemo>(*value); memo && intact(store_, memo->output)) {
       reply = std::move(*memo);
       reply.key = l.key;
@@ -100,7 +109,8 @@ void CacheService::onLookupLink(const wire::PeerId &peer, uint64_t requestId,
 }
 
 void CacheService::onRecordLink(const wire::PeerId &peer, uint64_t requestId,
-                                const wire::RecordLink &r, Outbox &out) {
+                                const wire::RecordLink &r, const std::string &client,
+                                Outbox &out) {
   auto fail = [&](const std::string &why) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed, why)});
   };
@@ -112,19 +122,23 @@ void CacheService::onRecordLink(const wire::PeerId &peer, uint64_t requestId,
                 " is not in the store; upload it first");
   wire::LinkMemo value = r;
   value.found = true;
-  if (Status st = store_.putRecord(RecordKind::LinkMemo, r.key,
-                                   wire::encode(wire::Message{0, value}), r.output);
-      !st.ok())
-    return fail(st.error().message);
+  Digest key = memoKeyOf(r.key, client);
+  if (!found(store_.getRecord(RecordKind::LinkMemo, key)))
+    if (Status st = store_.putRecord(RecordKind::LinkMemo, key,
+                                     wire::encode(wire::Message{0, value}), r.output);
+        !st.ok())
+      return fail(st.error().message);
   wire::LinkMemo ack;
   ack.key = r.key;
   ack.found = true;
   out.push_back({peer, wire::Message{requestId, std::move(ack)}});
 }
 
-void CacheService::onGetStats(const wire::PeerId &peer, uint64_t requestId, Outbox &out) {
+void CacheService::onGetStats(const wire::PeerId &peer, uint64_t requestId,
+                              std::vector<wire::WorkerStats> workers, Outbox &out) {
   const StoreStats s = store_.stats();
   wire::StoreStats m;
+  m.workers = std::move(workers);
   m.entries = s.entries;
   m.bytes = s.bytes;
   m.budget = s.budget;

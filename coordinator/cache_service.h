@@ -40,11 +40,17 @@ public:
   static std::optional<wire::JobResult> cacheable(const wire::JobResult &r);
   void record(const wire::JobResult &r);
 
+  // The link memo is per client: with CURVE, each allow-list name has a
+  // namespace of its own (client: "" without keys), so one member's entries
+  // never answer another's links. An entry is written once: a second record
+  // under the same key is acknowledged and dropped.
   void onLookupLink(const wire::PeerId &peer, uint64_t requestId, const wire::LookupLink &l,
-                    Outbox &out);
+                    const std::string &client, Outbox &out);
   void onRecordLink(const wire::PeerId &peer, uint64_t requestId, const wire::RecordLink &r,
-                    Outbox &out);
-  void onGetStats(const wire::PeerId &peer, uint64_t requestId, Outbox &out);
+                    const std::string &client, Outbox &out);
+  // The store's statistics, with the scheduler's list of workers.
+  void onGetStats(const wire::PeerId &peer, uint64_t requestId,
+                  std::vector<wire::WorkerStats> workers, Outbox &out);
 
 private:
   Store &store_;

@@ -190,11 +190,11 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
             cache_.answerHits(peer, body, out_);
             scheduler_.onSubmit(peer, std::move(body), id, now, out_);
           } else if constexpr (std::is_same_v<T, wire::LookupLink>)
-            cache_.onLookupLink(peer, id, body, out_);
+            cache_.onLookupLink(peer, id, body, name, out_);
           else if constexpr (std::is_same_v<T, wire::RecordLink>)
-            cache_.onRecordLink(peer, id, body, out_);
+            cache_.onRecordLink(peer, id, body, name, out_);
           else if constexpr (std::is_same_v<T, wire::GetStats>)
-            cache_.onGetStats(peer, id, out_);
+            cache_.onGetStats(peer, id, scheduler_.workerStats(), out_);
           else if constexpr (std::is_same_v<T, wire::EndSession>)
             scheduler_.onEndSession(peer, body.sessionId);
           else if constexpr (std::is_same_v<T, wire::FindMissing>)

@@ -130,6 +130,7 @@ bool Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
       requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out);
     } else {
       accepted = true;
+      conn.done++;
       if (!r.error) {
         auto &held = held_[conn.name];
         if (held.size() > kHeldLimit)
@@ -164,6 +165,22 @@ void Scheduler::dropClient(const wire::PeerId &peer) {
       ids.push_back(id);
   for (uint64_t id : ids)
     onEndSession(peer, id);
+}
+
+std::vector<wire::WorkerStats> Scheduler::workerStats() const {
+  std::map<std::string, wire::WorkerStats> byName;
+  for (const auto &[peer, conn] : conns_) {
+    wire::WorkerStats &w = byName[conn.name];
+    w.name = conn.name;
+    w.slots += conn.capacity;
+    w.running += static_cast<uint32_t>(conn.running.size());
+    w.done += conn.done;
+  }
+  std::vector<wire::WorkerStats> all;
+  all.reserve(byName.size());
+  for (auto &[name, w] : byName)
+    all.push_back(std::move(w));
+  return all;
 }
 
 std::set<wire::PeerId> Scheduler::peers() const {

@@ -59,6 +59,8 @@ public:
   void dropWorker(const wire::PeerId &peer, const std::string &why, Outbox &out);
   // A client is no longer admitted: its sessions end.
   void dropClient(const wire::PeerId &peer);
+  // The registered workers, one entry per name (a worker's connections summed).
+  std::vector<wire::WorkerStats> workerStats() const;
   // The worker connections and session clients it holds state for.
   std::set<wire::PeerId> peers() const;
   // Timeouts and progress reports; call a few times a second.
@@ -90,6 +92,7 @@ private:
     unsigned capacity = 1;       // its slots
     std::set<uint64_t> running;  // job ids
     Clock::time_point lastSeen;
+    uint64_t done = 0;           // results accepted
   };
   struct Session {
     uint64_t id = 0;

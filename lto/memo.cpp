@@ -250,7 +250,7 @@ Result<std::optional<std::string>> replayMemo(FarmClient &farm, const MemoKey &k
   if (!memo)
     return std::optional<std::string>();
   for (const wire::FileRef &f : memo->incbins)
-    if (fileDigest(f.path) != f.content)
+    if (!wire::staysInside(f.path) || fileDigest(f.path) != f.content)
       return std::optional<std::string>(); // the asm pulls in a file that changed: a miss
   auto bytes = farm.fetch(memo->output);
   if (!bytes.ok())
@@ -261,7 +261,8 @@ Result<std::optional<std::string>> replayMemo(FarmClient &farm, const MemoKey &k
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return std::optional<std::string>();
-  bool written = writeAll(fd, *bytes, tmp).ok() && ::fchmod(fd, memo->mode & ~mask & 07777) == 0;
+  // Permission bits only: a memo entry never makes a set-id or sticky file.
+  bool written = writeAll(fd, *bytes, tmp).ok() && ::fchmod(fd, memo->mode & ~mask & 0777) == 0;
   written = ::close(fd) == 0 && written;
   if (!written || ::rename(tmp.c_str(), output.c_str()) != 0) {
     ::unlink(tmp.c_str());
@@ -283,10 +284,13 @@ void recordMemo(FarmClient &farm, const MemoKey &key, const std::string &output,
   memo.key = key.key;
   memo.found = true;
   memo.output = Digest::of(bytes->bytes());
-  for (const std::string &path : incbins)
+  for (const std::string &path : incbins) {
+    if (!wire::staysInside(path))
+      return; // a replay checks only files inside the build directory
     memo.incbins.push_back({path, fileDigest(path)});
+  }
   memo.transcript = transcript;
-  memo.mode = st.st_mode & 07777;
+  memo.mode = st.st_mode & 0777;
   if (Status s = farm.recordLink(memo, bytes->bytes()); !s.ok())
     std::fprintf(stderr, "thinfarm-ld: note: cannot record the link memo of %s: %s\n",
                  output.c_str(), s.error().message.c_str());

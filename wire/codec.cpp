@@ -246,6 +246,13 @@ struct Encoder {
     b.setEvictions(m.evictions);
     b.setEvictedBytes(m.evictedBytes);
     b.setCorrupt(m.corrupt);
+    auto ws = b.initWorkers(static_cast<unsigned>(m.workers.size()));
+    for (unsigned i = 0; i < m.workers.size(); ++i) {
+      ws[i].setName(m.workers[i].name);
+      ws[i].setSlots(m.workers[i].slots);
+      ws[i].setRunning(m.workers[i].running);
+      ws[i].setDone(m.workers[i].done);
+    }
   }
 };
 
@@ -517,6 +524,9 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
     m.evictions = r.getEvictions();
     m.evictedBytes = r.getEvictedBytes();
     m.corrupt = r.getCorrupt();
+    for (auto w : r.getWorkers())
+      m.workers.push_back(
+          WorkerStats{w.getName(), w.getSlots(), w.getRunning(), w.getDone()});
     return m;
   }
   }

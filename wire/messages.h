@@ -176,12 +176,22 @@ struct RecordLink : LinkMemo {};
 
 struct GetStats {};
 
-// The answer to GetStats: the coordinator's store, in numbers.
+// One registered worker, by the name it has on the allow-list (with keys) or
+// gave itself (without).
+struct WorkerStats {
+  std::string name;
+  uint32_t slots = 0, running = 0;
+  uint64_t done = 0; // results accepted since it registered
+  bool operator==(const WorkerStats &) const = default;
+};
+
+// The answer to GetStats: the coordinator's store, in numbers, and its workers.
 struct StoreStats {
   uint64_t entries = 0, bytes = 0, budget = 0; // now
   uint64_t actionHits = 0, actionMisses = 0, memoHits = 0, memoMisses = 0;
   uint64_t bytesStored = 0, bytesServed = 0;             // blob bytes written / handed out
   uint64_t evictions = 0, evictedBytes = 0, corrupt = 0; // corrupt: entries dropped on read
+  std::vector<WorkerStats> workers;                      // by name
 };
 
 struct Message;

@@ -248,6 +248,14 @@ struct StoreStats {
   evictions @9 :UInt64;
   evictedBytes @10 :UInt64;
   corrupt @11 :UInt64;
+  workers @12 :List(WorkerStats);  # the registered workers, by name
+}
+
+struct WorkerStats {
+  name @0 :Text;       # the allow-list's name (with keys), else the worker's own
+  slots @1 :UInt32;
+  running @2 :UInt32;
+  done @3 :UInt64;     # results accepted since it registered
 }
 
 struct Envelope {

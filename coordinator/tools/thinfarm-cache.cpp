@@ -43,7 +43,12 @@ std::string ratio(uint64_t hits, uint64_t misses) {
 
 // The store's statistics, as the coordinator reports them (wire::StoreStats) or
 // as read from a store directory (StoreStats): the same fields.
+// A running coordinator also lists its workers.
+const std::vector<wire::WorkerStats> *workersOf(const wire::StoreStats &s) { return &s.workers; }
+const std::vector<wire::WorkerStats> *workersOf(const StoreStats &) { return nullptr; }
+
 template <class Stats> void print(const std::string &where, const Stats &s, bool json) {
+  const std::vector<wire::WorkerStats> *workers = workersOf(s);
   if (json) {
     // nlohmann::ordered_json: the fields in the order written.
     nlohmann::ordered_json j = {
@@ -53,6 +58,14 @@ template <class Stats> void print(const std::string &where, const Stats &s, bool
         {"memo_misses", s.memoMisses},  {"bytes_stored", s.bytesStored},
         {"bytes_served", s.bytesServed}, {"evictions", s.evictions},
         {"evicted_bytes", s.evictedBytes}, {"corrupt", s.corrupt}};
+    if (workers) {
+      j["workers"] = nlohmann::ordered_json::array();
+      for (const wire::WorkerStats &w : *workers)
+        j["workers"].push_back({{"name", w.name},
+                                {"slots", w.slots},
+                                {"running", w.running},
+                                {"done", w.done}});
+    }
     std::printf("%s\n", j.dump().c_str());
     return;
   }
@@ -68,6 +81,10 @@ template <class Stats> void print(const std::string &where, const Stats &s, bool
   std::printf("evicted        %llu entries, %s\n", (unsigned long long)s.evictions,
               human(s.evictedBytes).c_str());
   std::printf("corrupt        %llu entries dropped\n", (unsigned long long)s.corrupt);
+  if (workers)
+    for (const wire::WorkerStats &w : *workers)
+      std::printf("worker         %s: %u slots, %u running, %llu results\n", w.name.c_str(), w.slots,
+                  w.running, (unsigned long long)w.done);
 }
 
 int run(int argc, char **argv) {

@@ -308,6 +308,9 @@ step_farm() {
   ip netns exec "$NS-b" "$BIN/thinfarm-cache" --coordinator "$endpoint" \
     --key "$dir/keys/coordinator.key" --coordinator-key "$FARM_COORDINATOR_KEY" > "$dir/stats.txt" ||
     fail "thinfarm-cache with the admin key: $(cat "$dir/stats.txt")"
+  for b in w1 w2; do
+    grep -q "^worker  *$b: 1 slots" "$dir/stats.txt" || fail "the statistics do not list $b: $(cat "$dir/stats.txt")"
+  done
   ! ip netns exec "$NS-b" "$BIN/thinfarm-cache" --coordinator "$endpoint" \
     --key "$FARM_CLIENT_KEY" --coordinator-key "$FARM_COORDINATOR_KEY" > /dev/null 2> "$dir/denied.txt" &&
     grep -q "client client may not send getStats" "$dir/denied.txt" ||

@@ -196,6 +196,11 @@ TEST_F(AccessTest, EachRoleSendsWhatItMayAndIsToldWhatItMayNot) {
       answer = std::move(*r->message);
   ASSERT_TRUE(answer) << "no result reached the client";
   EXPECT_EQ(answer->get<wire::JobResult>()->worker, "worker-name");
+  // The statistics list it the same way.
+  stats = ask(admin, wire::Message{8, wire::GetStats{}});
+  ASSERT_TRUE(stats && stats->get<wire::StoreStats>()) << deniedText(stats);
+  EXPECT_EQ(stats->get<wire::StoreStats>()->workers,
+            (std::vector<wire::WorkerStats>{{"worker-name", 1, 0, 1}}));
 }
 
 // What a connecting socket gets for a request: "<answered>", the refused

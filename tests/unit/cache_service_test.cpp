@@ -108,5 +108,42 @@ TEST_F(CacheServiceTest, OnlyAWorkersResultIsCachedUnderTheWorkersKey) {
   EXPECT_EQ(stats->get<wire::StoreStats>()->actionHits, 1u);
 }
 
+// The link memo is per client (the allow-list's name) and written once: one
+// member's entry never answers another's link, and a second record under a
+// key does not replace the first.
+TEST(LinkMemo, PerClientAndWrittenOnce) {
+  test::ScratchDir dir;
+  auto store = Store::open(dir.file("store"));
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  CacheService cache(*store);
+  const std::string first = "output one", second = "output two";
+  for (const std::string *b : {&first, &second})
+    ASSERT_TRUE(store->put(Digest::of(*b), *b).ok());
+  wire::RecordLink r;
+  r.key = Digest::of("a link's inputs");
+  r.output = Digest::of(first);
+  Outbox out;
+  auto lookup = [&](const std::string &client) -> std::optional<Digest> {
+    out.clear();
+    cache.onLookupLink("peer", 1, wire::LookupLink{r.key}, client, out);
+    EXPECT_EQ(out.size(), 1u);
+    const auto *memo = out.empty() ? nullptr : out[0].second.get<wire::LinkMemo>();
+    EXPECT_TRUE(memo);
+    if (!memo || !memo->found)
+      return std::nullopt;
+    return memo->output;
+  };
+  cache.onRecordLink("peer", 1, r, "alice", out);
+  ASSERT_TRUE(out.back().second.get<wire::LinkMemo>()) << wire::kindName(out.back().second.body);
+  EXPECT_EQ(lookup("alice"), Digest::of(first));
+  EXPECT_EQ(lookup("bob"), std::nullopt);
+  EXPECT_EQ(lookup(""), std::nullopt); // no keys: a namespace of its own too
+  r.output = Digest::of(second);
+  cache.onRecordLink("peer", 2, r, "alice", out);
+  EXPECT_EQ(lookup("alice"), Digest::of(first)) << "a memo entry was overwritten";
+  cache.onRecordLink("peer", 3, r, "bob", out);
+  EXPECT_EQ(lookup("bob"), Digest::of(second));
+}
+
 } // namespace
 } // namespace thinfarm

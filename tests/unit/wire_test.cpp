@@ -236,9 +236,11 @@ TEST(WireCodec, RoundTripsCacheMessages) {
   StoreStats st;
   st.actionHits = 7;
   st.corrupt = 2;
+  st.workers = {{"w1", 16, 3, 1200}, {"w2", 8, 0, 7}};
   StoreStats st2 = roundTrip(4, st);
   EXPECT_EQ(st2.actionHits, 7u);
   EXPECT_EQ(st2.corrupt, 2u);
+  EXPECT_EQ(st2.workers, st.workers);
   JobResult r;
   r.key = Digest::of("backend key");
   r.cached = true;
