@@ -136,7 +136,7 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
 
 Result<wire::Socket *> FarmClient::socket() {
   if (!sock_) {
-    TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, endpoint_, curve_ ? &*curve_ : nullptr));
+    TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, endpoint_, curve_));
     sock_.emplace(std::move(s));
   }
   return &*sock_;
@@ -195,7 +195,7 @@ Result<FarmOutcome> FarmClient::run(const FarmSubmission &sub, const TakeResult 
   std::vector<bool> done(tasks, false);
   int overloaded = 0, disconnected = 0;
   for (;;) {
-    TF_TRY(wire::Socket sock, wire::Socket::connect(ctx_, endpoint_, curve_ ? &*curve_ : nullptr));
+    TF_TRY(wire::Socket sock, wire::Socket::connect(ctx_, endpoint_, curve_));
     Status st = attempt(sock, sub, done, take, progress, outcome);
     if (st.ok())
       return outcome;

@@ -19,7 +19,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
       return failed("a coordinator with keys needs its allow-list (--allow)");
     TF_TRY(auth, wire::Authenticator::start(ctx, o.allowList)); // before the socket listens
   }
-  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, o.listen, o.keys ? &*o.keys : nullptr));
+  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, o.listen, o.keys));
   return std::unique_ptr<Coordinator>(
       new Coordinator(ctx, std::move(o), std::move(store), std::move(sock), std::move(auth)));
 }

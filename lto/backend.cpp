@@ -15,6 +15,7 @@
 
 #include "lto/crash.h"
 
+#include <llvm/ADT/StringRef.h>
 #include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/CodeGen/CommandFlags.h>
 #include <llvm/IR/DiagnosticInfo.h>
@@ -134,11 +135,8 @@ Status checkRemoteOptions(const BackendConfig &config) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
     }
-    std::string lower(name);
-    for (char &c : lower)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     for (std::string_view word : kNamesFiles)
-      if (lower.find(word) != std::string::npos)
+      if (llvm::StringRef(name).contains_insensitive(word))
         return failed("the LLVM option '" + opt + "' may name a file");
     if (value.find('/') != std::string_view::npos || value.starts_with("@"))
       return failed("the LLVM option '" + opt + "' has a path for its value");

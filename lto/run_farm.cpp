@@ -240,10 +240,13 @@ Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
 
   // Options a worker would refuse (they reach files) keep the backends here;
   // the farm still serves the link memo.
+  bool here = !farm.client();
   std::string why = farm.lostReason();
-  if (Status st = checkRemoteOptions(cmd.backend); farm.client() && !st.ok())
+  if (Status st = checkRemoteOptions(cmd.backend); !here && !st.ok()) {
+    here = true;
     why = st.error().message;
-  if (!farm.client() || why != farm.lostReason()) {
+  }
+  if (here) {
     if (!why.empty())
       std::fprintf(stderr, "thinfarm-ld: note: farm at %s: %s; running %zu of %zu backends here\n",
                    farm.endpoint().c_str(), why.c_str(), jobs.size(), jobs.size());

@@ -149,6 +149,13 @@ const char *roleName(Role r) {
   return "?";
 }
 
+std::optional<Role> parseRole(std::string_view name) {
+  for (Role r : {Role::Client, Role::Worker, Role::Admin})
+    if (name == roleName(r))
+      return r;
+  return std::nullopt;
+}
+
 Result<AllowList> AllowList::parse(std::string_view text, const std::string &source) {
   AllowList list;
   std::istringstream in{std::string(text)};
@@ -163,16 +170,10 @@ Result<AllowList> AllowList::parse(std::string_view text, const std::string &sou
     std::string where = source + " line " + std::to_string(n);
     if (name.empty() || !extra.empty())
       return failed(where + ": expected ROLE PUBLIC-KEY NAME");
-    Member m;
-    m.name = name;
-    if (role == "client")
-      m.role = Role::Client;
-    else if (role == "worker")
-      m.role = Role::Worker;
-    else if (role == "admin")
-      m.role = Role::Admin;
-    else
+    std::optional<Role> r = parseRole(role);
+    if (!r)
       return failed(where + ": the role '" + role + "' is not client, worker or admin");
+    Member m{*r, name};
     TF_CHECK(checkKey(key, where + ": '" + key + "'"));
     if (!list.members_.emplace(key, m).second)
       return failed(where + ": the key of " + name + " is listed twice");

@@ -70,6 +70,8 @@ bool reachableFromOtherMachines(const std::string &endpoint);
 
 enum class Role { Client, Worker, Admin };
 const char *roleName(Role r);
+// "client", "worker" or "admin"; nullopt for anything else.
+std::optional<Role> parseRole(std::string_view name);
 
 struct Member {
   Role role = Role::Client;

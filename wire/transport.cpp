@@ -59,7 +59,7 @@ Status checkEndpoint(const std::string &e) {
 }
 
 Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endpoints,
-                              const KeyPair *keys) {
+                              const std::optional<KeyPair> &keys) {
   void *s = zmq_socket(ctx.raw(), ZMQ_ROUTER);
   if (!s)
     return zmqError("cannot create a socket");
@@ -68,7 +68,8 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
   Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
   if (keys) {
     setInt(s, ZMQ_CURVE_SERVER, 1);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys->secretKey.c_str(), keys->secretKey.size());
+    if (zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys->secretKey.c_str(), keys->secretKey.size()) != 0)
+      return zmqError("cannot use the CURVE key");
     // libzmq asks the context's ZAP handler (the Authenticator) about every
     // handshake; the Coordinator keeps it running for as long as this socket.
     zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "thinfarm", 8);
@@ -82,7 +83,7 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
 }
 
 Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
-                               const ClientCurve *curve) {
+                               const std::optional<ClientCurve> &curve) {
   TF_CHECK(checkEndpoint(endpoint));
   void *s = zmq_socket(ctx.raw(), ZMQ_DEALER);
   if (!s)

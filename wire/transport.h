@@ -54,13 +54,13 @@ public:
   // the context's Authenticator, which must be running already. (inproc://
   // peers are in this process and skip the handshake: their user is "".)
   static Result<Socket> listen(Context &ctx, const std::vector<std::string> &endpoints,
-                               const KeyPair *keys = nullptr);
+                               const std::optional<KeyPair> &keys = std::nullopt);
   // DEALER connected to one endpoint; connection happens in the background.
   // With CURVE, a handshake the coordinator refuses (this key is not on its
   // allow-list, or it is not the coordinator whose key is pinned) comes out
   // of receive() as a Denied error at once, not as silence.
   static Result<Socket> connect(Context &ctx, const std::string &endpoint,
-                                const ClientCurve *curve = nullptr);
+                                const std::optional<ClientCurve> &curve = std::nullopt);
 
   Socket(Socket &&) noexcept;
   Socket &operator=(Socket &&) noexcept;

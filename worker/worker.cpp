@@ -298,11 +298,10 @@ Status Worker::start(std::chrono::milliseconds timeout) {
   queues_->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (queues_->wake < 0)
     return failed("eventfd failed");
-  const wire::ClientCurve *curve = options_.curve ? &*options_.curve : nullptr;
-  TF_TRY(wire::Socket control, wire::Socket::connect(ctx_, options_.coordinator, curve));
+  TF_TRY(wire::Socket control, wire::Socket::connect(ctx_, options_.coordinator, options_.curve));
   std::vector<wire::Socket> socks;
   for (unsigned i = 0; i < options_.slots; ++i) {
-    TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, options_.coordinator, curve));
+    TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, options_.coordinator, options_.curve));
     socks.push_back(std::move(s));
   }
   for (unsigned i = 0; i < options_.slots; ++i)

@@ -16,8 +16,8 @@
 #include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 #include <optional>
+#include <thread>
 #include <vector>
 
 namespace thinfarm {

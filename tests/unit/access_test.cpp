@@ -111,7 +111,7 @@ protected:
   // A socket with who's keys, pinning the server's key (or another).
   wire::Socket as(const std::string &who, const std::string &server = "server") {
     wire::ClientCurve c{keys_[who], keys_[server].publicKey};
-    auto s = wire::Socket::connect(ctx_, coordinator_.endpoint(), &c);
+    auto s = wire::Socket::connect(ctx_, coordinator_.endpoint(), c);
     EXPECT_TRUE(s.ok());
     return std::move(*s);
   }

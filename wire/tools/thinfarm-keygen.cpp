@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
   if (name.find_first_of(" \t\n#") != std::string::npos)
     return flags.usageError(failed("--name may not contain spaces or '#'"));
   const std::string role = flags.get("role");
-  if (role != "client" && role != "worker" && role != "admin")
+  if (!wire::parseRole(role))
     return flags.usageError(failed("--role wants client, worker or admin, not '" + role + "'"));
   auto keys = wire::generateKeyPair();
   Status st = keys.ok() ? wire::writeKeyFiles(flags.get("out"), *keys, name) : keys.error();
