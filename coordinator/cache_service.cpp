@@ -74,6 +74,7 @@ std::optional<wire::JobResult> CacheService::cacheable(const wire::JobResult &r)
   kept.native = r.native;
   kept.diagnostics = r.diagnostics;
   kept.seconds = r.seconds;
+  kept.worker = r.worker; // whose record it is, should that worker be quarantined
   return kept;
 }
 
@@ -83,6 +84,17 @@ void CacheService::record(const wire::JobResult &r) {
   // A failure to cache costs a later hit, never a result: nothing to report.
   (void)store_.putRecord(RecordKind::Action, r.key, wire::encode(wire::Message{0, value}),
                          r.native);
+}
+
+void CacheService::forget(const Digest &key) {
+  store_.dropRecord(RecordKind::Action, key);
+}
+
+Result<size_t> CacheService::dropResultsOf(const std::string &worker) {
+  return store_.dropRecords(RecordKind::Action, [&](std::string_view value) {
+    auto r = decodeAs<wire::JobResult>(std::string(value));
+    return r && r->worker == worker;
+  });
 }
 
 namespace {

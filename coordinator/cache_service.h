@@ -39,6 +39,10 @@ public:
   // record() it once the scheduler accepted the result.
   static std::optional<wire::JobResult> cacheable(const wire::JobResult &r);
   void record(const wire::JobResult &r);
+  // A record found wrong (verification.h), and every record a quarantined
+  // worker wrote (their values name it).
+  void forget(const Digest &key);
+  Result<size_t> dropResultsOf(const std::string &worker);
 
   // The link memo is per client: with CURVE, each allow-list name has a
   // namespace of its own (client: "" without keys), so one member's entries

@@ -27,7 +27,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
 Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
                          std::unique_ptr<wire::Authenticator> auth)
     : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), auth_(std::move(auth)),
-      sock_(std::move(sock)), blobs_(store_), cache_(store_), lastClient_(Clock::now()) {}
+      sock_(std::move(sock)), scheduler_(options_.scheduling), blobs_(store_), cache_(store_),
+      lastClient_(Clock::now()) {}
 
 Coordinator::~Coordinator() = default;
 
@@ -147,7 +148,27 @@ void Coordinator::applyReload() {
     scheduler_.dropClient(it->first);
     it = peerKeys_.erase(it);
   }
+  act(scheduler_.takeEvents());
   flush();
+}
+
+// What the scheduler's verdicts ask of the store and the log. Quarantines
+// first: a record a wrong worker wrote goes before the right one is written.
+void Coordinator::act(Scheduler::Events &&e) {
+  for (const std::string &line : e.log)
+    std::fprintf(stderr, "thinfarm-coordinator: %s\n", line.c_str());
+  for (const std::string &worker : e.quarantined)
+    if (auto n = cache_.dropResultsOf(worker); n.ok())
+      std::fprintf(stderr, "thinfarm-coordinator: dropped %zu cached results of worker %s\n", *n,
+                   worker.c_str());
+    else
+      std::fprintf(stderr, "thinfarm-coordinator: error: cannot drop the results of worker %s: %s\n",
+                   worker.c_str(), n.error().message.c_str());
+  for (const Digest &key : e.uncache)
+    cache_.forget(key);
+  for (const wire::JobResult &r : e.cache)
+    if (auto kept = CacheService::cacheable(r))
+      cache_.record(*kept);
 }
 
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
@@ -174,21 +195,20 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
           if (options_.verbose)
             std::fprintf(stderr, "thinfarm-coordinator: worker %s registered a slot (%s)\n",
                          body.name.c_str(), body.toolchain.c_str());
-          scheduler_.onRegister(peer, body, id, now, out_);
+          scheduler_.onRegister(peer, body, id, now, out_, /*trusted=*/auth_ && r.user.empty());
         } else if constexpr (std::is_same_v<T, wire::Heartbeat>) {
           scheduler_.onHeartbeat(peer, now, out_);
         } else if constexpr (std::is_same_v<T, wire::JobResult>) {
           if (!name.empty())
             body.worker = name;
           bool stored = keepInlineNative(body);
-          auto cacheable = stored ? CacheService::cacheable(body) : std::nullopt;
-          if (scheduler_.onJobResult(peer, std::move(body), now, out_) && cacheable)
-            cache_.record(*cacheable);
+          scheduler_.onJobResult(peer, std::move(body), now, out_, stored);
+          act(scheduler_.takeEvents());
         } else {
           lastClient_ = now;
           if constexpr (std::is_same_v<T, wire::Session>) {
             cache_.answerHits(peer, body, out_);
-            scheduler_.onSubmit(peer, std::move(body), id, now, out_);
+            scheduler_.onSubmit(peer, std::move(body), id, now, out_, name);
           } else if constexpr (std::is_same_v<T, wire::LookupLink>)
             cache_.onLookupLink(peer, id, body, name, out_);
           else if constexpr (std::is_same_v<T, wire::RecordLink>)
@@ -243,6 +263,7 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
     if (now - lastTick >= 200ms) {
       lastTick = now;
       scheduler_.tick(now, out_);
+      act(scheduler_.takeEvents());
       if (peerKeys_.size() > 64 + 2 * (scheduler_.workers() + scheduler_.sessions())) {
         std::set<wire::PeerId> live = scheduler_.peers(); // forget the peers that left
         std::erase_if(peerKeys_, [&](const auto &e) { return !live.count(e.first); });

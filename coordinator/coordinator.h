@@ -39,6 +39,7 @@ struct CoordinatorOptions {
   // (its program allows that on loopback, ipc:// and inproc:// only).
   std::optional<wire::KeyPair> keys;
   std::string allowList;
+  SchedulerOptions scheduling; // caps, deadlines, verification (scheduler.h, verification.h)
 };
 
 class Coordinator {
@@ -63,6 +64,7 @@ private:
   void handle(wire::Received &&r, Clock::time_point now);
   bool admit(const wire::Received &r, std::string &name);
   void applyReload();
+  void act(Scheduler::Events &&e);
   void flush();
   bool keepInlineNative(wire::JobResult &r);
 

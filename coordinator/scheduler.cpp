@@ -31,12 +31,17 @@ bool Scheduler::canServe(const std::string &toolchain) const {
 }
 
 void Scheduler::onRegister(const wire::PeerId &peer, const wire::RegisterWorker &r,
-                           uint64_t requestId, Clock::time_point now, Outbox &out) {
+                           uint64_t requestId, Clock::time_point now, Outbox &out, bool trusted) {
+  now_ = now;
   auto [it, fresh] = conns_.try_emplace(peer);
   for (uint64_t id : std::set<uint64_t>(it->second.running))
     requeueOrGiveUp(jobs_.at(id), "its worker registered again", out);
   it->second = Conn{r.name, r.toolchain, std::max(1u, r.slots), {}, now};
-  free_.insert(peer);
+  verifier_.met(r.name, trusted);
+  // A quarantined worker stays connected (its heartbeats are answered) but idle.
+  it->second.quarantined = verifier_.quarantined(r.name);
+  if (!it->second.quarantined)
+    free_.insert(peer);
   out.push_back({peer, wire::Message{requestId, wire::Registered{it->second.capacity}}});
   dispatch(out);
 }
@@ -58,7 +63,26 @@ void Scheduler::onHeartbeat(const wire::PeerId &peer, Clock::time_point now, Out
 }
 
 void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t requestId,
-                         Clock::time_point now, Outbox &out) {
+                         Clock::time_point now, Outbox &out, const std::string &owner) {
+  now_ = now;
+  const std::string who = owner.empty() ? peer : owner;
+  uint32_t open = 0;
+  uint64_t queued = 0;
+  for (const auto &[id, other] : sessions_)
+    if (other.owner == who) {
+      open++;
+      queued += other.total - other.done;
+    }
+  auto refuse = [&](const std::string &why) {
+    out.push_back({peer, wire::errorReply(requestId, ErrorKind::Overloaded, why)});
+  };
+  if (open >= options_.maxSessions)
+    return refuse("client " + who + " has " + std::to_string(open) +
+                  " sessions open, the most one client may (--max-sessions)");
+  if (queued + s.jobs.size() > options_.maxQueuedJobs)
+    return refuse("client " + who + " has " + std::to_string(queued) + " jobs queued; " +
+                  std::to_string(s.jobs.size()) + " more would pass " +
+                  std::to_string(options_.maxQueuedJobs) + ", the most one client may (--max-queued-jobs)");
   if (sessions_.count(s.sessionId)) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed,
                                           "session " + std::to_string(s.sessionId) +
@@ -74,6 +98,7 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
   Session &sess = sessions_[s.sessionId];
   sess.id = s.sessionId;
   sess.client = peer;
+  sess.owner = who;
   sess.toolchain = s.toolchain;
   sess.config = std::make_shared<const BackendConfig>(std::move(s.config));
   sess.total = static_cast<uint32_t>(s.jobs.size());
@@ -108,19 +133,27 @@ void Scheduler::onEndSession(const wire::PeerId &peer, uint64_t sessionId) {
   std::vector<uint64_t> orphans;
   for (auto &[id, job] : jobs_) {
     std::erase_if(job.waiters, [&](const Waiter &w) { return w.session == sessionId; });
-    if (job.waiters.empty() && job.conn.empty())
+    if (job.waiters.empty() && job.conn.empty() && !job.delivered) // (checks run on)
       orphans.push_back(id);
   }
   for (uint64_t id : orphans)
     dropJob(id);
 }
 
-bool Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
-                            Outbox &out) {
+void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
+                            Outbox &out, bool stored) {
+  now_ = now;
   auto cit = conns_.find(peer);
-  if (cit == conns_.end() || !cit->second.running.count(r.jobId))
-    return false; // a connection we gave up on, or a job we no longer have: its answer is stale
-  bool accepted = false;
+  if (cit == conns_.end())
+    return; // a connection we gave up on: its answer is stale
+  if (!cit->second.running.count(r.jobId)) { // a job we no longer have: its answer is stale
+    if (cit->second.overrunning > 0) { // (one taken away at its deadline: its slot is free again)
+      cit->second.overrunning--;
+      free_.insert(peer);
+      dispatch(out);
+    }
+    return;
+  }
   Conn &conn = cit->second;
   conn.lastSeen = now;
   auto jit = jobs_.find(r.jobId);
@@ -128,8 +161,15 @@ bool Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
     Job &job = jit->second;
     if (r.error && r.error->kind != ErrorKind::Failed) {
       requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out);
+    } else if (!r.error && job.spec.key.size != 0 && r.key != job.spec.key) {
+      // Not the job it was given, whatever it says: never delivered or cached.
+      events_.log.push_back("refused a result from worker " + conn.name + " for " +
+                            job.spec.module.identifier + ": its key " + r.key.text() +
+                            " is not the key the job was dispatched with, " +
+                            job.spec.key.text());
+      job.excluded.insert(conn.name);
+      requeueOrGiveUp(job, "worker " + conn.name + " answered with another key", out);
     } else {
-      accepted = true;
       conn.done++;
       if (!r.error) {
         auto &held = held_[conn.name];
@@ -138,12 +178,153 @@ bool Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
         held.insert(job.spec.module.bitcode);
       }
       release(job);
-      answer(job, r, out);
-      dropJob(job.id);
+      job.excluded.insert(conn.name);
+      Answer a{conn.name, r.error.has_value(), r.native};
+      job.returned.push_back(Returned{std::move(a), std::move(r), stored});
+      settle(job, out);
     }
   }
   dispatch(out);
-  return accepted;
+}
+
+// The answers so far: hold the first for a second opinion, deliver it (and
+// maybe check it after), or, with two or three, let the majority decide.
+void Scheduler::settle(Job &job, Outbox &out) {
+  const bool other = canRunElsewhere(job);
+  const std::string &module = job.spec.module.identifier;
+  if (job.returned.size() == 1) {
+    const Returned &first = job.returned.front();
+    const std::string &worker = first.answer.worker;
+    if (job.spec.noop || job.delivered) { // nothing to forge / a check nobody can run
+      if (!job.delivered)
+        deliver(job, first, out);
+      dropJob(job.id);
+      return;
+    }
+    if (verifier_.probationLeft(worker) > 0) {
+      if (other) {
+        enqueue(job); // held: a worker of another name runs it too
+        return;
+      }
+      if (unchecked_.insert(worker).second)
+        events_.log.push_back("worker " + worker + " is the only worker that can run " +
+                              job.toolchain + " jobs: its results are delivered unchecked");
+    }
+    deliver(job, first, out);
+    if (verifier_.probationLeft(worker) == 0 && !first.answer.failed && other &&
+        verifier_.sample()) {
+      // Checked after delivery, at the back of the queue.
+      job.waiters.clear();
+      if (auto k = inFlight_.find(job.key); k != inFlight_.end() && k->second == job.id)
+        inFlight_.erase(k);
+      enqueue(job);
+      return;
+    }
+    dropJob(job.id);
+    return;
+  }
+  std::vector<Answer> answers;
+  for (const Returned &r : job.returned)
+    answers.push_back(r.answer);
+  Verifier::Verdict v = verifier_.judge(answers, job.returned.size() == 2 && other);
+  if (v.needThird) {
+    events_.log.push_back("workers " + answers[0].worker + " and " + answers[1].worker +
+                          " returned different objects for " + module + ": a third decides");
+    enqueue(job);
+    return;
+  }
+  verifier_.credit(answers, v);
+  std::string names;
+  for (const Answer &a : answers)
+    names += (names.empty() ? "" : ", ") + a.worker;
+  for (const std::string &loser : v.losers)
+    quarantine(loser, "its object for " + module + " differs from that of " +
+                          (v.winner ? v.winner->worker : std::string("others")), out);
+  if (v.winner) {
+    const Returned *win = nullptr;
+    for (const Returned &r : job.returned)
+      if (!win && r.answer == *v.winner)
+        win = &r;
+    if (!job.delivered) {
+      deliver(job, *win, out);
+    } else if (!(job.returned.front().answer == *v.winner)) {
+      events_.log.push_back("the object delivered for " + module + " from worker " +
+                            job.returned.front().answer.worker + " was wrong");
+      events_.uncache.push_back(job.spec.key);
+      deliver(job, *win, out); // into the cache; nobody waits any more
+    }
+  } else if (!job.delivered) {
+    events_.log.push_back("workers " + names + " returned different objects for " + module +
+                          ": none is believed; the client runs it");
+    wire::JobResult r;
+    r.task = job.spec.task;
+    r.error = wire::ErrorMsg{ErrorKind::Disconnected,
+                             "workers " + names + " disagree on " + module};
+    answer(job, r, out);
+  } else {
+    events_.log.push_back("workers " + names + " returned different objects for " + module +
+                          " after it was delivered from " + job.returned.front().answer.worker +
+                          ": its cache record is dropped");
+    events_.uncache.push_back(job.spec.key);
+  }
+  dropJob(job.id);
+}
+
+void Scheduler::deliver(Job &job, const Returned &r, Outbox &out) {
+  answer(job, r.result, out);
+  job.delivered = true;
+  if (r.stored && !r.answer.failed && job.spec.key.size != 0 && r.result.key == job.spec.key)
+    events_.cache.push_back(r.result);
+}
+
+bool Scheduler::canRunElsewhere(const Job &job) const {
+  for (const auto &[peer, conn] : conns_)
+    if (!conn.quarantined && conn.toolchain == job.toolchain && !job.excluded.count(conn.name))
+      return true;
+  return false;
+}
+
+// Pending jobs no admitted worker may run any more (the others left, or were
+// quarantined): settle them with what they have.
+void Scheduler::settleStranded(Outbox &out) {
+  std::vector<uint64_t> stranded;
+  for (const auto &[k, id] : pending_) {
+    const Job &job = jobs_.at(id);
+    if (!job.excluded.empty() && !canRunElsewhere(job))
+      stranded.push_back(id);
+  }
+  for (uint64_t id : stranded) {
+    Job &job = jobs_.at(id);
+    pending_.erase(pendingKey(job));
+    if (job.returned.empty()) {
+      job.attempts = kAttempts;
+      requeueOrGiveUp(job, "no other worker may run it", out);
+    } else {
+      settle(job, out);
+    }
+  }
+}
+
+void Scheduler::quarantine(const std::string &worker, const std::string &why, Outbox &out) {
+  if (verifier_.quarantined(worker))
+    return;
+  verifier_.quarantine(worker);
+  events_.quarantined.push_back(worker);
+  events_.log.push_back("quarantined worker " + worker + ": " + why +
+                        "; it gets no more jobs and the results it cached are dropped");
+  std::vector<uint64_t> lost;
+  for (auto &[peer, conn] : conns_) {
+    if (conn.name != worker)
+      continue;
+    conn.quarantined = true;
+    free_.erase(peer);
+    lost.insert(lost.end(), conn.running.begin(), conn.running.end());
+  }
+  for (uint64_t id : lost) {
+    Job &job = jobs_.at(id);
+    job.excluded.insert(worker);
+    requeueOrGiveUp(job, "worker " + worker + " was quarantined", out);
+  }
 }
 
 void Scheduler::dropWorker(const wire::PeerId &peer, const std::string &why, Outbox &out) {
@@ -176,6 +357,14 @@ std::vector<wire::WorkerStats> Scheduler::workerStats() const {
     w.running += static_cast<uint32_t>(conn.running.size());
     w.done += conn.done;
   }
+  for (const auto &[name, standing] : verifier_.standing()) {
+    if (!standing.second && !byName.count(name))
+      continue; // gone, and nothing to say of it
+    wire::WorkerStats &w = byName[name];
+    w.name = name;
+    w.probation = standing.first;
+    w.quarantined = standing.second;
+  }
   std::vector<wire::WorkerStats> all;
   all.reserve(byName.size());
   for (auto &[name, w] : byName)
@@ -192,7 +381,48 @@ std::set<wire::PeerId> Scheduler::peers() const {
   return all;
 }
 
+Clock::duration Scheduler::deadlineOf(const Job &job) const {
+  if (options_.jobDeadline.count() > 0)
+    return options_.jobDeadline;
+  return std::chrono::seconds(60 + job.spec.cost / (64 << 10));
+}
+
+// Jobs past their deadline run elsewhere; the second time, the client runs them.
+void Scheduler::enforceDeadlines(Clock::time_point now, Outbox &out) {
+  std::vector<std::pair<wire::PeerId, uint64_t>> late;
+  for (const auto &[peer, conn] : conns_)
+    for (uint64_t id : conn.running)
+      if (const Job &job = jobs_.at(id); now - job.started > deadlineOf(job))
+        late.push_back({peer, id});
+  for (const auto &[peer, id] : late) {
+    Conn &conn = conns_.at(peer);
+    Job &job = jobs_.at(id);
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(deadlineOf(job)).count();
+    events_.log.push_back(job.spec.module.identifier + " ran past its deadline of " +
+                          std::to_string(secs) + " s on worker " + conn.name);
+    conn.running.erase(id);
+    conn.overrunning++; // busy until it answers
+    job.conn.clear();
+    job.excluded.insert(conn.name);
+    if (++job.overran < 2 && (job.delivered || !job.waiters.empty())) {
+      enqueue(job);
+      continue;
+    }
+    if (!job.delivered) {
+      wire::JobResult r;
+      r.task = job.spec.task;
+      r.error = wire::ErrorMsg{ErrorKind::Disconnected,
+                               job.spec.module.identifier + " ran past its deadline of " +
+                                   std::to_string(secs) + " s on two workers"};
+      answer(job, r, out);
+    }
+    dropJob(id);
+  }
+}
+
 void Scheduler::tick(Clock::time_point now, Outbox &out) {
+  now_ = now;
+  enforceDeadlines(now, out);
   std::vector<wire::PeerId> silent;
   for (const auto &[peer, conn] : conns_)
     if (now - conn.lastSeen > kWorkerTimeout)
@@ -216,19 +446,25 @@ void Scheduler::tick(Clock::time_point now, Outbox &out) {
   }
   for (auto &[peer, id] : gone)
     onEndSession(peer, id);
+  settleStranded(out);
   dispatch(out);
 }
 
 void Scheduler::enqueue(Job &job) {
   job.conn.clear();
-  pending_.insert({~job.spec.cost, job.id});
+  pending_.insert(pendingKey(job));
+}
+
+// Largest first; a check of a delivered result after everything else.
+Scheduler::PendingKey Scheduler::pendingKey(const Job &job) const {
+  return {job.delivered ? ~uint64_t(0) : ~job.spec.cost, job.id};
 }
 
 void Scheduler::dispatch(Outbox &out) {
   for (auto fit = free_.begin(); fit != free_.end() && !pending_.empty();) {
     const wire::PeerId &peer = *fit;
     Conn &conn = conns_.at(peer);
-    if (conn.running.size() >= conn.capacity + prefetch()) {
+    if (conn.quarantined || conn.running.size() + conn.overrunning >= conn.capacity + prefetch()) {
       fit = free_.erase(fit); // full now that less work is pending
       continue;
     }
@@ -239,7 +475,7 @@ void Scheduler::dispatch(Outbox &out) {
                                       scanned < kToolchainWindow;
          ++it, ++scanned) {
       const Job &job = jobs_.at(it->second);
-      if (job.toolchain != conn.toolchain)
+      if (job.toolchain != conn.toolchain || (!job.excluded.empty() && job.excluded.count(conn.name)))
         continue;
       if (matches++ == 0)
         choice = it;
@@ -255,9 +491,10 @@ void Scheduler::dispatch(Outbox &out) {
     Job &job = jobs_.at(choice->second);
     pending_.erase(choice);
     job.conn = peer;
+    job.started = now_;
     conn.running.insert(job.id);
     out.push_back({peer, wire::Message{job.id, wire::RunJob{job.id, *job.config, job.spec}}});
-    if (conn.running.size() >= conn.capacity + prefetch())
+    if (conn.running.size() + conn.overrunning >= conn.capacity + prefetch())
       fit = free_.erase(fit); // else the same connection takes another
   }
 }
@@ -294,12 +531,16 @@ void Scheduler::answer(Job &job, const wire::JobResult &r, Outbox &out) {
 
 void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out) {
   release(job);
-  if (job.waiters.empty()) { // every session that wanted it has ended
+  if (job.waiters.empty() && !job.delivered) { // every session that wanted it has ended
     dropJob(job.id);
     return;
   }
   if (++job.attempts < kAttempts) {
     enqueue(job);
+    return;
+  }
+  if (job.delivered) { // a check that could not run: nobody waits for it
+    dropJob(job.id);
     return;
   }
   wire::JobResult r;
@@ -315,7 +556,7 @@ void Scheduler::dropJob(uint64_t id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end())
     return;
-  pending_.erase({~it->second.spec.cost, id});
+  pending_.erase(pendingKey(it->second));
   if (auto k = inFlight_.find(it->second.key); k != inFlight_.end() && k->second == id)
     inFlight_.erase(k);
   jobs_.erase(it);

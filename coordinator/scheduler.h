@@ -23,8 +23,26 @@
 //    failure. A job lost with its worker, or failed for an infrastructure
 //    reason, is queued again, up to kAttempts times, then answered with
 //    disconnected (the client runs it locally).
+//  * Keys. A result counts only from the worker connection the job was
+//    dispatched to, and only if the key its backend computed from the inputs
+//    is the key the job was dispatched with; another key is refused, logged,
+//    and the job runs on another worker. The action cache is written under
+//    that key, by the coordinator, from the events below.
+//  * Deadlines. A job running longer than its deadline (--job-deadline, else
+//    60 s plus a second per 64 KiB of its cost) runs again on another
+//    worker; past a second deadline the client runs it. The worker that
+//    overran keeps the slot counted busy until it answers (late, ignored).
+//  * Caps. A client (its allow-list name; without keys, its connection) has
+//    at most maxSessions sessions open and maxQueuedJobs jobs submitted and
+//    unanswered; over either the session is refused (overloaded: the client
+//    backs off, then links locally).
+//  * Verification (verification.h). A result may be held until a worker of
+//    another name returns the same object, or checked after delivery; the
+//    job then runs again, never on a worker that already answered it. A
+//    quarantined worker's connections get no jobs; what they ran is requeued.
 #pragma once
 
+#include "coordinator/verification.h"
 #include "wire/transport.h"
 
 #include <chrono>
@@ -33,11 +51,19 @@
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 namespace thinfarm {
 
 using Clock = std::chrono::steady_clock;
 using Outbox = std::vector<std::pair<wire::PeerId, wire::Message>>;
+
+struct SchedulerOptions {
+  VerifyOptions verify;
+  std::chrono::seconds jobDeadline{0}; // 0: from each job's cost
+  uint32_t maxSessions = 256;          // per client
+  uint64_t maxQueuedJobs = 100000;     // per client
+};
 
 class Scheduler {
 public:
@@ -45,21 +71,35 @@ public:
   static constexpr auto kWorkerTimeout = std::chrono::seconds(5);
   static constexpr auto kClientTimeout = std::chrono::seconds(30);
 
+  explicit Scheduler(SchedulerOptions o = {}) : options_(o), verifier_(o.verify) {}
+
+  // What results led to beyond the messages, for the coordinator to act on.
+  struct Events {
+    std::vector<wire::JobResult> cache;   // delivered results to record, under their key
+    std::vector<Digest> uncache;          // keys whose record turned out wrong
+    std::vector<std::string> quarantined; // workers whose records to drop
+    std::vector<std::string> log;         // lines for the coordinator's log
+  };
+  Events takeEvents() { return std::exchange(events_, {}); }
+
+  // trusted: the coordinator's own worker pool, never on probation.
   void onRegister(const wire::PeerId &peer, const wire::RegisterWorker &r, uint64_t requestId,
-                  Clock::time_point now, Outbox &out);
+                  Clock::time_point now, Outbox &out, bool trusted = false);
   void onHeartbeat(const wire::PeerId &peer, Clock::time_point now, Outbox &out);
+  // owner: whom the caps count it against (the allow-list name; else the peer).
   void onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t requestId,
-                Clock::time_point now, Outbox &out);
+                Clock::time_point now, Outbox &out, const std::string &owner = {});
   void onEndSession(const wire::PeerId &peer, uint64_t sessionId);
-  // True when the result answered a job this worker connection was running
-  // (not a stale or unsolicited one) and was not an infrastructure failure.
-  bool onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
-                   Outbox &out);
+  // A worker's result. Counted only for a job this connection was running;
+  // `stored`: its native object is in the store (it may be cached).
+  void onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock::time_point now,
+                   Outbox &out, bool stored = true);
   // A worker connection is gone (or no longer admitted): its jobs run elsewhere.
   void dropWorker(const wire::PeerId &peer, const std::string &why, Outbox &out);
   // A client is no longer admitted: its sessions end.
   void dropClient(const wire::PeerId &peer);
-  // The registered workers, one entry per name (a worker's connections summed).
+  // The workers, one entry per name (a worker's connections summed), with
+  // the quarantined ones that left.
   std::vector<wire::WorkerStats> workerStats() const;
   // The worker connections and session clients it holds state for.
   std::set<wire::PeerId> peers() const;
@@ -76,6 +116,12 @@ private:
     uint64_t session;
     uint32_t task;
   };
+  // A worker's answer to a job, kept while it is verified.
+  struct Returned {
+    Answer answer;
+    wire::JobResult result;
+    bool stored = false;
+  };
   struct Job {
     uint64_t id = 0;
     Digest key;
@@ -85,6 +131,11 @@ private:
     std::vector<Waiter> waiters;
     wire::PeerId conn; // empty while pending
     int attempts = 0;
+    std::vector<Returned> returned; // answers held for comparison
+    std::set<std::string> excluded; // workers that may not run it (again)
+    bool delivered = false;         // answered; it runs again only as a check
+    Clock::time_point started;      // dispatched
+    int overran = 0;                // deadlines it ran past
   };
   // A worker's connection and the jobs it runs.
   struct Conn {
@@ -93,11 +144,13 @@ private:
     std::set<uint64_t> running;  // job ids
     Clock::time_point lastSeen;
     uint64_t done = 0;           // results accepted
+    bool quarantined = false;    // gets no jobs
+    unsigned overrunning = 0;    // jobs taken away at their deadline, still busy there
   };
   struct Session {
     uint64_t id = 0;
     wire::PeerId client;
-    std::string toolchain;
+    std::string toolchain, owner;
     std::shared_ptr<const BackendConfig> config;
     uint32_t total = 0, done = 0, merged = 0;
     Clock::time_point lastSeen, lastProgress;
@@ -106,6 +159,15 @@ private:
   using PendingKey = std::pair<uint64_t, uint64_t>; // {~cost, job id}
 
   void enqueue(Job &job);
+  PendingKey pendingKey(const Job &job) const;
+  // Verification: what the answers so far mean for the job.
+  void settle(Job &job, Outbox &out);
+  void deliver(Job &job, const Returned &r, Outbox &out);
+  bool canRunElsewhere(const Job &job) const;
+  void settleStranded(Outbox &out);
+  Clock::duration deadlineOf(const Job &job) const;
+  void enforceDeadlines(Clock::time_point now, Outbox &out);
+  void quarantine(const std::string &worker, const std::string &why, Outbox &out);
   void dispatch(Outbox &out);
   void answer(Job &job, const wire::JobResult &r, Outbox &out);
   void requeueOrGiveUp(Job &job, const std::string &why, Outbox &out);
@@ -115,6 +177,8 @@ private:
   void progress(Session &s, Clock::time_point now, Outbox &out);
   bool canServe(const std::string &toolchain) const;
 
+  SchedulerOptions options_;
+  Clock::time_point now_{}; // of the latest event that had a time
   uint64_t nextJob_ = 1;
   std::unordered_map<uint64_t, Job> jobs_;
   std::map<Digest, uint64_t> inFlight_; // job key -> job id (merging)
@@ -124,6 +188,9 @@ private:
   std::map<uint64_t, Session> sessions_;
   // Module digests each worker (by name) has compiled: where inputs already are.
   std::map<std::string, std::set<Digest>> held_;
+  Verifier verifier_;
+  std::set<std::string> unchecked_; // workers the log said run unchecked (alone)
+  Events events_;
 };
 
 } // namespace thinfarm

@@ -613,6 +613,30 @@ Result<std::optional<std::string>> Store::getRecord(RecordKind kind, const Diges
   return std::optional<std::string>(std::string(payload));
 }
 
+void Store::dropRecord(RecordKind kind, const Digest &k) {
+  impl_->dropRecord(key(static_cast<char>(kind), k), false);
+}
+
+Result<size_t> Store::dropRecords(RecordKind kind,
+                                  const std::function<bool(std::string_view)> &which) {
+  const std::string prefix(1, static_cast<char>(kind));
+  std::vector<std::string> doomed;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      std::string_view value(it->value().data(), it->value().size());
+      if (value.size() >= kDigestBytes + kCheckBytes &&
+          which(value.substr(kDigestBytes + kCheckBytes)))
+        doomed.emplace_back(it->key().data(), it->key().size());
+    }
+    if (!it->status().ok())
+      return storeError("scanning records", it->status());
+  }
+  for (const std::string &k : doomed)
+    impl_->dropRecord(k, false);
+  return doomed.size();
+}
+
 Store::Writer::Writer(std::unique_ptr<State> s) : s_(std::move(s)) {}
 Store::Writer::Writer(Writer &&) noexcept = default;
 

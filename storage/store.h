@@ -125,6 +125,10 @@ public:
   // The record's value; nullopt when absent, damaged (dropped) or when its
   // blob is gone (dropped). Counts a hit or a miss for its kind.
   Result<std::optional<std::string>> getRecord(RecordKind kind, const Digest &key);
+  void dropRecord(RecordKind kind, const Digest &key);
+  // Drops every record of `kind` whose value `which` selects (a worker's
+  // results, when it is quarantined); returns how many. A scan: for rare events.
+  Result<size_t> dropRecords(RecordKind kind, const std::function<bool(std::string_view)> &which);
 
   StoreStats stats() const;
   // Persists the counters; the owner calls it about once a second (and the

@@ -252,6 +252,8 @@ struct Encoder {
       ws[i].setSlots(m.workers[i].slots);
       ws[i].setRunning(m.workers[i].running);
       ws[i].setDone(m.workers[i].done);
+      ws[i].setProbation(m.workers[i].probation);
+      ws[i].setQuarantined(m.workers[i].quarantined);
     }
   }
 };
@@ -525,8 +527,8 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
     m.evictedBytes = r.getEvictedBytes();
     m.corrupt = r.getCorrupt();
     for (auto w : r.getWorkers())
-      m.workers.push_back(
-          WorkerStats{w.getName(), w.getSlots(), w.getRunning(), w.getDone()});
+      m.workers.push_back(WorkerStats{w.getName(), w.getSlots(), w.getRunning(), w.getDone(),
+                                      w.getProbation(), w.getQuarantined()});
     return m;
   }
   }

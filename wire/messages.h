@@ -182,6 +182,8 @@ struct WorkerStats {
   std::string name;
   uint32_t slots = 0, running = 0;
   uint64_t done = 0; // results accepted since it registered
+  uint32_t probation = 0;   // results left to check before delivery (verification.h)
+  bool quarantined = false; // its results disagreed with other workers': no more jobs
   bool operator==(const WorkerStats &) const = default;
 };
 

@@ -256,6 +256,8 @@ struct WorkerStats {
   slots @1 :UInt32;
   running @2 :UInt32;
   done @3 :UInt64;     # results accepted since it registered
+  probation @4 :UInt32; # results left that a second worker checks before delivery
+  quarantined @5 :Bool; # its results disagreed with other workers': it gets no jobs
 }
 
 struct Envelope {

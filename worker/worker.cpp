@@ -163,6 +163,8 @@ struct Worker::Slot {
     auto object = readFile(outPath);
     if (!object.ok())
       return Error{ErrorKind::Disconnected, object.error().message};
+    if (o.corruptEvery && (w.objects_++ % o.corruptEvery) == o.corruptEvery - 1 && !object->empty())
+      (*object)[object->size() / 2] ^= 0x20; // a consistent lie: the digest is of these bytes
     res.native = Digest::of(*object);
     res.diagnostics = std::move(reply->diagnostics);
     res.seconds = reply->seconds;

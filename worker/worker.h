@@ -32,6 +32,9 @@ struct WorkerOptions {
   std::string scratch;        // staging directory, created and owned
   uint64_t memoryLimit = 0;   // per backend child, 0 = none
   uint64_t stagingBudget = 2ull << 30;
+  // Tests of the coordinator's verification: a worker that alters every Nth
+  // native object it returns (0: never), as a broken or hostile one would.
+  unsigned corruptEvery = 0;
 };
 
 // Fills the toolchain (the backend program's identity) and, if unset, the name (host-pid).
@@ -56,6 +59,7 @@ private:
   WorkerOptions options_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> registered_{false};
+  std::atomic<uint64_t> objects_{0}; // native objects made (corruptEvery)
   std::vector<std::thread> threads_;
   std::unique_ptr<class Staging> staging_;
   std::unique_ptr<Queues> queues_;

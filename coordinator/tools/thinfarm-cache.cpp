@@ -64,7 +64,9 @@ template <class Stats> void print(const std::string &where, const Stats &s, bool
         j["workers"].push_back({{"name", w.name},
                                 {"slots", w.slots},
                                 {"running", w.running},
-                                {"done", w.done}});
+                                {"done", w.done},
+                                {"probation", w.probation},
+                                {"quarantined", w.quarantined}});
     }
     std::printf("%s\n", j.dump().c_str());
     return;
@@ -83,8 +85,11 @@ template <class Stats> void print(const std::string &where, const Stats &s, bool
   std::printf("corrupt        %llu entries dropped\n", (unsigned long long)s.corrupt);
   if (workers)
     for (const wire::WorkerStats &w : *workers)
-      std::printf("worker         %s: %u slots, %u running, %llu results\n", w.name.c_str(), w.slots,
-                  w.running, (unsigned long long)w.done);
+      std::printf("worker         %s: %u slots, %u running, %llu results%s\n", w.name.c_str(),
+                  w.slots, w.running, (unsigned long long)w.done,
+                  w.quarantined ? ", QUARANTINED"
+                  : w.probation ? (", on probation for " + std::to_string(w.probation) + " more").c_str()
+                                : "");
 }
 
 int run(int argc, char **argv) {

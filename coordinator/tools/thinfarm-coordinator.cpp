@@ -5,6 +5,7 @@
 #include "worker/worker.h"
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -50,6 +51,13 @@ int run(int argc, char **argv) {
   flags.value("key", "", "this coordinator's key file (thinfarm-keygen): CURVE on every connection");
   flags.value("allow", "", "the allow-list of keys and roles (wire/keys.h); SIGHUP reloads it");
   flags.toggle("insecure", "listen on tcp:// without keys: loopback addresses only (tests)");
+  flags.value("verify-fraction", "0.02",
+              "the fraction of results from workers past probation that a second worker checks");
+  flags.value("probation", "50", "results of a new worker checked by a second one before delivery");
+  flags.value("job-deadline", "0",
+              "seconds a backend job may run before it runs elsewhere; 0: 60 + 1 per 64 KiB of input");
+  flags.value("max-sessions", "256", "links one client may have open at once");
+  flags.value("max-queued-jobs", "100000", "backend jobs one client may have waiting at once");
   flags.toggle("verbose", "log registrations and send failures");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
@@ -58,7 +66,11 @@ int run(int argc, char **argv) {
     return flags.usageError(budget.error());
   auto slots = flags.number("local-slots");
   auto idle = flags.number("idle-exit");
-  for (auto *n : {&slots, &idle})
+  auto probation = flags.number("probation");
+  auto deadline = flags.number("job-deadline");
+  auto maxSessions = flags.number("max-sessions");
+  auto maxQueued = flags.number("max-queued-jobs");
+  for (auto *n : {&slots, &idle, &probation, &deadline, &maxSessions, &maxQueued})
     if (!n->ok())
       return flags.usageError(n->error());
   CoordinatorOptions o;
@@ -90,6 +102,16 @@ int run(int argc, char **argv) {
                                        " without keys: give --key and --allow, or --insecure"));
     }
   }
+  char *end = nullptr;
+  const std::string fraction = flags.get("verify-fraction");
+  SchedulerOptions &so = o.scheduling;
+  so.verify.fraction = std::strtod(fraction.c_str(), &end);
+  if (fraction.empty() || *end || !(so.verify.fraction >= 0 && so.verify.fraction <= 1))
+    return flags.usageError(failed("--verify-fraction wants a number from 0 to 1, not " + fraction));
+  so.verify.probation = static_cast<uint32_t>(std::min<uint64_t>(*probation, UINT32_MAX));
+  so.jobDeadline = std::chrono::seconds(*deadline);
+  so.maxSessions = static_cast<uint32_t>(std::min<uint64_t>(*maxSessions, UINT32_MAX));
+  so.maxQueuedJobs = *maxQueued;
   o.storeDir = flags.get("store");
   o.storeBudget = *budget;
   const unsigned localSlots = static_cast<unsigned>(*slots);

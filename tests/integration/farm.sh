@@ -112,6 +112,49 @@ PY
   tail -n1 log.jsonl | grep -c '"w1":[12]' > /dev/null || fail "w1 did not serve the next link: $(tail -n1 log.jsonl)"
 }
 
+# Verification (coordinator/verification.h): three workers, w3 altering every
+# 10th object it makes. Every result of a worker on probation is checked by a
+# second worker; at w3's first lie a third decides and w3 is quarantined. The
+# output is identical to stock throughout, and w3 gets no more jobs.
+case_farm_verify() {
+  FARM=ipc://$W/farm.sock
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" 2> coordinator.log &
+  pids+=($!)
+  for w in w1 w2 w3; do
+    local lie=0
+    [ $w = w3 ] && lie=10
+    "$BIN/thinfarm-worker" --coordinator "$FARM" --slots 1 --store "$W/$w.store" --name $w \
+      --test-corrupt-every $lie 2> $w.log &
+    pids+=($!)
+  done
+  for w in w1 w2 w3; do
+    for _ in $(seq 100); do grep -q registered $w.log && break; sleep 0.1; done
+    grep -q registered $w.log || fail "$w did not register: $(cat $w.log)"
+  done
+  modules() { # VARIANT: 40 modules
+    for i in $(seq 40); do
+      echo "int f$i(int x) { int s = 0; for (int k = 0; k < x; k++) s += k * $i ^ (s >> $1); return s; }" > m$i.c
+    done
+    ccthin -c m*.c
+  }
+  modules 3
+  link_farm -r m*.o
+  grep -c "quarantined worker w3: its object for .* differs from that of w[12]" coordinator.log > /dev/null ||
+    fail "w3 was not quarantined: $(cat coordinator.log)"
+  if grep -c "quarantined worker w[12]" coordinator.log > /dev/null; then
+    fail "an honest worker was quarantined: $(cat coordinator.log)"
+  fi
+  "$BIN/thinfarm-cache" --coordinator "$FARM" > stats.txt || fail "thinfarm-cache failed"
+  grep -c "worker         w3: .*QUARANTINED" stats.txt > /dev/null || fail "not in the statistics: $(cat stats.txt)"
+  # New modules: identical, and none runs on w3.
+  modules 5
+  link_farm -r m*.o
+  tail -n1 log.jsonl | grep -c '"jobs_remote":40,' > /dev/null || fail "not run remotely: $(tail -n1 log.jsonl)"
+  if tail -n1 log.jsonl | grep -c '"w3"' > /dev/null; then
+    fail "w3 still ran jobs: $(tail -n1 log.jsonl)"
+  fi
+}
+
 # The farm goes away mid-link: the only worker hangs (SIGSTOP) with the
 # jobs, then the coordinator dies (SIGKILL). The link notices the silence,
 # tries once more, finishes here, identical, and says so.

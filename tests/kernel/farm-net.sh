@@ -2,8 +2,8 @@
 # bench/farm-link.sh (sourced; they define say, fail and BIN).
 #
 # Namespaces $NS-sw (a bridge), $NS-c (the coordinator, 10.213.0.1),
-# $NS-w1 and $NS-w2 (workers w1 and w2, one slot each, .2 and .3) and $NS-b
-# (the client, .4): every host has a network stack of its own, only private
+# $NS-w1 and $NS-w2 (workers w1 and w2, one slot each, .2 and .3), $NS-b
+# (the client, .4) and $NS-w3 (.5, a worker that lies, when asked): every host has a network stack of its own, only private
 # test addresses, nothing outside the sandbox.
 NS=tf$$
 FARM_PIDS=()
@@ -19,7 +19,7 @@ farm_cleanup() {
     for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
-  for ns in b w2 w1 c sw; do ip netns del "$NS-$ns" 2>/dev/null || true; done
+  for ns in w3 b w2 w1 c sw; do ip netns del "$NS-$ns" 2>/dev/null || true; done
 }
 
 farm_network() {
@@ -27,7 +27,7 @@ farm_network() {
   ip netns add "$NS-sw" || return 1
   ip -n "$NS-sw" link add br0 type bridge || return 1
   ip -n "$NS-sw" link set lo up && ip -n "$NS-sw" link set br0 up || return 1
-  for host in c:1 w1:2 w2:3 b:4; do
+  for host in c:1 w1:2 w2:3 b:4 w3:5; do
     addr=10.213.0.${host#*:} host=${host%:*}
     ip netns add "$NS-$host" || return 1
     ip -n "$NS-sw" link add "p-$host" type veth peer name eth0 netns "$NS-$host" || return 1
@@ -55,18 +55,21 @@ start_daemon() {
 
 FARM_ENDPOINT=tcp://10.213.0.1:7700
 
-# start_farm DIR: the coordinator and both workers, stores and logs under DIR,
-# every connection with CURVE keys (thinfarm-keygen, under DIR/keys): the
-# coordinator admits w1 and w2 as workers and one client key, whose file
-# ($FARM_CLIENT_KEY) and the coordinator's public key ($FARM_COORDINATOR_KEY)
-# a build passes as THINFARM_KEY and THINFARM_COORDINATOR_KEY.
+# start_farm DIR [liar]: the coordinator and both workers, stores and logs
+# under DIR, every connection with CURVE keys (thinfarm-keygen, under
+# DIR/keys): the coordinator admits w1 and w2 as workers and one client key,
+# whose file ($FARM_CLIENT_KEY) and the coordinator's public key
+# ($FARM_COORDINATOR_KEY) a build passes as THINFARM_KEY and
+# THINFARM_COORDINATOR_KEY. With `liar`, a third worker w3 alters every 10th
+# object it makes (the coordinator's verification is to catch it).
 start_farm() {
-  local dir=$1 b role
+  local dir=$1 liar=${2:-} b role workers=(w1 w2)
+  [ "$liar" = liar ] && workers+=(w3)
   for b in thinfarm-coordinator thinfarm-worker thinfarm-backend thinfarm-keygen; do
     [ -x "$BIN/$b" ] || fail "no $b beside thinfarm-ld in $BIN"
   done
   rm -rf "$dir" && mkdir -p "$dir/keys"
-  for b in coordinator:admin w1:worker w2:worker client:client; do
+  for b in coordinator:admin w1:worker w2:worker w3:worker client:client; do
     role=${b#*:} b=${b%:*}
     "$BIN/thinfarm-keygen" --out "$dir/keys/$b.key" --name "$b" --role "$role" >> "$dir/keys/allowed" ||
       fail "thinfarm-keygen failed"
@@ -75,9 +78,10 @@ start_farm() {
   start_daemon c "$dir/coordinator.log" "listening on" \
     "$BIN/thinfarm-coordinator" --listen "$FARM_ENDPOINT" --store "$dir/coordinator-store" \
     --key "$dir/keys/coordinator.key" --allow "$dir/keys/allowed"
-  for b in w1 w2; do
+  for b in "${workers[@]}"; do
     start_daemon "$b" "$dir/$b.log" "registered" \
       "$BIN/thinfarm-worker" --coordinator "$FARM_ENDPOINT" --slots 1 --store "$dir/$b-store" \
-      --name "$b" --key "$dir/keys/$b.key" --coordinator-key "$FARM_COORDINATOR_KEY"
+      --name "$b" --key "$dir/keys/$b.key" --coordinator-key "$FARM_COORDINATOR_KEY" \
+      --test-corrupt-every "$([ $b = w3 ] && echo 10 || echo 0)"
   done
 }

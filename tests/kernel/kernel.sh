@@ -13,7 +13,9 @@
 #                       THINFARM_LOG shows every LTO link was split
 #   kernel.sh farm      (root) relinked again through a coordinator and two
 #                       workers, each in a network namespace of its own, the
-#                       build in a fourth; identical, and both workers ran jobs.
+#                       build in a fourth; identical, and both workers ran jobs;
+#                       a third worker that alters every 10th object is
+#                       quarantined during its probation, output still identical.
 #                       Exits 77 (skipped) without root or ip netns
 #   kernel.sh embedded  relinked again with THINFARM_COORDINATOR unset (the
 #                       embedded local daemon, a fresh cache, make -j2);
@@ -292,7 +294,7 @@ step_farm() {
   trap farm_cleanup EXIT
   farm_network || { farm_cleanup; say "SKIP: cannot set up the namespaces, bridge and veth pairs"; exit 77; }
   local dir=$WORK/farm farmlog=$WORK/farm.log.jsonl endpoint=$FARM_ENDPOINT
-  start_farm "$dir"
+  start_farm "$dir" liar # w3 alters every 10th object: verification must catch it
   local ld; ld=$(relink_ld farm)
   say "relink in $NS-b through the farm at $endpoint (LD=$ld)"
   rm -f "$farmlog"
@@ -311,6 +313,12 @@ step_farm() {
   for b in w1 w2; do
     grep -q "^worker  *$b: 1 slots" "$dir/stats.txt" || fail "the statistics do not list $b: $(cat "$dir/stats.txt")"
   done
+  # The liar was caught while on probation, and nobody else was.
+  grep -q "^worker  *w3: .*QUARANTINED" "$dir/stats.txt" || fail "w3 is not quarantined: $(cat "$dir/stats.txt")"
+  if grep -q "QUARANTINED" <(grep -v "^worker  *w3:" "$dir/stats.txt"); then
+    fail "an honest worker was quarantined: $(cat "$dir/stats.txt")"
+  fi
+  say "$(grep -c "" "$dir/coordinator.log") coordinator log lines; $(grep "quarantined worker" "$dir/coordinator.log")"
   ! ip netns exec "$NS-b" "$BIN/thinfarm-cache" --coordinator "$endpoint" \
     --key "$FARM_CLIENT_KEY" --coordinator-key "$FARM_COORDINATOR_KEY" > /dev/null 2> "$dir/denied.txt" &&
     grep -q "client client may not send getStats" "$dir/denied.txt" ||

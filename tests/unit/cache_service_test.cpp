@@ -1,7 +1,8 @@
 // The action cache through a real coordinator (ZeroMQ over ipc, RocksDB in a
 // temporary directory): only a registered worker's result for a job it ran
-// is cached, under the key the worker reported; a client can upload blobs and
-// send whatever it likes, but never makes the cache answer a job.
+// is cached, and only when the key its backend computed is the key the job
+// was dispatched with; a client can upload blobs and send whatever it likes,
+// but never makes the cache answer a job.
 #include "farm_fixture.h"
 #include "wire/blob_transfer.h"
 
@@ -48,7 +49,7 @@ protected:
   test::InProcessCoordinator coordinator_{ctx_, dir_, "k"};
 };
 
-TEST_F(CacheServiceTest, OnlyAWorkersResultIsCachedUnderTheWorkersKey) {
+TEST_F(CacheServiceTest, OnlyTheDispatchedKeyIsCachedAndOnlyWhenTheWorkerAgrees) {
   const std::string native = "native object bytes";
   const Digest n = Digest::of(native);
   const Digest claimed = Digest::of("client's key"), computed = Digest::of("worker's key");
@@ -69,39 +70,56 @@ TEST_F(CacheServiceTest, OnlyAWorkersResultIsCachedUnderTheWorkersKey) {
   ASSERT_TRUE(m.get<wire::ErrorMsg>()) << wire::kindName(m.body);
   EXPECT_EQ(m.get<wire::ErrorMsg>()->kind, ErrorKind::Unimplemented);
 
-  // A worker runs it and reports the key its backend child computed.
+  // A worker runs it and reports that the inputs have another key: refused,
+  // neither delivered nor cached; with no other worker, the client runs it.
   wire::Socket worker = connect();
   ASSERT_TRUE(worker.send(wire::Message{1, wire::RegisterWorker{"w", "T", 1}}).ok());
   ASSERT_TRUE(next(worker).get<wire::Registered>());
-  ASSERT_TRUE(client.send(wire::Message{12, session(2, claimed)}).ok());
-  wire::Message run = next(worker);
-  ASSERT_TRUE(run.get<wire::RunJob>()) << wire::kindName(run.body);
-  wire::JobResult done;
-  done.jobId = run.get<wire::RunJob>()->jobId;
-  done.task = 7;
-  done.key = computed;
-  done.native = n;
-  done.nativeBytes = native;
-  done.diagnostics = {{Severity::Warning, "stack frame size (1032) exceeds limit (1024)"}};
-  done.worker = "w";
-  ASSERT_TRUE(worker.send(wire::Message{0, done}).ok());
+  auto runOnce = [&](uint64_t session, const Digest &reported) {
+    wire::Message run = next(worker);
+    EXPECT_TRUE(run.get<wire::RunJob>()) << wire::kindName(run.body);
+    if (!run.get<wire::RunJob>())
+      return;
+    wire::JobResult done;
+    done.jobId = run.get<wire::RunJob>()->jobId;
+    done.sessionId = session;
+    done.task = 7;
+    done.key = reported;
+    done.native = n;
+    done.nativeBytes = native;
+    done.diagnostics = {{Severity::Warning, "stack frame size (1032) exceeds limit (1024)"}};
+    done.worker = "w";
+    EXPECT_TRUE(worker.send(wire::Message{0, done}).ok());
+  };
+  const Digest other = Digest::of("yet another key");
+  uint64_t id = 2;
+  for (const Digest &key : {claimed, computed, claimed}) { // no key hits: the job runs
+    ASSERT_TRUE(client.send(wire::Message{10 + id, session(id, key)}).ok());
+    runOnce(id, key == computed ? other : computed);
+    m = next(client);
+    ASSERT_TRUE(m.get<wire::JobResult>()) << wire::kindName(m.body);
+    ASSERT_TRUE(m.get<wire::JobResult>()->error);
+    EXPECT_EQ(m.get<wire::JobResult>()->error->kind, ErrorKind::Disconnected);
+    ASSERT_TRUE(client.send(wire::Message{0, wire::EndSession{id++}}).ok());
+  }
+
+  // Reported under the key it was dispatched with, the result is delivered
+  // and cached: that key hits, with the object and the diagnostics.
+  ASSERT_TRUE(client.send(wire::Message{14, session(id, claimed)}).ok());
+  runOnce(id, claimed);
   m = next(client);
   ASSERT_TRUE(m.get<wire::JobResult>()) << wire::kindName(m.body);
+  EXPECT_FALSE(m.get<wire::JobResult>()->error);
   EXPECT_FALSE(m.get<wire::JobResult>()->cached);
-  ASSERT_TRUE(client.send(wire::Message{0, wire::EndSession{2}}).ok());
-
-  // The worker's key hits, with the object and the diagnostics; no job runs.
-  ASSERT_TRUE(client.send(wire::Message{13, session(3, computed)}).ok());
+  ASSERT_TRUE(client.send(wire::Message{0, wire::EndSession{id++}}).ok());
+  ASSERT_TRUE(client.send(wire::Message{15, session(id, claimed)}).ok());
   m = next(client);
   ASSERT_TRUE(m.get<wire::JobResult>()) << wire::kindName(m.body);
   const wire::JobResult &hit = *m.get<wire::JobResult>();
   EXPECT_TRUE(hit.cached);
   EXPECT_EQ(hit.task, 7u);
   EXPECT_EQ(hit.nativeBytes, native);
-  EXPECT_EQ(hit.diagnostics, done.diagnostics);
-  // The client's claim does not: the job goes to the worker.
-  ASSERT_TRUE(client.send(wire::Message{14, session(4, claimed)}).ok());
-  EXPECT_TRUE(next(worker).get<wire::RunJob>());
+  EXPECT_EQ(hit.diagnostics[0].text, "stack frame size (1032) exceeds limit (1024)");
 
   auto stats = wire::call(client, wire::GetStats{});
   ASSERT_TRUE(stats.ok()) << stats.error().message;

@@ -52,7 +52,7 @@ protected:
   }
   Outbox take() { return std::exchange(out_, {}); }
 
-  Scheduler s_;
+  Scheduler s_{SchedulerOptions{.verify = {0, 0, 1}}}; // no verification: the rules above alone
   Outbox out_;
   Clock::time_point t0_ = Clock::now();
 };
@@ -243,6 +243,266 @@ TEST_F(SchedulerTest, SilentSlotLosesItsJob) {
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0].second.task, 2u);
   EXPECT_FALSE(results[0].second.error.has_value());
+}
+
+// A job past its deadline runs on another worker; the worker that overran
+// counts as busy until it answers; past a second deadline the client runs it.
+TEST_F(SchedulerTest, AJobPastItsDeadlineRunsElsewhereThenOnTheClient) {
+  s_ = Scheduler(SchedulerOptions{.verify = {0, 0, 1}, .jobDeadline = 10s});
+  addSlot("w1");
+  addSlot("w2");
+  addSlot("w3");
+  take();
+  auto beat = [&](Clock::time_point t) {
+    for (const char *w : {"w1", "w2", "w3"})
+      s_.onHeartbeat(w, t, out_);
+  };
+  submit("c1", 1, {job("slow", 10, 6)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  const wire::PeerId first = runs[0].first;
+  beat(t0_ + 9s);
+  s_.tick(t0_ + 9s, out_);
+  EXPECT_TRUE(only<wire::RunJob>(take()).empty()) << "not yet";
+  beat(t0_ + 11s);
+  s_.tick(t0_ + 11s, out_);
+  auto moved = only<wire::RunJob>(take());
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_NE(moved[0].first, first);
+  auto e = s_.takeEvents();
+  ASSERT_EQ(e.log.size(), 1u);
+  EXPECT_NE(e.log[0].find("slow.o ran past its deadline of 10 s on worker box-" + first),
+            std::string::npos);
+  // The first worker's slot is still busy: a new job goes elsewhere.
+  submit("c1", 2, {job("other", 5, 1)});
+  auto other = only<wire::RunJob>(take());
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_NE(other[0].first, first);
+  EXPECT_NE(other[0].first, moved[0].first);
+  // Overrun again: the client runs it.
+  beat(t0_ + 22s);
+  s_.tick(t0_ + 22s, out_);
+  auto results = only<wire::JobResult>(take());
+  ASSERT_EQ(results.size(), 1u) << "slow.o overran twice (other.o once: it runs elsewhere)";
+  bool gaveUp = false;
+  for (auto &[peer, r] : results)
+    if (r.task == 6) {
+      ASSERT_TRUE(r.error);
+      EXPECT_EQ(r.error->kind, ErrorKind::Disconnected);
+      gaveUp = true;
+    }
+  EXPECT_TRUE(gaveUp);
+}
+
+// One client's sessions and queued jobs are capped; over a cap it is told
+// to back off, and another client is served.
+TEST_F(SchedulerTest, AClientsSessionsAndQueuedJobsAreCapped) {
+  s_ = Scheduler(SchedulerOptions{.verify = {0, 0, 1}, .maxSessions = 2, .maxQueuedJobs = 5});
+  addSlot("w1");
+  take();
+  submit("c1", 1, {job("a", 1, 0), job("b", 1, 1)});
+  submit("c1", 2, {job("c", 1, 0)});
+  auto errors = only<wire::ErrorMsg>(take());
+  EXPECT_TRUE(errors.empty());
+  submit("c1", 3, {job("d", 1, 0)});
+  errors = only<wire::ErrorMsg>(take());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].second.kind, ErrorKind::Overloaded);
+  EXPECT_NE(errors[0].second.message.find("2 sessions open"), std::string::npos);
+  s_.onEndSession("c1", 2);
+  submit("c1", 4, {job("e", 1, 0), job("f", 1, 1), job("g", 1, 2)}); // 2 + 3 > 5? no: 5
+  EXPECT_TRUE(only<wire::ErrorMsg>(take()).empty());
+  s_.onEndSession("c1", 4);
+  submit("c1", 5, {job("e", 1, 0), job("f", 1, 1), job("g", 1, 2), job("h", 1, 3)});
+  errors = only<wire::ErrorMsg>(take());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].second.message.find("2 jobs queued; 4 more would pass 5"), std::string::npos);
+  submit("c2", 6, {job("x", 1, 0), job("y", 1, 1), job("z", 1, 2)});
+  EXPECT_TRUE(only<wire::ErrorMsg>(take()).empty()) << "another client is not affected";
+}
+
+// Verification (verification.h), two results of probation and no sampling
+// unless a test asks: what each worker answers is set per test.
+class VerificationTest : public SchedulerTest {
+protected:
+  VerificationTest() { s_ = Scheduler(SchedulerOptions{.verify = {2, 0, 1}}); }
+
+  static wire::JobSpec keyed(const std::string &module, uint64_t cost, uint32_t task) {
+    wire::JobSpec j = job(module, cost, task);
+    j.key = Digest::of("key of " + module);
+    return j;
+  }
+  // The RunJob sent to someone since the last take(), and whom.
+  std::pair<wire::PeerId, wire::RunJob> dispatched() {
+    auto runs = only<wire::RunJob>(take());
+    EXPECT_EQ(runs.size(), 1u);
+    return runs.empty() ? std::pair<wire::PeerId, wire::RunJob>{} : runs[0];
+  }
+  // peer answers the job with an object named `object`, under the job's key.
+  void answer(const std::pair<wire::PeerId, wire::RunJob> &run, const std::string &object,
+              std::optional<Digest> key = std::nullopt) {
+    wire::JobResult r;
+    r.jobId = run.second.jobId;
+    r.native = Digest::of(object);
+    r.key = key ? *key : run.second.spec.key;
+    r.worker = "box-" + run.first;
+    s_.onJobResult(run.first, std::move(r), t0_ + 1s, out_);
+  }
+  std::vector<wire::JobResult> delivered() {
+    std::vector<wire::JobResult> v;
+    for (auto &[peer, r] : only<wire::JobResult>(out_))
+      v.push_back(r);
+    std::erase_if(out_, [](const auto &e) { return std::holds_alternative<wire::JobResult>(e.second.body); });
+    return v;
+  }
+};
+
+// A worker on probation: its result is held until a worker of another name
+// returns the same object; both agreements count, and after probation its
+// results go straight to the client.
+TEST_F(VerificationTest, ProbationHoldsAResultUntilASecondWorkerAgrees) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  for (int round = 0; round < 2; ++round) {
+    submit("c1", 1 + round, {keyed("a" + std::to_string(round), 10, 3)});
+    auto first = dispatched();
+    answer(first, "obj");
+    EXPECT_TRUE(delivered().empty()) << "held until checked";
+    auto second = dispatched();
+    EXPECT_NE(second.first, first.first) << "checked on the other worker";
+    answer(second, "obj");
+    auto got = delivered();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].native, Digest::of("obj"));
+    EXPECT_EQ(got[0].task, 3u);
+    auto e = s_.takeEvents();
+    ASSERT_EQ(e.cache.size(), 1u); // cached once, under the dispatched key
+    EXPECT_EQ(e.cache[0].key, Digest::of("key of a" + std::to_string(round)));
+    EXPECT_TRUE(e.quarantined.empty());
+    take();
+  }
+  for (const wire::WorkerStats &w : s_.workerStats())
+    EXPECT_EQ(w.probation, 0u) << w.name;
+  submit("c1", 9, {keyed("b", 10, 4)});
+  answer(dispatched(), "obj-b");
+  EXPECT_EQ(delivered().size(), 1u) << "past probation: delivered at once";
+  EXPECT_TRUE(only<wire::RunJob>(take()).empty()) << "and not run again (fraction 0)";
+}
+
+// Two workers disagree: a third decides, the odd one out is quarantined, its
+// running jobs move, it gets no more, and the statistics say so.
+TEST_F(VerificationTest, ADisagreementIsDecidedByAThirdWorkerAndTheLiarQuarantined) {
+  addSlot("w1");
+  addSlot("w2");
+  addSlot("w3");
+  take();
+  submit("c1", 1, {keyed("a", 10, 0)});
+  auto first = dispatched();
+  answer(first, "forged");
+  auto second = dispatched();
+  answer(second, "honest");
+  EXPECT_TRUE(delivered().empty());
+  auto third = dispatched();
+  EXPECT_NE(third.first, first.first);
+  EXPECT_NE(third.first, second.first);
+  answer(third, "honest");
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].native, Digest::of("honest"));
+  auto e = s_.takeEvents();
+  EXPECT_EQ(e.quarantined, std::vector<std::string>{"box-" + first.first});
+  ASSERT_EQ(e.cache.size(), 1u);
+  EXPECT_EQ(e.cache[0].native, Digest::of("honest"));
+  take();
+  // No more jobs for it, however many are pending.
+  submit("c1", 2, {keyed("b", 9, 1), keyed("c", 8, 2), keyed("d", 7, 3), keyed("e", 6, 4)});
+  for (auto &[peer, run] : only<wire::RunJob>(take()))
+    EXPECT_NE(peer, first.first);
+  bool listed = false;
+  for (const wire::WorkerStats &w : s_.workerStats())
+    if (w.name == "box-" + first.first)
+      listed = w.quarantined;
+  EXPECT_TRUE(listed);
+}
+
+// With two workers on probation that disagree and no third, nobody is
+// believed: the client runs the job itself; nobody is quarantined.
+TEST_F(VerificationTest, TwoOnProbationWhoDisagreeDecideNothing) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {keyed("a", 10, 5)});
+  answer(dispatched(), "x");
+  answer(dispatched(), "y");
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(got[0].error);
+  EXPECT_EQ(got[0].error->kind, ErrorKind::Disconnected);
+  auto e = s_.takeEvents();
+  EXPECT_TRUE(e.quarantined.empty());
+  EXPECT_TRUE(e.cache.empty());
+}
+
+// A result under another key than the job was dispatched with is refused:
+// not delivered, not cached; the job runs on another worker.
+TEST_F(VerificationTest, AResultUnderAnotherKeyIsRefused) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {keyed("a", 10, 0)});
+  auto first = dispatched();
+  answer(first, "obj", Digest::of("key of something else"));
+  EXPECT_TRUE(delivered().empty());
+  auto e = s_.takeEvents();
+  EXPECT_TRUE(e.cache.empty());
+  ASSERT_EQ(e.log.size(), 1u);
+  EXPECT_NE(e.log[0].find("refused a result from worker box-" + first.first), std::string::npos);
+  auto again = dispatched();
+  EXPECT_NE(again.first, first.first);
+}
+
+// Alone, a worker on probation is not checked: its results are delivered,
+// and the log says so once.
+TEST_F(VerificationTest, ASingleWorkerIsDeliveredUncheckedAndTheLogSaysSoOnce) {
+  addSlot("w1");
+  take();
+  for (uint64_t i = 1; i <= 3; ++i) {
+    submit("c1", i, {keyed("m" + std::to_string(i), 10, 0)});
+    answer(dispatched(), "obj" + std::to_string(i));
+    EXPECT_EQ(delivered().size(), 1u);
+  }
+  auto e = s_.takeEvents();
+  EXPECT_EQ(e.cache.size(), 3u);
+  ASSERT_EQ(e.log.size(), 1u);
+  EXPECT_NE(e.log[0].find("only worker"), std::string::npos);
+}
+
+// After probation, a sampled result is delivered at once and checked after;
+// when the check shows it was wrong, its record goes and its worker too.
+TEST_F(VerificationTest, ASampleCheckedAfterDeliveryUndoesAWrongResult) {
+  s_ = Scheduler(SchedulerOptions{.verify = {0, 1.0, 1}}); // every result sampled
+  addSlot("w1");
+  addSlot("w2");
+  addSlot("w3");
+  take();
+  submit("c1", 1, {keyed("a", 10, 0)});
+  auto first = dispatched();
+  answer(first, "wrong");
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u) << "delivered before the check";
+  auto e = s_.takeEvents();
+  ASSERT_EQ(e.cache.size(), 1u);
+  auto check = dispatched();
+  answer(check, "right");
+  auto tie = dispatched();
+  answer(tie, "right");
+  EXPECT_TRUE(delivered().empty()) << "nobody waits for a check";
+  e = s_.takeEvents();
+  EXPECT_EQ(e.quarantined, std::vector<std::string>{"box-" + first.first});
+  EXPECT_EQ(e.uncache, std::vector<Digest>{Digest::of("key of a")});
+  ASSERT_EQ(e.cache.size(), 1u);
+  EXPECT_EQ(e.cache[0].native, Digest::of("right"));
 }
 
 } // namespace

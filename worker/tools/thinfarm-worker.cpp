@@ -26,11 +26,14 @@ int main(int argc, char **argv) {
   flags.value("scratch", "", "directory for input files (default: /dev/shm/thinfarm-worker-PID)");
   flags.value("job-memory-mb", "0", "address-space limit of each backend child, 0 = none");
   flags.value("max-size", "10G", "the store's size budget (K, M, G, T suffixes; 0: unlimited)");
+  flags.value("test-corrupt-every", "0",
+              "for tests of the coordinator's verification only: alter every Nth native object");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
   auto slots = flags.number("slots");
   auto memory = flags.number("job-memory-mb");
-  for (auto *n : {&slots, &memory})
+  auto corrupt = flags.number("test-corrupt-every");
+  for (auto *n : {&slots, &memory, &corrupt})
     if (!n->ok())
       return flags.usageError(n->error());
   if (*slots == 0 || *slots > 1024)
@@ -53,6 +56,7 @@ int main(int argc, char **argv) {
   o.name = flags.get("name");
   o.backendProgram = flags.get("backend");
   o.memoryLimit = *memory << 20;
+  o.corruptEvery = static_cast<unsigned>(*corrupt);
   o.scratch = flags.get("scratch");
   bool ownScratch = o.scratch.empty();
   if (ownScratch)

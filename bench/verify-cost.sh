@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Benchmark: what result verification (coordinator/verification.h) costs a
+# link on a farm past probation. The test kernel's vmlinux.o link through the
+# namespace farm (tests/kernel/farm-net.sh: two workers, one slot each, CURVE),
+# in pairs: the coordinator with --verify-fraction 0 (nothing checked) and
+# with FRACTION (default 0.02, the default), alternating which goes first.
+# Both run with --probation 0, as a farm whose workers passed probation long
+# ago. Every run starts a fresh coordinator store, so every backend job runs
+# (no action cache, no link memo); the workers keep their stores (the bitcode
+# is uploaded once). Outputs are compared with stock ld.lld-19's.
+#
+# usage: bench/verify-cost.sh [PAIRS] [FRACTION]   (root; default 5, 0.02; needs the kernel test's tree)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PAIRS=${1:-5}
+FRACTION=${2:-0.02}
+TFLD=$(readlink -f "${THINFARM_LD:-build/bin/thinfarm-ld}")
+BIN=$(dirname "$TFLD")
+OUT=$(readlink -f "${THINFARM_KERNEL_WORK:-build/kernel-work}")/out
+say() { echo "verify-cost: $*" >&2; }
+fail() { echo "verify-cost: FAIL: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || fail "needs root (network namespaces)"
+[ -f "$OUT/vmlinux.a" ] || fail "no built kernel in $OUT: run the kernel test first"
+source tests/kernel/farm-net.sh
+source tests/kernel/vmlinux-o-cmd.sh
+vmlinux_o_args "$OUT"
+DIR=$(mktemp -d /dev/shm/thinfarm-verify-bench-XXXXXX)
+trap 'farm_cleanup; rm -rf "$DIR"' EXIT
+farm_network || fail "cannot set up the namespaces"
+start_farm "$DIR"
+(cd "$OUT" && ld.lld-19 "${VMLINUX_O_ARGS[@]}" -o "$DIR/stock.o")
+
+# restart_coordinator FRACTION: a fresh coordinator (empty store) with that
+# fraction, and both workers registered with it again.
+restart_coordinator() {
+  local pid=${FARM_PIDS[0]} i
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  rm -rf "$DIR/coordinator-store"
+  start_daemon c "$DIR/coordinator.log" "listening on" \
+    "$BIN/thinfarm-coordinator" --listen "$FARM_ENDPOINT" --store "$DIR/coordinator-store" \
+    --key "$DIR/keys/coordinator.key" --allow "$DIR/keys/allowed" --probation 0 --verify-fraction "$1"
+  FARM_PIDS[0]=${FARM_PIDS[-1]}; unset 'FARM_PIDS[-1]'
+  for ((i = 0; i < 200; i++)); do # the workers notice and register again
+    [ "$(ip netns exec "$NS-b" "$BIN/thinfarm-cache" --coordinator "$FARM_ENDPOINT" \
+      --key "$DIR/keys/coordinator.key" --coordinator-key "$FARM_COORDINATOR_KEY" 2>/dev/null |
+      grep -c '^worker')" = 2 ] && return
+    sleep 0.1
+  done
+  fail "the workers did not register again"
+}
+
+timed() { # FRACTION -> seconds on stdout
+  restart_coordinator "$1"
+  local t0 t1
+  t0=$(date +%s.%N)
+  (cd "$OUT" && ip netns exec "$NS-b" env THINFARM_COORDINATOR="$FARM_ENDPOINT" \
+    THINFARM_KEY="$FARM_CLIENT_KEY" THINFARM_COORDINATOR_KEY="$FARM_COORDINATOR_KEY" \
+    THINFARM_LOG="$DIR/log.jsonl" "$TFLD" "${VMLINUX_O_ARGS[@]}" -o "$DIR/tf.o" 2> "$DIR/tf.err")
+  t1=$(date +%s.%N)
+  cmp "$DIR/stock.o" "$DIR/tf.o" || fail "outputs differ"
+  tail -n1 "$DIR/log.jsonl" | grep -q '"jobs_local":0,' || fail "jobs ran locally: $(tail -n1 "$DIR/log.jsonl")"
+  echo "$t1 - $t0" | bc -l
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+echo "vmlinux.o through the namespace farm (2 workers x 1 slot, CURVE), past probation:" \
+  "--verify-fraction 0 vs $FRACTION, $PAIRS pairs, fresh coordinator store each run"
+timed 0 > /dev/null # uploads the bitcode to the workers: unmeasured
+: > "$DIR/off"; : > "$DIR/on"; : > "$DIR/ratio"
+for ((p = 1; p <= PAIRS; p++)); do
+  if ((p % 2)); then
+    a=$(timed 0); b=$(timed "$FRACTION")
+  else
+    b=$(timed "$FRACTION"); a=$(timed 0)
+  fi
+  r=$(echo "$b / $a" | bc -l)
+  echo "$a" >> "$DIR/off"; echo "$b" >> "$DIR/on"; echo "$r" >> "$DIR/ratio"
+  printf 'pair %d: unverified %.2f s  verified %.2f s  ratio %.3f  (identical)\n' "$p" "$a" "$b" "$r"
+done
+printf 'median: unverified %.2f s  verified %.2f s  ratio %.3f\n' \
+  "$(median < "$DIR/off")" "$(median < "$DIR/on")" "$(median < "$DIR/ratio")"
