@@ -44,7 +44,7 @@ start_daemon() {
   ip netns exec "$ns" "$@" > "$log" 2>&1 &
   FARM_PIDS+=($!)
   for ((i = 0; i < 300; i++)); do
-    grep -q -- "$ready" "$log" && { say "$(head -n 1 "$log")"; return; }
+    grep -q -- "$ready" "$log" 2>/dev/null && { say "$(head -n 1 "$log")"; return; }
     kill -0 "$!" 2>/dev/null || break
     sleep 0.1
   done
