@@ -1,5 +1,8 @@
 #include "coordinator/scheduler.h"
 
+#include <algorithm>
+#include <cassert>
+
 namespace thinfarm {
 
 namespace {
@@ -224,6 +227,7 @@ void Scheduler::settle(Job &job, Outbox &out) {
     return;
   }
   std::vector<Answer> answers;
+  answers.reserve(job.returned.size());
   for (const Returned &r : job.returned)
     answers.push_back(r.answer);
   Verifier::Verdict v = verifier_.judge(answers, job.returned.size() == 2 && other);
@@ -241,10 +245,9 @@ void Scheduler::settle(Job &job, Outbox &out) {
     quarantine(loser, "its object for " + module + " differs from that of " +
                           (v.winner ? v.winner->worker : std::string("others")), out);
   if (v.winner) {
-    const Returned *win = nullptr;
-    for (const Returned &r : job.returned)
-      if (!win && r.answer == *v.winner)
-        win = &r;
+    auto win = std::find_if(job.returned.begin(), job.returned.end(),
+                            [&](const Returned &r) { return r.answer == *v.winner; });
+    assert(win != job.returned.end()); // the winner is one of the answers
     if (!job.delivered) {
       deliver(job, *win, out);
     } else if (!(job.returned.front().answer == *v.winner)) {

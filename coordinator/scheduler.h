@@ -178,7 +178,7 @@ private:
   bool canServe(const std::string &toolchain) const;
 
   SchedulerOptions options_;
-  Clock::time_point now_{}; // of the latest event that had a time
+  Clock::time_point now_; // of the latest event that had a time
   uint64_t nextJob_ = 1;
   std::unordered_map<uint64_t, Job> jobs_;
   std::map<Digest, uint64_t> inFlight_; // job key -> job id (merging)
