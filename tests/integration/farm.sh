@@ -36,7 +36,13 @@ start_farm() {
   "$BIN/thinfarm-worker" --coordinator "$FARM" --slots 1 --store "$W/wstore" --name w1 2> worker.log &
   WORKER=$!
   pids+=($WORKER)
-  for _ in $(seq 100); do grep -q registered worker.log && return; sleep 0.1; done
+  for _ in $(seq 100); do
+    if grep -q registered worker.log; then
+      grep -c 'registered.*, sandboxed$' worker.log > /dev/null || fail "the worker runs backends unsandboxed: $(cat worker.log)"
+      return
+    fi
+    sleep 0.1
+  done
   fail "the worker did not register: $(cat worker.log coordinator.log)"
 }
 
@@ -157,6 +163,9 @@ case_embedded_default() {
   [ "$(grep -cE '"memo_hit":true|"jobs_remote":2,' log.jsonl)" = 4 ] ||
     fail "not all run by the local farm: $(cat log.jsonl)"
   [ "$(pgrep -fc "thinfarm-coordinator.*$W/cache")" = 1 ] || fail "not exactly one local coordinator"
+  # Its local slots' backend children run in bubblewrap (children of the daemon).
+  [ "$(pgrep -c -P "$(head -n1 "$W/cache/daemon.lock")" -x bwrap)" -ge 1 ] ||
+    fail "the local slots' backends are not sandboxed: $(cat "$W"/cache/*.log)"
   # A daemon of another thinfarm build (another backend identity) is replaced,
   # not used: the next link stops it and starts its own.
   old=$(head -n1 "$W/cache/daemon.lock")
