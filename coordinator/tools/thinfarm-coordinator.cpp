@@ -43,6 +43,8 @@ int run(int argc, char **argv) {
   flags.required("listen", "addresses to listen on, comma-separated: tcp://HOST:PORT, ipc://PATH");
   flags.required("store", "directory of the blob store");
   flags.value("local-slots", "0", "also run this many backend slots in this process");
+  flags.value("bwrap", "/usr/bin/bwrap",
+              "the bubblewrap program that sandboxes the local slots' backends (if it can)");
   flags.value("backend", programDir() + "/thinfarm-backend", "the thinfarm-backend program (local slots)");
   flags.value("idle-exit", "0", "exit after this many seconds without clients, 0 = never");
   flags.value("lock", "", "hold an exclusive lock on this file while running (the embedded default)");
@@ -150,7 +152,7 @@ int run(int argc, char **argv) {
       // Local slots run this user's own jobs: sandboxed when this machine
       // can (probed once, ~15 ms), else unconfined, said once here; a first
       // build never fails for want of bubblewrap.
-      if (auto sandbox = Sandbox::probe(w.backendProgram); sandbox.ok())
+      if (auto sandbox = Sandbox::probe(w.backendProgram, flags.get("bwrap")); sandbox.ok())
         w.sandbox = std::move(*sandbox);
       else
         std::fprintf(stderr, "thinfarm-coordinator: notice: local slots run without a sandbox: %s\n",

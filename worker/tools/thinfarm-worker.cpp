@@ -29,6 +29,7 @@ int main(int argc, char **argv) {
   flags.value("name", "", "this worker's name in logs (default: HOSTNAME-PID)");
   flags.value("backend", programDir() + "/thinfarm-backend", "the thinfarm-backend program");
   flags.value("scratch", "", "directory for input files (default: a new /dev/shm/thinfarm-worker-XXXXXX, removed on exit)");
+  flags.value("bwrap", "/usr/bin/bwrap", "the bubblewrap program that sandboxes backends");
   flags.toggle("no-sandbox",
                "run backends unconfined (with a warning). By default each backend runs in a"
                " bubblewrap sandbox (/usr/bin/bwrap, Debian package bubblewrap): no network, no"
@@ -68,7 +69,7 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "thinfarm-worker: warning: --no-sandbox: backends can read and write"
                          " whatever this user can\n");
   } else {
-    auto sandbox = Sandbox::probe(o.backendProgram);
+    auto sandbox = Sandbox::probe(o.backendProgram, flags.get("bwrap"));
     if (!sandbox.ok())
       return die(failed("cannot sandbox backends: " + sandbox.error().message +
                         "; run with --no-sandbox to run them unconfined"));
