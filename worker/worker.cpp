@@ -61,6 +61,8 @@ struct Worker::Queues {
   }
 };
 
+namespace {
+
 // Empties dir, keeping dir itself (a sandbox has it mounted).
 Status emptyDirectory(const std::string &dir) {
   std::error_code ec;
@@ -72,6 +74,8 @@ Status emptyDirectory(const std::string &dir) {
     return failed("cannot empty " + dir + ": " + ec.message());
   return ok();
 }
+
+} // namespace
 
 // One slot: a thread, a data connection (for blob transfers) and a backend child.
 struct Worker::Slot {
