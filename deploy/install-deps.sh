@@ -9,6 +9,7 @@ pkgs=(
   libboost-dev libboost-system-dev libgtest-dev nlohmann-json3-dev
   linux-source-6.1 linux-source-6.12 flex bison libelf-dev bc cpio busybox-static qemu-system-x86
   xz-utils zstd iproute2
+  bubblewrap
   csmith cvise
   clang-tidy-19
 )

@@ -5,21 +5,34 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 
 #include <sys/wait.h>
 
 namespace thinfarm {
 
 Result<BackendChild> BackendChild::spawn(const std::string &program, const std::string &stderrPath,
-                                         uint64_t memoryLimit, const BackendConfig &config) {
+                                         uint64_t memoryLimit, const BackendConfig &config,
+                                         const Sandbox *sandbox, const SandboxView &view) {
   SpawnOptions o;
   o.searchPath = false;
   o.pipeStdin = o.pipeStdout = true;
   o.stderrFile = stderrPath;
   o.memoryLimit = memoryLimit;
-  TF_TRY(Subprocess child, Subprocess::spawn({program}, o));
+  std::optional<Subprocess> child;
+  if (sandbox) {
+    std::error_code ec;
+    std::string real = std::filesystem::canonical(program, ec).string(); // its path inside
+    if (ec)
+      return failed("cannot find the backend program " + program + ": " + ec.message());
+    TF_TRY(Subprocess c, sandbox->spawn({real}, view, o));
+    child.emplace(std::move(c));
+  } else {
+    TF_TRY(Subprocess c, Subprocess::spawn({program}, o));
+    child.emplace(std::move(c));
+  }
   BackendChild c;
-  c.child_.emplace(std::move(child));
+  c.child_ = std::move(child);
   c.stderrPath_ = stderrPath;
   c.config_ = config;
   return c;

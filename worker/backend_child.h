@@ -3,6 +3,7 @@
 
 #include "base/subprocess.h"
 #include "wire/frame.h"
+#include "worker/sandbox.h"
 
 #include <chrono>
 #include <optional>
@@ -13,11 +14,13 @@ namespace thinfarm {
 
 class BackendChild {
 public:
-  // Starts `program` with its stderr appended to stderrPath. memoryLimit > 0
-  // caps the child's address space (RLIMIT_AS), so a runaway allocation in
-  // LLVM fails that child, not the machine.
+  // Starts `program` with its stderr appended to stderrPath, inside `sandbox`
+  // seeing `view` when there is one (else unconfined). memoryLimit > 0 caps
+  // the child's address space (RLIMIT_AS), so a runaway allocation in LLVM
+  // fails that child, not the machine.
   static Result<BackendChild> spawn(const std::string &program, const std::string &stderrPath,
-                                    uint64_t memoryLimit, const BackendConfig &config);
+                                    uint64_t memoryLimit, const BackendConfig &config,
+                                    const Sandbox *sandbox, const SandboxView &view);
   BackendChild(BackendChild &&) noexcept = default;
   BackendChild &operator=(BackendChild &&) noexcept = default;
 

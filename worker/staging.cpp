@@ -2,12 +2,47 @@
 
 #include "base/file.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace thinfarm {
 
+Result<std::string> makeScratchDir(const std::string &prefix) {
+  std::string templ = prefix + "XXXXXX";
+  if (!::mkdtemp(templ.data()))
+    return failed("cannot create a directory " + templ + ": " + std::strerror(errno));
+  return templ;
+}
+
+namespace {
+
+// A new file, never an existing one or a link planted in its place: written
+// under a temporary name created O_EXCL|O_NOFOLLOW, made read-only, renamed
+// into place (rename replaces a name, it follows nothing).
+Status writeStaged(const std::string &path, std::string_view bytes) {
+  std::string tmp = path + ".part";
+  ::unlink(tmp.c_str()); // a leftover of a worker that died
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+  if (fd < 0)
+    return failed("cannot create " + tmp + ": " + std::strerror(errno));
+  Status st = writeAll(fd, bytes, tmp);
+  if (st.ok() && ::fchmod(fd, 0444) != 0)
+    st = failed("cannot make " + tmp + " read-only: " + std::strerror(errno));
+  ::close(fd);
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    st = failed("cannot rename " + tmp + ": " + std::strerror(errno));
+  if (!st.ok())
+    ::unlink(tmp.c_str());
+  return st;
+}
+
+} // namespace
 
 Result<std::vector<std::string>> Staging::acquire(Store &store, const std::vector<Digest> &digests) {
   std::vector<std::string> paths;
@@ -39,7 +74,7 @@ Result<std::vector<std::string>> Staging::acquire(Store &store, const std::vecto
       else if (const std::optional<std::string> &got = *bytes; !got)
         st = failed("input " + d.text() + " is not in the worker's store");
       else
-        st = writeFileAtomic(dir_ + "/" + d.text(), *got);
+        st = writeStaged(dir_ + "/" + d.text(), *got);
     }
     std::lock_guard<std::mutex> lock(mu_);
     Entry &e = files_[d];

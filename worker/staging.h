@@ -6,7 +6,9 @@
 // needs it meanwhile waits until it is complete, so no backend ever maps a
 // file that is still being written. A file is never rewritten once complete.
 // Files in use by a running job are pinned; past the byte budget, the least
-// recently used unpinned files go.
+// recently used unpinned files go. Each file is created O_EXCL|O_NOFOLLOW
+// under a temporary name and made read-only (0444) before it is renamed into
+// place; backends see it through hard links in their slot's input directory.
 #pragma once
 
 #include "storage/store.h"
@@ -19,6 +21,9 @@
 #include <vector>
 
 namespace thinfarm {
+
+// A new directory PREFIXxxxxxx of mode 0700 (mkdtemp), for a daemon's staging files.
+Result<std::string> makeScratchDir(const std::string &prefix);
 
 class Staging {
 public:

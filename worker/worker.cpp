@@ -6,7 +6,9 @@
 #include "worker/backend_child.h"
 #include "worker/staging.h"
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -23,6 +25,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 Result<WorkerOptions> completeOptions(WorkerOptions o) {
+  if (o.toolchain.empty() && o.sandbox)
+    o.toolchain = o.sandbox->identity(); // the probe ran it already
   if (o.toolchain.empty()) {
     auto id = runCapturing({o.backendProgram, "--identity"});
     if (!id.ok())
@@ -57,13 +61,32 @@ struct Worker::Queues {
   }
 };
 
+namespace {
+
+// Empties dir, keeping dir itself (a sandbox has it mounted).
+Status emptyDirectory(const std::string &dir) {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec))
+    if (fs::remove_all(it->path(), ec); ec)
+      break;
+  if (ec)
+    return failed("cannot empty " + dir + ": " + ec.message());
+  return ok();
+}
+
+} // namespace
+
 // One slot: a thread, a data connection (for blob transfers) and a backend child.
 struct Worker::Slot {
   Worker &w;
   unsigned index;
   wire::Socket sock;
   std::optional<BackendChild> child;
-  bool jobDirUsed = false; // the last job laid files out in its directory
+
+  std::string dir() const { return w.options_.scratch + "/slot" + std::to_string(index); }
+  std::string inputDir() const { return dir() + "/in"; }
+  std::string outputDir() const { return dir() + "/out"; }
 
   Result<wire::BackendReply> compile(const wire::RunJob &rj, const std::vector<std::string> &paths,
                                      const std::string &workDir, const std::string &outPath) {
@@ -71,10 +94,10 @@ struct Worker::Slot {
     if (child && !(child->config() == rj.config))
       child.reset();
     if (!child) {
+      SandboxView view{{inputDir()}, {outputDir()}};
       TF_TRY(BackendChild c,
-             BackendChild::spawn(o.backendProgram,
-                                 o.scratch + "/slot" + std::to_string(index) + ".stderr",
-                                 o.memoryLimit, rj.config));
+             BackendChild::spawn(o.backendProgram, dir() + ".stderr", o.memoryLimit, rj.config,
+                                 o.sandbox ? &*o.sandbox : nullptr, view));
       child.emplace(std::move(c));
     }
     wire::BackendRequest req;
@@ -96,6 +119,37 @@ struct Worker::Slot {
     if (!reply.ok())
       child.reset(); // it died; the next job starts a fresh one
     return reply;
+  }
+
+  // The job's files in the slot's input directory, as hard links to the
+  // staged ones: <digest> for each input (their paths, in the job's order),
+  // work/<path> for each .incbin file. Nothing else is there.
+  Result<std::vector<std::string>> layOut(const wire::JobSpec &s,
+                                          const std::vector<Digest> &inputs,
+                                          const std::vector<std::string> &staged) {
+    const std::string in = inputDir();
+    TF_CHECK(emptyDirectory(in));
+    TF_CHECK(emptyDirectory(outputDir()));
+    std::vector<std::string> paths;
+    auto link = [](const std::string &from, const std::string &to) -> Status {
+      if (::link(from.c_str(), to.c_str()) != 0 && errno != EEXIST)
+        return failed("cannot link " + from + " to " + to + ": " + std::strerror(errno));
+      return ok();
+    };
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      paths.push_back(in + "/" + inputs[i].text());
+      TF_CHECK(link(staged[i], paths.back()));
+    }
+    std::error_code ec;
+    fs::create_directory(in + "/work", ec);
+    size_t first = 2 + s.imports.size();
+    for (size_t i = 0; i < s.incbins.size(); ++i) {
+      fs::path to = fs::path(in) / "work" / s.incbins[i].path;
+      fs::create_directories(to.parent_path(), ec);
+      if (ec || ::link(staged[first + i].c_str(), to.c_str()) != 0)
+        return failed("cannot lay out " + s.incbins[i].path);
+    }
+    return paths;
   }
 
   // Runs one job; the error kind says whether another worker should redo it.
@@ -129,33 +183,25 @@ struct Worker::Slot {
       if (!got.ok())
         return Error{ErrorKind::Disconnected, "fetching inputs: " + got.error().message};
     }
-    auto paths = w.staging_->acquire(w.store_, inputs);
-    if (!paths.ok())
-      return Error{ErrorKind::Disconnected, paths.error().message};
-    struct Unpin {
+    auto staged = w.staging_->acquire(w.store_, inputs);
+    if (!staged.ok())
+      return Error{ErrorKind::Disconnected, staged.error().message};
+    // The slot's directories hold this job's files until it is done.
+    struct Done {
+      Slot &slot;
       Staging &st;
       const std::vector<Digest> &d;
-      ~Unpin() { st.release(d); }
-    } unpin{*w.staging_, inputs};
-
-    // The .incbin files at their paths under a directory of the job's own;
-    // a job without any runs in the (empty) slot directory.
-    std::string jobDir = o.scratch + "/job" + std::to_string(index);
-    std::error_code ec;
-    if (!s.incbins.empty() || jobDirUsed || !fs::exists(jobDir)) {
-      fs::remove_all(jobDir, ec);
-      fs::create_directories(jobDir, ec);
-    }
-    jobDirUsed = !s.incbins.empty();
-    for (size_t i = 0; i < s.incbins.size(); ++i) {
-      fs::path link = fs::path(jobDir) / s.incbins[i].path;
-      fs::create_directories(link.parent_path(), ec);
-      fs::create_symlink((*paths)[2 + s.imports.size() + i], link, ec);
-      if (ec)
-        return Error{ErrorKind::Disconnected, "cannot lay out " + s.incbins[i].path};
-    }
-    std::string outPath = o.scratch + "/out" + std::to_string(index) + ".o";
-    auto reply = compile(rj, *paths, jobDir, outPath);
+      ~Done() {
+        (void)emptyDirectory(slot.inputDir());
+        (void)emptyDirectory(slot.outputDir());
+        st.release(d);
+      }
+    } done{*this, *w.staging_, inputs};
+    auto paths = layOut(s, inputs, *staged);
+    if (!paths.ok())
+      return Error{ErrorKind::Disconnected, paths.error().message};
+    std::string outPath = outputDir() + "/out.o";
+    auto reply = compile(rj, *paths, inputDir() + "/work", outPath);
     if (!reply.ok())
       return failed(reply.error().message); // the child died on this job: deterministic
     if (reply->failed)
@@ -294,7 +340,16 @@ Status Worker::start(std::chrono::milliseconds timeout) {
   fs::create_directories(options_.scratch, ec);
   if (ec)
     return failed("cannot create " + options_.scratch + ": " + ec.message());
-  fs::create_directories(options_.scratch + "/blobs", ec);
+  // Only this user may read the staged inputs (mkdtemp's mode, for a
+  // scratch directory given on the command line).
+  std::vector<std::string> dirs{options_.scratch + "/blobs"};
+  for (unsigned i = 0; i < options_.slots; ++i) {
+    std::string slot = options_.scratch + "/slot" + std::to_string(i);
+    dirs.insert(dirs.end(), {slot, slot + "/in", slot + "/out"});
+  }
+  for (const std::string &d : dirs)
+    if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST)
+      return failed("cannot create " + d + ": " + std::strerror(errno));
   staging_ = std::make_unique<Staging>(options_.scratch + "/blobs", options_.stagingBudget);
   queues_ = std::make_unique<Queues>();
   queues_->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

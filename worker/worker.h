@@ -8,10 +8,18 @@
 // the slot's own data connection, so transfers never hold up the control
 // traffic), lay them out as files, run the backend in the slot's
 // thinfarm-backend child, store and upload the native object, report.
+//
+// Scratch layout: blobs/<digest> (Staging: every job's files, read-only);
+// per slot slotN/in, filled for one job at a time with hard links to that
+// job's files (<digest>, and work/<path> for .incbin files, the backend's
+// working directory) and emptied after it; slotN/out, where the backend
+// writes the object; slotN.stderr. A sandboxed child sees slotN/in
+// read-only and slotN/out, nothing else of the scratch directory.
 #pragma once
 
 #include "storage/store.h"
 #include "wire/transport.h"
+#include "worker/sandbox.h"
 
 #include <atomic>
 #include <memory>
@@ -30,6 +38,7 @@ struct WorkerOptions {
   std::string backendProgram; // thinfarm-backend
   std::string toolchain;      // its identity (thinfarm-backend --identity)
   std::string scratch;        // staging directory, created and owned
+  std::optional<Sandbox> sandbox; // each backend child's (sandbox.h); none: unconfined
   uint64_t memoryLimit = 0;   // per backend child, 0 = none
   uint64_t stagingBudget = 2ull << 30;
   // Tests of the coordinator's verification: a worker that alters every Nth
@@ -37,7 +46,8 @@ struct WorkerOptions {
   unsigned corruptEvery = 0;
 };
 
-// Fills the toolchain (the backend program's identity) and, if unset, the name (host-pid).
+// Fills the toolchain (the backend program's identity, from the sandbox's
+// probe if there is one) and, if unset, the name (host-pid).
 Result<WorkerOptions> completeOptions(WorkerOptions o);
 
 class Worker {

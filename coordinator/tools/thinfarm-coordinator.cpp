@@ -2,6 +2,7 @@
 #include "base/flags.h"
 #include "base/process.h"
 #include "coordinator/coordinator.h"
+#include "worker/staging.h"
 #include "worker/worker.h"
 
 #include <csignal>
@@ -43,6 +44,8 @@ int run(int argc, char **argv) {
   flags.required("listen", "addresses to listen on, comma-separated: tcp://HOST:PORT, ipc://PATH");
   flags.required("store", "directory of the blob store");
   flags.value("local-slots", "0", "also run this many backend slots in this process");
+  flags.value("bwrap", "/usr/bin/bwrap",
+              "the bubblewrap program that sandboxes the local slots' backends (if it can)");
   flags.value("backend", programDir() + "/thinfarm-backend", "the thinfarm-backend program (local slots)");
   flags.value("idle-exit", "0", "exit after this many seconds without clients, 0 = never");
   flags.value("lock", "", "hold an exclusive lock on this file while running (the embedded default)");
@@ -119,7 +122,7 @@ int run(int argc, char **argv) {
     o.listen.push_back(kPoolEndpoint);
     o.readyWithWorker = true;
   }
-  const std::string scratch = "/dev/shm/thinfarm-coordinator-" + std::to_string(::getpid());
+  std::string scratch; // the local slots' staging directory (mkdtemp), removed on exit
   o.idleExit = std::chrono::seconds(*idle);
   o.verbose = flags.has("verbose");
 
@@ -168,11 +171,26 @@ int run(int argc, char **argv) {
       w.slots = localSlots;
       w.name = "embedded"; // "local" is thinfarm-ld's own in-process pool
       w.backendProgram = flags.get("backend");
-      w.scratch = scratch;
+      // Local slots run this user's own jobs: sandboxed when this machine
+      // can (probed once, ~15 ms), else unconfined, said once here; a first
+      // build never fails for want of bubblewrap.
+      if (auto sandbox = Sandbox::probe(w.backendProgram, flags.get("bwrap")); sandbox.ok())
+        w.sandbox = std::move(*sandbox);
+      else
+        std::fprintf(stderr, "thinfarm-coordinator: notice: local slots run without a sandbox: %s\n",
+                     sandbox.error().message.c_str());
+      auto dir = makeScratchDir("/dev/shm/thinfarm-coordinator-");
+      if (!dir.ok()) {
+        std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
+                     dir.error().message.c_str());
+        return 1;
+      }
+      scratch = w.scratch = *dir;
       auto complete = completeOptions(std::move(w));
       if (!complete.ok()) {
         std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
                      complete.error().message.c_str());
+        std::filesystem::remove_all(scratch);
         return 1;
       }
       pool = std::make_unique<Worker>(ctx, (*coord)->store(), std::move(*complete));
@@ -209,7 +227,8 @@ int run(int argc, char **argv) {
       pool->stop();
   }
   std::error_code ec;
-  std::filesystem::remove_all(scratch, ec);
+  if (!scratch.empty())
+    std::filesystem::remove_all(scratch, ec);
   return status;
 }
 

@@ -36,7 +36,13 @@ start_farm() {
   "$BIN/thinfarm-worker" --coordinator "$FARM" --slots 1 --store "$W/wstore" --name w1 2> worker.log &
   WORKER=$!
   pids+=($WORKER)
-  for _ in $(seq 100); do grep -q registered worker.log && return; sleep 0.1; done
+  for _ in $(seq 100); do
+    if grep -q registered worker.log; then
+      grep -c 'registered.*, sandboxed$' worker.log > /dev/null || fail "the worker runs backends unsandboxed: $(cat worker.log)"
+      return
+    fi
+    sleep 0.1
+  done
   fail "the worker did not register: $(cat worker.log coordinator.log)"
 }
 
@@ -200,6 +206,9 @@ case_embedded_default() {
   [ "$(grep -cE '"memo_hit":true|"jobs_remote":2,' log.jsonl)" = 4 ] ||
     fail "not all run by the local farm: $(cat log.jsonl)"
   [ "$(pgrep -fc "thinfarm-coordinator.*$W/cache")" = 1 ] || fail "not exactly one local coordinator"
+  # Its local slots' backend children run in bubblewrap (children of the daemon).
+  [ "$(pgrep -c -P "$(head -n1 "$W/cache/daemon.lock")" -x bwrap)" -ge 1 ] ||
+    fail "the local slots' backends are not sandboxed: $(cat "$W"/cache/*.log)"
   # A daemon of another thinfarm build (another backend identity) is replaced,
   # not used: the next link stops it and starts its own.
   old=$(head -n1 "$W/cache/daemon.lock")
@@ -386,6 +395,36 @@ case_bad_flags() {
   check 2 'wants a number' "$BIN/thinfarm-worker" --coordinator tcp://127.0.0.1:9 --store s --slots x
   check 1 'no coordinator answers at tcp://127.0.0.1:9' \
     "$BIN/thinfarm-worker" --coordinator tcp://127.0.0.1:9 --store s
+}
+
+# Without a usable bubblewrap a worker refuses to start, naming the way out;
+# --no-sandbox runs it with one warning; the local slots of a coordinator
+# run unconfined with one notice, and its links stay byte-identical.
+case_sandbox_policy() {
+  set +e
+  "$BIN/thinfarm-worker" --coordinator "ipc://$W/none.sock" --store "$W/s1" --bwrap "$W/no-bwrap" 2> err.txt
+  rc=$?
+  set -e
+  [ "$rc" = 1 ] || fail "a worker without bwrap started (exit $rc)"
+  [ "$(grep -c . err.txt)" = 1 ] && grep -c "cannot sandbox backends: $W/no-bwrap is missing: install bubblewrap.*--no-sandbox" err.txt > /dev/null ||
+    fail "not the one line wanted: $(cat err.txt)"
+  printf '#!/bin/sh\necho "bwrap: No permissions to create new namespace" >&2\nexit 1\n' > "$W/bwrap"
+  chmod +x "$W/bwrap"
+  FARM=ipc://$W/farm.sock
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" --local-slots 1 --bwrap "$W/bwrap" 2> coordinator.log &
+  pids+=($!)
+  "$BIN/thinfarm-worker" --coordinator "$FARM" --store "$W/s2" --name w1 --bwrap "$W/bwrap" 2> worker.log &&
+    fail "a worker whose bwrap cannot make namespaces started"
+  grep -c 'cannot make a sandbox here (bwrap: No permissions to create new namespace)' worker.log > /dev/null ||
+    fail "the worker does not say why: $(cat worker.log)"
+  "$BIN/thinfarm-worker" --coordinator "$FARM" --store "$W/s3" --name w1 --no-sandbox 2> worker.log &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q registered worker.log && break; sleep 0.1; done
+  [ "$(grep -c 'warning: --no-sandbox' worker.log)" = 1 ] || fail "no warning: $(cat worker.log)"
+  program
+  link_farm -r a.o b.o
+  [ "$(grep -c 'notice: local slots run without a sandbox: .*No permissions' coordinator.log)" = 1 ] ||
+    fail "the coordinator does not say so once: $(cat coordinator.log)"
 }
 
 "case_$CASE"

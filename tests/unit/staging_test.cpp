@@ -72,5 +72,42 @@ TEST(Staging, EvictsLeastRecentlyUsedUnpinnedFiles) {
   EXPECT_EQ(test::readAll((*b)[0]), std::string(1000, 'b'));
 }
 
+// Links planted at a staged file's name or its temporary name (by anyone
+// who could write the directory) are replaced, never followed; the file is
+// read-only.
+TEST(Staging, FilesAreNewAndReadOnly) {
+  test::ScratchDir dir;
+  auto store = Store::open(dir.file("store"));
+  ASSERT_TRUE(store.ok());
+  std::string bytes(5000, 'z');
+  Digest d = Digest::of(bytes);
+  ASSERT_TRUE(store->put(d, bytes).ok());
+  std::filesystem::create_directories(dir.file("staging"));
+  std::string victim = dir.write("victim", "unchanged");
+  std::filesystem::create_symlink(victim, dir.file("staging/" + d.text()));
+  std::filesystem::create_symlink(victim, dir.file("staging/" + d.text() + ".part"));
+  Staging staging(dir.file("staging"), 1ull << 30);
+  auto paths = staging.acquire(*store, {d});
+  ASSERT_TRUE(paths.ok()) << paths.error().message;
+  EXPECT_EQ(test::readAll(victim), "unchanged");
+  EXPECT_FALSE(std::filesystem::is_symlink((*paths)[0]));
+  EXPECT_EQ(test::readAll((*paths)[0]), bytes);
+  EXPECT_EQ(std::filesystem::status((*paths)[0]).permissions(), std::filesystem::perms(0444));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("staging/" + d.text() + ".part")));
+  staging.release({d});
+}
+
+TEST(Staging, ScratchDirectoriesAreNewAndPrivate) {
+  test::ScratchDir dir;
+  auto a = makeScratchDir(dir.file("w-"));
+  auto b = makeScratchDir(dir.file("w-"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);
+  EXPECT_EQ(std::filesystem::status(*a).permissions(), std::filesystem::perms::owner_all);
+  auto bad = makeScratchDir(dir.file("missing/w-"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("missing/w-"), std::string::npos) << bad.error().message;
+}
+
 } // namespace
 } // namespace thinfarm

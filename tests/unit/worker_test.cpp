@@ -5,6 +5,9 @@
 // cut an index shard for; the native object must be the one lld's own
 // backend writes (its --thinlto-cache-dir entry), a second run must come from
 // the action cache, and a corrupt module must fail naming the module.
+// The worker runs its backend in the bubblewrap sandbox, as thinfarm-worker
+// does: a module whose asm reaches for a file that is not one of its job's
+// inputs fails, and no byte of that file comes back or is stored.
 #include "farm_fixture.h"
 #include "lto/backend_server.h"
 #include "lto/run_farm.h"
@@ -32,6 +35,9 @@ protected:
     w.name = "w1";
     w.backendProgram = THINFARM_BACKEND_PROGRAM;
     w.scratch = dir_.file("staging");
+    auto sandbox = Sandbox::probe(THINFARM_BACKEND_PROGRAM);
+    ASSERT_TRUE(sandbox.ok()) << sandbox.error().message;
+    w.sandbox = std::move(*sandbox);
     auto complete = completeOptions(std::move(w));
     ASSERT_TRUE(complete.ok()) << complete.error().message;
     toolchain_ = complete->toolchain;
@@ -58,21 +64,23 @@ protected:
   void TearDown() override { worker_.reset(); }
 
   // One job for m.o (the task number 3), as thinfarm-ld would submit it.
-  FarmSubmission submission(const std::string &module) {
+  FarmSubmission submission(const std::string &module) { return submission("m.o", module, shard_); }
+  FarmSubmission submission(const std::string &id, const std::string &module,
+                            const std::string &shard) {
     FarmSubmission sub;
     sub.toolchain = toolchain_;
     sub.output = "out.o";
     sub.config.relocatable = true;
     wire::JobSpec spec;
     spec.task = 3;
-    spec.module = {"m.o", Digest::of(module)};
-    spec.shard = Digest::of(shard_);
+    spec.module = {id, Digest::of(module)};
+    spec.shard = Digest::of(shard);
     spec.cost = module.size();
-    auto key = jobKey(sub, spec, shard_);
+    auto key = jobKey(sub, spec, shard);
     EXPECT_TRUE(key.ok());
     spec.key = *key;
     sub.jobs.push_back(spec);
-    sub.blobs = {{spec.module.bitcode, module}, {spec.shard, shard_}};
+    sub.blobs = {{spec.module.bitcode, module}, {spec.shard, shard}};
     return sub;
   }
 
@@ -137,6 +145,79 @@ TEST_F(WorkerTest, OptionsThatReachFilesAreRefused) {
         << outcome.error().message;
     EXPECT_EQ(outcome.error().message.find("root:"), std::string::npos) << "a file's text came back";
   }
+}
+
+// Every file under dir, bytes concatenated (a store's RocksDB files).
+std::string allBytesUnder(const std::string &dir) {
+  std::string all;
+  for (const auto &e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file())
+      all += test::readAll(e.path());
+  return all;
+}
+
+// A client that declares none of the files its module asm .incbin's: a host
+// file, a file in the host's /tmp, another job's staged input by its
+// absolute path and by a path relative to the backend's working directory.
+// Each job fails in the sandbox; no byte of those files is returned or
+// stored; the worker then runs an honest job as before.
+TEST_F(WorkerTest, UndeclaredIncbinFilesAreNotThere) {
+  // A staged input of an earlier job (another client's, say).
+  dir_.write("other.c", "int other(int x) { return x * 3; }\n");
+  ASSERT_EQ(test::run("cd " + dir_.path() +
+                      " && clang-19 -O2 -flto=thin -c other.c"
+                      " && ld.lld-19 -r -o other-idx.o other.o --thinlto-index-only"),
+            "");
+  const std::string other = test::readAll(dir_.file("other.o"));
+  std::vector<FarmResult> results;
+  auto outcome = run(submission("other.o", other, test::readAll(dir_.file("other.o.thinlto.bc"))),
+                     results);
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  const std::string staged = dir_.file("staging/blobs/" + Digest::of(other).text());
+  ASSERT_TRUE(std::filesystem::exists(staged)) << "the worker's staging layout changed";
+
+  const std::string marker = "thinfarm-secret-" + Digest::of(dir_.path()).text();
+  const std::string secret = dir_.write("secret", marker + marker);
+  for (const std::string &path :
+       {std::string("/etc/hostname"), secret, staged,
+        "../../../blobs/" + Digest::of(other).text()}) {
+    SCOPED_TRACE(path);
+    dir_.write("evil.c", "asm(\".section .rodata.evil,\\\"a\\\"\\n"
+                         ".globl evil\\nevil:\\n.incbin \\\"" + path + "\\\"\\n\");\n"
+                         "int get(void) { return 7; }\n");
+    // (clang reads the file too: the relative path names a copy here.)
+    ASSERT_EQ(test::run("cd " + dir_.path() +
+                        " && rm -f evil.o evil.o.thinlto.bc && mkdir -p c/c/c blobs"
+                        " && cp other.o blobs/" + Digest::of(other).text() +
+                        " && cd c/c/c && clang-19 -O2 -flto=thin -c ../../../evil.c -o ../../../evil.o"
+                        " && cd ../../.. && ld.lld-19 -r -o evil-idx.o evil.o --thinlto-index-only"),
+              "");
+    std::string evil = test::readAll(dir_.file("evil.o"));
+    std::string evilShard = test::readAll(dir_.file("evil.o.thinlto.bc"));
+    ASSERT_FALSE(evilShard.empty());
+    results.clear();
+    outcome = run(submission("evil.o", evil, evilShard), results);
+    if (outcome.ok()) {
+      ADD_FAILURE() << "the job ran: its object has " << results.at(0).native.size() << " bytes";
+      continue;
+    }
+    EXPECT_NE(outcome.error().message.find("evil.o"), std::string::npos)
+        << outcome.error().message;
+    EXPECT_NE(outcome.error().message.find("Could not find incbin file"), std::string::npos)
+        << outcome.error().message;
+    EXPECT_EQ(outcome.error().message.find(marker), std::string::npos);
+    EXPECT_TRUE(results.empty());
+  }
+  for (const std::string &store : {dir_.file("worker-store"), dir_.file("coordinator-store")})
+    EXPECT_EQ(allBytesUnder(store).find(marker), std::string::npos) << "a secret is in " << store;
+
+  // The worker serves on, with the same bytes as lld's own backend.
+  results.clear();
+  outcome = run(submission(module_), results);
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].cached);
+  EXPECT_TRUE(results[0].native == lldNative_);
 }
 
 } // namespace

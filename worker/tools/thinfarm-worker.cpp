@@ -1,6 +1,11 @@
 // thinfarm-worker --coordinator tcp://HOST:PORT --key FILE --coordinator-key KEY --slots N --store DIR
+//
+// Backends run sandboxed (worker/sandbox.h): a worker compiles other people's
+// bitcode, so it refuses to start when bubblewrap is missing or cannot create
+// namespaces, unless told --no-sandbox.
 #include "base/flags.h"
 #include "base/process.h"
+#include "worker/staging.h"
 #include "worker/worker.h"
 
 #include <cstdio>
@@ -23,7 +28,13 @@ int main(int argc, char **argv) {
   flags.value("slots", "1", "backend jobs to run at once");
   flags.value("name", "", "this worker's name in logs (default: HOSTNAME-PID)");
   flags.value("backend", programDir() + "/thinfarm-backend", "the thinfarm-backend program");
-  flags.value("scratch", "", "directory for input files (default: /dev/shm/thinfarm-worker-PID)");
+  flags.value("scratch", "", "directory for input files (default: a new /dev/shm/thinfarm-worker-XXXXXX, removed on exit)");
+  flags.value("bwrap", "/usr/bin/bwrap", "the bubblewrap program that sandboxes backends");
+  flags.toggle("no-sandbox",
+               "run backends unconfined (with a warning). By default each backend runs in a"
+               " bubblewrap sandbox (/usr/bin/bwrap, Debian package bubblewrap): no network, no"
+               " /etc, /home or /tmp, only the read-only toolchain and its own job's files; the"
+               " worker refuses to start if bwrap is missing or cannot create namespaces");
   flags.value("job-memory-mb", "0", "address-space limit of each backend child, 0 = none");
   flags.value("max-size", "10G", "the store's size budget (K, M, G, T suffixes; 0: unlimited)");
   flags.value("test-corrupt-every", "0",
@@ -58,9 +69,16 @@ int main(int argc, char **argv) {
   o.memoryLimit = *memory << 20;
   o.corruptEvery = static_cast<unsigned>(*corrupt);
   o.scratch = flags.get("scratch");
-  bool ownScratch = o.scratch.empty();
-  if (ownScratch)
-    o.scratch = "/dev/shm/thinfarm-worker-" + std::to_string(::getpid());
+  if (flags.has("no-sandbox")) {
+    std::fprintf(stderr, "thinfarm-worker: warning: --no-sandbox: backends can read and write"
+                         " whatever this user can\n");
+  } else {
+    auto sandbox = Sandbox::probe(o.backendProgram, flags.get("bwrap"));
+    if (!sandbox.ok())
+      return die(failed("cannot sandbox backends: " + sandbox.error().message +
+                        "; run with --no-sandbox to run them unconfined"));
+    o.sandbox = std::move(*sandbox);
+  }
   auto opts = completeOptions(std::move(o));
   if (!opts.ok())
     return die(opts.error());
@@ -72,6 +90,13 @@ int main(int argc, char **argv) {
   auto store = Store::open(flags.get("store"), so);
   if (!store.ok())
     return die(store.error());
+  bool ownScratch = opts->scratch.empty();
+  if (ownScratch) {
+    auto dir = makeScratchDir("/dev/shm/thinfarm-worker-");
+    if (!dir.ok())
+      return die(dir.error());
+    opts->scratch = *dir;
+  }
 
   int status = 0;
   {
@@ -80,9 +105,9 @@ int main(int argc, char **argv) {
     if (Status st = worker.start(std::chrono::seconds(10)); !st.ok()) {
       status = die(st.error());
     } else {
-      std::fprintf(stderr, "thinfarm-worker: %s: %u slots registered with %s (%s)\n",
+      std::fprintf(stderr, "thinfarm-worker: %s: %u slots registered with %s (%s)%s\n",
                    opts->name.c_str(), opts->slots, opts->coordinator.c_str(),
-                   opts->toolchain.c_str());
+                   opts->toolchain.c_str(), opts->sandbox ? ", sandboxed" : "");
       while (stop.wait() == SIGHUP) {
       }
     }
