@@ -39,6 +39,11 @@ struct CoordinatorOptions {
   // (its program allows that on loopback, ipc:// and inproc:// only).
   std::optional<wire::KeyPair> keys;
   std::string allowList;
+  // Bounds per peer (the program's flags): connections, messages, handshakes
+  // and heartbeats (wire/transport.h); blob sizes and uploads in flight
+  // (coordinator/blob_service.h).
+  wire::TransportLimits transport;
+  BlobLimits blobs;
 };
 
 class Coordinator {
@@ -53,6 +58,8 @@ public:
 
   // For a worker pool in the same process (see the top of this file).
   Store &store() { return store_; }
+  // Large uploads not finished yet (tests).
+  size_t uploadsInFlight() const { return blobs_.uploadsInFlight(); }
   // Re-read the allow-list (SIGHUP), from any thread: the loop does it,
   // and ends the sessions and drops the workers whose keys it no longer lists.
   void reloadAccess() { reload_ = true; }
