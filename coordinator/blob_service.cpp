@@ -44,12 +44,17 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
       return fail("blob " + c.digest.text() + ": upload starts at offset " +
                   std::to_string(c.offset));
     PeerLoad &load = load_[peer];
+    auto refuse = [&](const std::string &why, ErrorKind kind) {
+      if (load.uploads == 0)
+        load_.erase(peer); // no entry for a peer with nothing in flight
+      fail(why, kind);
+    };
     if (load.uploads + 1 > limits_.uploadsPerPeer)
-      return fail("too many uploads in flight from this peer: the cap is --peer-uploads " +
+      return refuse("too many uploads in flight from this peer: the cap is --peer-uploads " +
                       std::to_string(limits_.uploadsPerPeer),
                   ErrorKind::Overloaded);
     if (load.bytes + c.digest.size > limits_.uploadBytesPerPeer)
-      return fail("blob " + c.digest.text() + ": this peer's uploads in flight would hold " +
+      return refuse("blob " + c.digest.text() + ": this peer's uploads in flight would hold " +
                       std::to_string(load.bytes + c.digest.size) +
                       " bytes; the cap is --peer-upload-bytes " +
                       std::to_string(limits_.uploadBytesPerPeer),
@@ -57,11 +62,11 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
     Upload u;
     auto present = store_.findMissing(std::span<const Digest>(&c.digest, 1));
     if (!present.ok())
-      return fail(present.error().message);
+      return refuse(present.error().message, ErrorKind::Failed);
     if (!present->empty()) {
       auto w = store_.write(c.digest); // reserves its size against the store's budget
       if (!w.ok())
-        return fail(w.error().message, w.error().kind);
+        return refuse(w.error().message, w.error().kind);
       u.writer.emplace(std::move(*w));
     }
     load.uploads++;

@@ -215,6 +215,23 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
       m.body);
 }
 
+// One message; an exception while handling it (memory for what a peer
+// declared, a library's throw) fails that message for its sender, logged,
+// and the loop serves on.
+void Coordinator::guardedHandle(wire::Received &&r, Clock::time_point now) {
+  wire::PeerId peer = r.peer;
+  uint64_t id = r.message.ok() ? r.message->requestId : 0;
+  try {
+    handle(std::move(r), now);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "thinfarm-coordinator: error: a message could not be handled: %s\n",
+                 e.what());
+    out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
+                                           std::string("the coordinator could not handle this: ") +
+                                               e.what())});
+  }
+}
+
 Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void()> &ready) {
   bool announced = false;
   auto announce = [&] {
@@ -232,13 +249,13 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
     auto r = sock_.receive(100ms);
     auto now = Clock::now();
     if (r) {
-      handle(std::move(*r), now);
+      guardedHandle(std::move(*r), now);
       // Drain what is queued before acting on timers.
       for (int i = 0; i < 256; ++i) {
         auto more = sock_.receive(std::chrono::milliseconds(0));
         if (!more)
           break;
-        handle(std::move(*more), now);
+        guardedHandle(std::move(*more), now);
       }
       flush();
       announce();

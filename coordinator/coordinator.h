@@ -68,6 +68,7 @@ private:
   Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
               std::unique_ptr<wire::Authenticator> auth);
   void handle(wire::Received &&r, Clock::time_point now);
+  void guardedHandle(wire::Received &&r, Clock::time_point now);
   bool admit(const wire::Received &r, std::string &name);
   void applyReload();
   void flush();
