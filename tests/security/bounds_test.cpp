@@ -11,6 +11,7 @@
 #include "../unit/farm_fixture.h"
 #include "base/subprocess.h"
 #include "wire/blob_transfer.h"
+#include "wire/keys.h"
 
 #include <gtest/gtest.h>
 
@@ -442,6 +443,57 @@ TEST(Bounds, IdleConnectionsAreBoundedAndCostNoCpu) {
   EXPECT_TRUE(contains(d.log(), "(--max-connections)")) << d.log();
   EXPECT_EQ(honestRoundTrip(ctx, d.endpoint(), 3 << 20, 11), "");
   EXPECT_TRUE(d.alive());
+}
+
+// With CURVE: one member's key may hold --max-connections-per-key
+// connections; one more is refused at its handshake (the client reads it as
+// Overloaded), another member is not affected, and a closed connection makes
+// room again.
+TEST(Bounds, ConnectionsPerKeyAreCapped) {
+  test::ScratchDir dir;
+  wire::Context ctx;
+  auto server = *wire::generateKeyPair(), client = *wire::generateKeyPair(),
+       other = *wire::generateKeyPair();
+  dir.write("allowed", "client " + client.publicKey + " greedy\nclient " + other.publicKey +
+                           " honest\n");
+  test::InProcessCoordinator coordinator(ctx, dir, "k", [&](CoordinatorOptions &o) {
+    o.keys = server;
+    o.allowList = dir.file("allowed");
+    o.transport.maxConnectionsPerKey = 3;
+  });
+  ASSERT_TRUE(coordinator.running());
+  auto connect = [&](const wire::KeyPair &k) {
+    auto s = wire::Socket::connect(ctx, coordinator.endpoint(),
+                                   wire::ClientCurve{k, server.publicKey});
+    EXPECT_TRUE(s.ok());
+    return std::move(*s);
+  };
+  // The answer to one findMissing: "" when answered, else the error.
+  auto ask = [](wire::Socket &s) -> std::string {
+    Digest d = Digest::of("x");
+    auto m = wire::findMissing(s, std::span<const Digest>(&d, 1));
+    return m.ok() ? "" : m.error().message + (m.error().kind == ErrorKind::Overloaded ? " (overloaded)" : "");
+  };
+  std::vector<wire::Socket> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(connect(client));
+    EXPECT_EQ(ask(held.back()), "") << i;
+  }
+  {
+    wire::Socket fourth = connect(client);
+    std::string refused = ask(fourth);
+    EXPECT_TRUE(contains(refused, "refused the connection")) << refused;
+    EXPECT_TRUE(contains(refused, "(overloaded)")) << refused;
+  }
+  wire::Socket honest = connect(other);
+  EXPECT_EQ(ask(honest), "");
+  held.erase(held.begin()); // one closes: the fourth gets in on its reconnect
+  std::string later = "not tried";
+  for (int i = 0; i < 30 && !later.empty(); ++i) {
+    wire::Socket again = connect(client);
+    later = ask(again);
+  }
+  EXPECT_EQ(later, "");
 }
 
 } // namespace
