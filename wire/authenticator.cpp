@@ -126,11 +126,13 @@ void Authenticator::serve() {
     if (m && over.empty()) {
       sendAll(rep_, {"1.0", req[1], "200", "OK", key, ""});
     } else if (m) {
-      // A member over a cap: a temporary refusal (300), logged once per 1000.
+      // A member over a cap, logged once per 1000. Status 500: libzmq sends
+      // it to the client as an ERROR (a 300 would close the connection
+      // without a word), whose monitor tells it from 400, not listed.
       if (refused_++ % 1000 == 0)
         std::fprintf(stderr, "thinfarm-coordinator: refused a connection from %s (%s): %s\n",
                      m->name.c_str(), req.size() > 3 ? req[3].c_str() : "?", over.c_str());
-      sendAll(rep_, {"1.0", req[1], "300", over, "", ""});
+      sendAll(rep_, {"1.0", req[1], "500", over, "", ""});
     } else {
       ++refused_;
       std::fprintf(stderr, "thinfarm-coordinator: refused a connection from %s: %s\n",

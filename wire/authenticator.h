@@ -9,7 +9,7 @@
 // message without a reconnect. reload() is what SIGHUP calls: a list that
 // does not parse is reported and the old one stays. With the listening
 // socket's ConnectionLimiter (setLimiter), a listed key is still refused
-// (status 300, which the client reads as Overloaded) while the coordinator
+// (status 500, which the client reads as Overloaded) while the coordinator
 // has its cap of connections open, or that key has its own.
 #pragma once
 

@@ -120,21 +120,21 @@ bool ConnectionLimiter::opened(int fd) {
   return open_.size() <= maxTotal_;
 }
 
-void ConnectionLimiter::handshook(int fd) {
-  std::lock_guard lock(mutex_);
-  if (admitted_.empty() || keyOf_.count(fd))
-    return;
-  keyOf_[fd] = std::move(admitted_.front()); // perKey_ counted it at admission
-  admitted_.pop_front();
-}
-
 void ConnectionLimiter::closed(int fd) {
   std::lock_guard lock(mutex_);
   open_.erase(fd);
-  if (auto it = keyOf_.find(fd); it != keyOf_.end()) {
-    if (auto k = perKey_.find(it->second); k != perKey_.end() && --k->second == 0)
+  auto release = [&](const std::string &key) {
+    if (auto k = perKey_.find(key); k != perKey_.end() && --k->second == 0)
       perKey_.erase(k);
+  };
+  if (auto it = keyOf_.find(fd); it != keyOf_.end()) {
+    release(it->second);
     keyOf_.erase(it);
+  } else if (!admitted_.empty()) {
+    // A connection that never sent a message: most likely the oldest one
+    // admitted and silent since (the events do not say which key it had).
+    release(admitted_.front());
+    admitted_.pop_front();
   }
 }
 
@@ -147,6 +147,10 @@ bool ConnectionLimiter::attribute(int fd, const std::string &key) {
     if (auto k = perKey_.find(it->second); k != perKey_.end() && k->second > 0)
       --k->second;
     it->second = key;
+  } else if (auto a = std::find(admitted_.begin(), admitted_.end(), key); a != admitted_.end()) {
+    // The first message of a connection admitted (and counted) at its handshake.
+    admitted_.erase(a);
+    return perKey_[key] <= maxPerKey_;
   }
   return ++perKey_[key] <= maxPerKey_;
 }
@@ -183,12 +187,15 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
     return zmqError("cannot create a socket");
   configure(s, limits);
   setInt(s, ZMQ_ROUTER_MANDATORY, 1);
+  // A long accept queue (the kernel caps it at net.core.somaxconn): under a
+  // flood of connections, an honest one waits in it instead of having its
+  // SYN dropped and retried seconds later; over the cap, connections are
+  // accepted and shut at once, which is what keeps the queue moving.
+  setInt(s, ZMQ_BACKLOG, 4096);
   Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
   sock.limiter_ = std::make_shared<ConnectionLimiter>(limits.maxConnections,
                                                       limits.maxConnectionsPerKey);
-  TF_TRY(sock.monitor_, watch(ctx, s,
-                              ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
-                                  ZMQ_EVENT_HANDSHAKE_SUCCEEDED));
+  TF_TRY(sock.monitor_, watch(ctx, s, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED));
   if (keys) {
     setInt(s, ZMQ_CURVE_SERVER, 1);
     if (zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys->secretKey.c_str(), keys->secretKey.size()) != 0)
@@ -279,7 +286,7 @@ std::optional<Error> Socket::handshakeFailure() {
   for (;;) {
     if (!nextEvent(monitor_, id, value))
       return failure;
-    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 300)
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 500) // Authenticator: over a cap
       failure = Error{ErrorKind::Overloaded, "the coordinator at " + endpoint_ +
                                                  " refused the connection: it has as many as "
                                                  "its cap allows (see its log)"};
@@ -306,8 +313,6 @@ void Socket::connectionEvents() {
       if (!limiter_->opened(fd))
         shut(fd, "over the cap of " + std::to_string(limiter_->maxTotal_) +
                      " connections (--max-connections)");
-    } else if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-      limiter_->handshook(fd);
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
       limiter_->closed(fd);
       if (auto it = peersOn_.find(fd); it != peersOn_.end()) {

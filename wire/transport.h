@@ -90,11 +90,11 @@ private:
   std::unordered_set<int> open_;
   std::unordered_map<int, std::string> keyOf_;     // fd -> key
   std::unordered_map<std::string, size_t> perKey_; // connections per key, with admitted_
-  // Keys the ZAP handler admitted whose handshake has not completed yet;
-  // libzmq completes them in the order they were asked about, so each
-  // HANDSHAKE_SUCCEEDED event (which names the fd) takes the oldest.
+  // Keys the ZAP handler admitted (and counted) whose connection has sent
+  // nothing yet, oldest first: a message moves its key to keyOf_, a
+  // connection closed silent releases the oldest (the monitor's events name
+  // the fd only, the ZAP request the key only).
   std::deque<std::string> admitted_;
-  void handshook(int fd);
 };
 
 struct Received {
