@@ -21,6 +21,9 @@ enum class ErrorKind {
   Disconnected,  // the other side went away: reconnect and redo
   Unimplemented, // a case thinfarm does not handle: fall back to stock lld
   Denied,        // the farm refused this peer (its key, or its role): do not retry
+  Exceeded,      // over one of the farm's fixed limits (a blob larger than its maximum,
+                 // a message with too many parts): asking again gives the same answer,
+                 // so the client runs that work on this machine; never fails a link
 };
 
 struct Error {

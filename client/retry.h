@@ -12,7 +12,7 @@ enum class Next {
   GiveUp,           // Failed: the answer would be the same; report it
   BackOff,          // Overloaded: wait delay(attempt), then try again
   Reconnect,        // Disconnected: reconnect and redo what is unfinished, once
-  RunLocally,       // Unimplemented, Denied, or Disconnected again: finish on this machine
+  RunLocally,       // Unimplemented, Denied, Exceeded, or Disconnected again: finish on this machine
 };
 
 inline Next nextStep(ErrorKind kind, int attempt) {
@@ -21,7 +21,10 @@ inline Next nextStep(ErrorKind kind, int attempt) {
   case ErrorKind::Overloaded: return attempt < 5 ? Next::BackOff : Next::RunLocally;
   case ErrorKind::Disconnected: return attempt < 1 ? Next::Reconnect : Next::RunLocally;
   case ErrorKind::Unimplemented:
-  case ErrorKind::Denied: return Next::RunLocally;
+  case ErrorKind::Denied:
+  // A permanent cap of the farm (its maximum blob size): the same request is
+  // refused again, but the work itself is fine, so it runs here.
+  case ErrorKind::Exceeded: return Next::RunLocally;
   }
   return Next::GiveUp;
 }

@@ -14,8 +14,8 @@ void BlobService::onFindMissing(const wire::PeerId &peer, uint64_t requestId,
 
 void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire::PutChunk &&c,
                              Outbox &out) {
-  auto fail = [&](const std::string &why) {
-    out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed, why)});
+  auto fail = [&](const std::string &why, ErrorKind kind = ErrorKind::Failed) {
+    out.push_back({peer, wire::errorReply(requestId, kind, why)});
   };
   auto ack = [&] {
     wire::PutAck a;
@@ -23,6 +23,12 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
     a.offset = c.offset;
     out.push_back({peer, wire::Message{requestId, a}});
   };
+  // Every size a peer declares is bounded before it is acted on.
+  if (c.digest.size > limits_.maxBlob)
+    return fail("blob " + c.digest.text() + " (" + std::to_string(c.digest.size) +
+                    " bytes) is larger than this coordinator's maximum blob size, --max-blob " +
+                    std::to_string(limits_.maxBlob) + " bytes",
+                ErrorKind::Exceeded);
   if (c.digest.size <= wire::kChunk) {
     if (c.offset != 0 || c.bytes.size() != c.digest.size)
       return fail("blob " + c.digest.text() + ": a small blob comes in one chunk");
@@ -37,16 +43,34 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
     if (c.offset != 0)
       return fail("blob " + c.digest.text() + ": upload starts at offset " +
                   std::to_string(c.offset));
+    PeerLoad &load = load_[peer];
+    auto refuse = [&](const std::string &why, ErrorKind kind) {
+      if (load.uploads == 0)
+        load_.erase(peer); // no entry for a peer with nothing in flight
+      fail(why, kind);
+    };
+    if (load.uploads + 1 > limits_.uploadsPerPeer)
+      return refuse("too many uploads in flight from this peer: the cap is --peer-uploads " +
+                      std::to_string(limits_.uploadsPerPeer),
+                  ErrorKind::Overloaded);
+    if (load.bytes + c.digest.size > limits_.uploadBytesPerPeer)
+      return refuse("blob " + c.digest.text() + ": this peer's uploads in flight would hold " +
+                      std::to_string(load.bytes + c.digest.size) +
+                      " bytes; the cap is --peer-upload-bytes " +
+                      std::to_string(limits_.uploadBytesPerPeer),
+                  ErrorKind::Overloaded);
     Upload u;
     auto present = store_.findMissing(std::span<const Digest>(&c.digest, 1));
     if (!present.ok())
-      return fail(present.error().message);
+      return refuse(present.error().message, ErrorKind::Failed);
     if (!present->empty()) {
-      auto w = store_.write(c.digest);
+      auto w = store_.write(c.digest); // reserves its size against the store's budget
       if (!w.ok())
-        return fail(w.error().message);
+        return refuse(w.error().message, w.error().kind);
       u.writer.emplace(std::move(*w));
     }
+    load.uploads++;
+    load.bytes += c.digest.size;
     it = uploads_.emplace(key, std::move(u)).first;
   }
   Upload &u = it->second;
@@ -54,19 +78,24 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
   if (c.offset != u.next) {
     std::string why = "blob " + c.digest.text() + ": chunk at " + std::to_string(c.offset) +
                       " out of order (expected " + std::to_string(u.next) + ")";
-    uploads_.erase(it);
+    erase(it);
+    return fail(why);
+  }
+  if (c.bytes.size() > c.digest.size - u.next) {
+    std::string why = "blob " + c.digest.text() + ": more bytes than its size";
+    erase(it);
     return fail(why);
   }
   u.next += c.bytes.size();
   if (u.writer) {
     if (Status st = u.writer->append(c.bytes); !st.ok()) {
-      uploads_.erase(it);
+      erase(it);
       return fail(st.error().message);
     }
   }
   if (u.next == c.digest.size) {
     Status st = u.writer ? u.writer->finish() : ok();
-    uploads_.erase(it);
+    erase(it);
     if (!st.ok())
       return fail(st.error().message);
   }
@@ -100,10 +129,33 @@ void BlobService::onGetChunk(const wire::PeerId &peer, uint64_t requestId,
   out.push_back({peer, wire::Message{requestId, std::move(c)}});
 }
 
+void BlobService::erase(std::map<Key, Upload>::iterator it) {
+  auto load = load_.find(it->first.first);
+  if (load != load_.end()) {
+    load->second.uploads -= std::min<size_t>(load->second.uploads, 1);
+    load->second.bytes -= std::min(load->second.bytes, it->first.second.size);
+    if (load->second.uploads == 0)
+      load_.erase(load);
+  }
+  uploads_.erase(it); // the writer goes, and its reservation with it
+}
+
 void BlobService::forgetIdle(Clock::time_point now) {
-  std::erase_if(uploads_, [&](const auto &kv) {
-    return now - kv.second.lastSeen > std::chrono::seconds(60);
-  });
+  for (auto it = uploads_.begin(); it != uploads_.end();) {
+    auto next = std::next(it);
+    if (now - it->second.lastSeen > limits_.uploadIdle)
+      erase(it);
+    it = next;
+  }
+}
+
+void BlobService::forgetPeer(const wire::PeerId &peer) {
+  auto it = uploads_.lower_bound(Key(peer, Digest()));
+  while (it != uploads_.end() && it->first.first == peer) {
+    auto next = std::next(it);
+    erase(it);
+    it = next;
+  }
 }
 
 } // namespace thinfarm

@@ -19,7 +19,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
       return failed("a coordinator with keys needs its allow-list (--allow)");
     TF_TRY(auth, wire::Authenticator::start(ctx, o.allowList)); // before the socket listens
   }
-  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, o.listen, o.keys));
+  TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, o.listen, o.keys, o.transport));
+  if (auth)
+    auth->setLimiter(sock.limiter());
   return std::unique_ptr<Coordinator>(
       new Coordinator(ctx, std::move(o), std::move(store), std::move(sock), std::move(auth)));
 }
@@ -27,7 +29,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
 Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
                          std::unique_ptr<wire::Authenticator> auth)
     : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), auth_(std::move(auth)),
-      sock_(std::move(sock)), scheduler_(options_.scheduling), blobs_(store_), cache_(store_),
+      sock_(std::move(sock)), scheduler_(options_.scheduling), blobs_(store_, options_.blobs),
+      cache_(store_),
       lastClient_(Clock::now()) {}
 
 Coordinator::~Coordinator() = default;
@@ -173,9 +176,9 @@ void Coordinator::act(Scheduler::Events &&e) {
 
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
   if (!r.message.ok()) {
-    // A malformed frame: say so to the sender and go on serving.
+    // A malformed or oversized message: say so to the sender and go on serving.
     std::fprintf(stderr, "thinfarm-coordinator: warning: %s\n", r.message.error().message.c_str());
-    out_.push_back({r.peer, wire::errorReply(0, ErrorKind::Failed, r.message.error().message)});
+    out_.push_back({r.peer, wire::errorReply(0, r.message.error().kind, r.message.error().message)});
     return;
   }
   std::string name; // the sender's name on the allow-list
@@ -232,6 +235,23 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
       m.body);
 }
 
+// One message; an exception while handling it (memory for what a peer
+// declared, a library's throw) fails that message for its sender, logged,
+// and the loop serves on.
+void Coordinator::guardedHandle(wire::Received &&r, Clock::time_point now) {
+  wire::PeerId peer = r.peer;
+  uint64_t id = r.message.ok() ? r.message->requestId : 0;
+  try {
+    handle(std::move(r), now);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "thinfarm-coordinator: error: a message could not be handled: %s\n",
+                 e.what());
+    out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
+                                           std::string("the coordinator could not handle this: ") +
+                                               e.what())});
+  }
+}
+
 Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void()> &ready) {
   bool announced = false;
   auto announce = [&] {
@@ -249,13 +269,13 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
     auto r = sock_.receive(100ms);
     auto now = Clock::now();
     if (r) {
-      handle(std::move(*r), now);
+      guardedHandle(std::move(*r), now);
       // Drain what is queued before acting on timers.
       for (int i = 0; i < 256; ++i) {
         auto more = sock_.receive(std::chrono::milliseconds(0));
         if (!more)
           break;
-        handle(std::move(*more), now);
+        guardedHandle(std::move(*more), now);
       }
       flush();
       announce();
@@ -269,6 +289,8 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
         std::erase_if(peerKeys_, [&](const auto &e) { return !live.count(e.first); });
       }
       blobs_.forgetIdle(now);
+      for (const wire::PeerId &gone : sock_.takeGone()) // their uploads end with them
+        blobs_.forgetPeer(gone);
       (void)store_.flushStats();
       flush();
       if (options_.idleExit.count() > 0 && scheduler_.idle() && now - lastClient_ > options_.idleExit)

@@ -40,6 +40,11 @@ struct CoordinatorOptions {
   std::optional<wire::KeyPair> keys;
   std::string allowList;
   SchedulerOptions scheduling; // caps, deadlines, verification (scheduler.h, verification.h)
+  // Bounds per peer (the program's flags): connections, messages, handshakes
+  // and heartbeats (wire/transport.h); blob sizes and uploads in flight
+  // (coordinator/blob_service.h).
+  wire::TransportLimits transport;
+  BlobLimits blobs;
 };
 
 class Coordinator {
@@ -54,6 +59,8 @@ public:
 
   // For a worker pool in the same process (see the top of this file).
   Store &store() { return store_; }
+  // Large uploads not finished yet (tests).
+  size_t uploadsInFlight() const { return blobs_.uploadsInFlight(); }
   // Re-read the allow-list (SIGHUP), from any thread: the loop does it,
   // and ends the sessions and drops the workers whose keys it no longer lists.
   void reloadAccess() { reload_ = true; }
@@ -62,6 +69,7 @@ private:
   Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
               std::unique_ptr<wire::Authenticator> auth);
   void handle(wire::Received &&r, Clock::time_point now);
+  void guardedHandle(wire::Received &&r, Clock::time_point now);
   bool admit(const wire::Received &r, std::string &name);
   void applyReload();
   void act(Scheduler::Events &&e);

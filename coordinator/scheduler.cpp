@@ -77,7 +77,10 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
       queued += other.total - other.done;
     }
   auto refuse = [&](const std::string &why) {
-    out.push_back({peer, wire::errorReply(requestId, ErrorKind::Overloaded, why)});
+    // More jobs than one client may ever queue cannot wait its turn: the client runs them.
+    ErrorKind kind = s.jobs.size() > options_.maxQueuedJobs ? ErrorKind::Exceeded
+                                                            : ErrorKind::Overloaded;
+    out.push_back({peer, wire::errorReply(requestId, kind, why)});
   };
   if (open >= options_.maxSessions)
     return refuse("client " + who + " has " + std::to_string(open) +

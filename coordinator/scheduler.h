@@ -35,7 +35,8 @@
 //  * Caps. A client (its allow-list name; without keys, its connection) has
 //    at most maxSessions sessions open and maxQueuedJobs jobs submitted and
 //    unanswered; over either the session is refused (overloaded: the client
-//    backs off, then links locally).
+//    backs off, then links locally; a session larger than the cap on its
+//    own: exceeded, the client links locally at once).
 //  * Verification (verification.h). A result may be held until a worker of
 //    another name returns the same object, or checked after delivery; the
 //    job then runs again, never on a worker that already answered it. A

@@ -157,6 +157,30 @@ struct Store::Impl {
   Counters counters;
   mutable std::mutex mu; // the totals below, and check-then-write sequences
   uint64_t entries = 0, total = 0;
+  uint64_t reserved = 0; // declared sizes of the blobs being written (Writer)
+
+  // Holds `bytes` of the budget for a blob about to be written, evicting
+  // what it takes to make room: a writer can never take the store past its
+  // budget, however many bytes it receives before it is abandoned.
+  Status reserve(const Digest &d, uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mu);
+    uint64_t budget = options.budgetBytes;
+    if (budget != 0 && bytes > budget)
+      return Error{ErrorKind::Exceeded, "blob " + d.text() + " (" + std::to_string(bytes) +
+                                            " bytes) is larger than the store's budget of " +
+                                            std::to_string(budget) + " bytes"};
+    if (budget != 0 && reserved + bytes > budget)
+      return Error{ErrorKind::Overloaded,
+                   "the store's budget of " + std::to_string(budget) + " bytes is held by " +
+                       std::to_string(reserved) + " bytes of uploads in flight; try again later"};
+    reserved += bytes;
+    evictLocked();
+    return ok();
+  }
+  void release(uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mu);
+    reserved -= std::min(reserved, bytes);
+  }
 
   Status writeBatch(rocksdb::WriteBatch &batch, const std::string &what) {
     rocksdb::Status s = db->Write(rocksdb::WriteOptions(), &batch);
@@ -257,7 +281,8 @@ struct Store::Impl {
   // Evicts least recently used entries until the total is at most 90% of
   // the budget. Called with mu held.
   void evictLocked() {
-    if (options.budgetBytes == 0 || total <= options.budgetBytes)
+    // Reserved bytes count as used: they are on their way in.
+    if (options.budgetBytes == 0 || total + reserved <= options.budgetBytes)
       return;
     struct Entry {
       int64_t lastUsed;
@@ -278,7 +303,7 @@ struct Store::Impl {
               [](const Entry &a, const Entry &b) { return a.lastUsed < b.lastUsed; });
     uint64_t target = options.budgetBytes / 10 * 9;
     for (const Entry &e : all) {
-      if (total <= target)
+      if (total + reserved <= target)
         break;
       char tag = e.key[0];
       if ((tag == 'b' || tag == 'm') && e.key.size() == 1 + kDigestBytes) {
@@ -329,6 +354,13 @@ struct Store::Writer::State {
   uint64_t received = 0;
   uint32_t nextChunk = 0;
   bool done = false;
+  bool reserved = false; // the digest's size is held against the budget
+
+  void release() {
+    if (reserved)
+      impl->release(digest.size);
+    reserved = false;
+  }
 
   Status flushChunk(std::string_view bytes) {
     rocksdb::WriteBatch batch;
@@ -411,6 +443,7 @@ StoreStats Store::stats() const {
   out.entries = impl_->entries;
   out.bytes = impl_->total;
   out.budget = impl_->options.budgetBytes;
+  out.reserved = impl_->reserved;
   return out;
 }
 
@@ -562,6 +595,8 @@ Result<Store::Writer> Store::write(const Digest &digest) {
   auto st = std::make_unique<Writer::State>();
   st->impl = impl_.get();
   st->digest = digest;
+  TF_CHECK(impl_->reserve(digest, digest.size));
+  st->reserved = true;
   return Writer(std::move(st));
 }
 
@@ -641,13 +676,16 @@ Store::Writer::Writer(std::unique_ptr<State> s) : s_(std::move(s)) {}
 Store::Writer::Writer(Writer &&) noexcept = default;
 
 Store::Writer::~Writer() {
+  if (!s_)
+    return;
   // Unfinished: its chunks are garbage, unless another writer completed the
   // same blob meanwhile (the chunks are then that blob's, byte for byte).
-  if (s_ && !s_->done && large(s_->digest) && s_->nextChunk > 0) {
+  if (!s_->done && large(s_->digest) && s_->nextChunk > 0) {
     auto present = s_->impl->use(blobKey(s_->digest));
     if (present.ok() && !*present)
       s_->impl->drop(s_->digest, false);
   }
+  s_->release();
 }
 
 Status Store::Writer::append(std::string_view bytes) {
@@ -671,6 +709,7 @@ Status Store::Writer::finish() {
   if (s.done)
     return failed("blob " + s.digest.text() + ": finished twice");
   s.done = true;
+  s.release(); // from here on the blob is either dropped or counted in the total
   auto abandon = [&](const std::string &why) {
     auto present = s.impl->use(blobKey(s.digest));
     if (present.ok() && !*present)

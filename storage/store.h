@@ -64,6 +64,7 @@ struct StoreStats {
   uint64_t actionHits = 0, actionMisses = 0, memoHits = 0, memoMisses = 0;
   uint64_t bytesStored = 0, bytesServed = 0;             // blob bytes written / handed out
   uint64_t evictions = 0, evictedBytes = 0, corrupt = 0; // corrupt: entries dropped on read
+  uint64_t reserved = 0; // now: bytes held for blobs being written (not persisted)
 };
 
 enum class RecordKind : char { Action = 'a', LinkMemo = 'l' };
@@ -105,6 +106,12 @@ public:
 
   // Receives a large blob chunk by chunk; finish() checks the digest and makes
   // the blob visible. Dropped without finish(), it leaves nothing readable.
+  // write() reserves the digest's size against the budget first (evicting to
+  // make room), and append() takes no byte beyond it, so an upload that
+  // never finishes cannot take the store past its budget; the reservation
+  // ends with finish() or the writer. A blob larger than the budget is an
+  // Exceeded error, one that does not fit beside the reservations of other
+  // writers an Overloaded one.
   class Writer {
   public:
     Writer(Writer &&) noexcept;

@@ -54,7 +54,18 @@ Result<std::unique_ptr<Authenticator>> Authenticator::start(Context &ctx, std::s
 Authenticator::Authenticator(void *rep, std::string path, AllowList list)
     : rep_(rep), path_(std::move(path)),
       list_(std::make_shared<const AllowList>(std::move(list))) {
-  thread_ = std::thread([this] { serve(); });
+  thread_ = std::thread([this] {
+    // Nothing escapes the thread: a handler that stops answers no more
+    // handshakes, so every new connection times out refused (fail closed).
+    try {
+      serve();
+    } catch (const std::exception &e) {
+      std::fprintf(stderr,
+                   "thinfarm-coordinator: error: the authenticator stopped (%s); new "
+                   "connections are refused\n",
+                   e.what());
+    }
+  });
 }
 
 Authenticator::~Authenticator() {
@@ -70,6 +81,11 @@ Result<size_t> Authenticator::reload() {
   std::lock_guard lock(mutex_);
   list_ = std::make_shared<const AllowList>(std::move(list));
   return n;
+}
+
+void Authenticator::setLimiter(std::shared_ptr<ConnectionLimiter> limiter) {
+  std::lock_guard lock(mutex_);
+  limiter_ = std::move(limiter);
 }
 
 std::optional<Member> Authenticator::member(const std::string &publicKey) const {
@@ -101,8 +117,22 @@ void Authenticator::serve() {
         key = z85;
     }
     std::optional<Member> m = key.empty() ? std::nullopt : member(key);
-    if (m) {
+    std::shared_ptr<ConnectionLimiter> limiter;
+    {
+      std::lock_guard lock(mutex_);
+      limiter = limiter_;
+    }
+    std::string over = m && limiter ? limiter->admit(key) : std::string();
+    if (m && over.empty()) {
       sendAll(rep_, {"1.0", req[1], "200", "OK", key, ""});
+    } else if (m) {
+      // A member over a cap, logged once per 1000. Status 500: libzmq sends
+      // it to the client as an ERROR (a 300 would close the connection
+      // without a word), whose monitor tells it from 400, not listed.
+      if (refused_++ % 1000 == 0)
+        std::fprintf(stderr, "thinfarm-coordinator: refused a connection from %s (%s): %s\n",
+                     m->name.c_str(), req.size() > 3 ? req[3].c_str() : "?", over.c_str());
+      sendAll(rep_, {"1.0", req[1], "500", over, "", ""});
     } else {
       ++refused_;
       std::fprintf(stderr, "thinfarm-coordinator: refused a connection from %s: %s\n",

@@ -7,7 +7,10 @@
 // connection then carries (Received::user). The allow-list is looked up again
 // for every message, so a reload that drops a key refuses that peer's next
 // message without a reconnect. reload() is what SIGHUP calls: a list that
-// does not parse is reported and the old one stays.
+// does not parse is reported and the old one stays. With the listening
+// socket's ConnectionLimiter (setLimiter), a listed key is still refused
+// (status 500, which the client reads as Overloaded) while the coordinator
+// has its cap of connections open, or that key has its own.
 #pragma once
 
 #include "wire/keys.h"
@@ -35,6 +38,8 @@ public:
   std::optional<Member> member(const std::string &publicKey) const;
   // Handshakes refused so far (for the log).
   uint64_t refused() const { return refused_.load(); }
+  // The connection caps to apply to every handshake from now on.
+  void setLimiter(std::shared_ptr<ConnectionLimiter> limiter);
 
 private:
   Authenticator(void *rep, std::string path, AllowList list);
@@ -44,6 +49,7 @@ private:
   std::string path_;
   mutable std::mutex mutex_;
   std::shared_ptr<const AllowList> list_;
+  std::shared_ptr<ConnectionLimiter> limiter_; // under mutex_
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> refused_{0};
   std::thread thread_;

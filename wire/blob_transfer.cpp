@@ -114,21 +114,23 @@ Status download(Socket &s, std::span<const Digest> digests,
     size_t blob;
     uint64_t offset;
   };
-  std::deque<Piece> todo;
   std::vector<std::string> bufs(digests.size());
   std::vector<uint64_t> received(digests.size(), 0);
-  for (size_t b = 0; b < digests.size(); ++b) {
-    uint64_t off = 0;
-    do {
-      todo.push_back({b, off});
-      off += kChunk;
-    } while (off < digests[b].size);
-  }
+  // The chunks to ask for, made one at a time: a size a peer declared
+  // (a job's inputs) costs nothing before the store that serves it agrees.
+  Piece next{0, 0};
+  auto more = [&] { return next.blob < digests.size(); };
+  auto nextPiece = [&] {
+    Piece p = next;
+    next.offset += kChunk;
+    if (next.offset >= digests[next.blob].size)
+      next = {next.blob + 1, 0};
+    return p;
+  };
   std::unordered_map<uint64_t, Piece> inFlight;
-  while (!todo.empty() || !inFlight.empty()) {
-    while (!todo.empty() && inFlight.size() < kWindow) {
-      Piece p = todo.front();
-      todo.pop_front();
+  while (more() || !inFlight.empty()) {
+    while (more() && inFlight.size() < kWindow) {
+      Piece p = nextPiece();
       uint64_t id = s.newRequestId();
       GetChunk g;
       g.digest = digests[p.blob];

@@ -46,6 +46,7 @@ cw::ErrorKind toWire(ErrorKind k) {
   case ErrorKind::Disconnected: return cw::ErrorKind::DISCONNECTED;
   case ErrorKind::Unimplemented: return cw::ErrorKind::UNIMPLEMENTED;
   case ErrorKind::Denied: return cw::ErrorKind::DENIED;
+  case ErrorKind::Exceeded: return cw::ErrorKind::EXCEEDED;
   }
   return cw::ErrorKind::FAILED;
 }
@@ -288,6 +289,7 @@ ErrorKind fromWire(cw::ErrorKind k) {
   case cw::ErrorKind::DISCONNECTED: return ErrorKind::Disconnected;
   case cw::ErrorKind::UNIMPLEMENTED: return ErrorKind::Unimplemented;
   case cw::ErrorKind::DENIED: return ErrorKind::Denied;
+  case cw::ErrorKind::EXCEEDED: return ErrorKind::Exceeded;
   }
   throw Malformed{"an unknown error kind"};
 }

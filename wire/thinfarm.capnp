@@ -77,6 +77,9 @@ enum ErrorKind {
   unimplemented @3;  # not handled here: the client links locally
   denied @4;         # the peer's key is not admitted, or its role may not do
                      # this (wire/keys.h): no retry; a client links locally
+  exceeded @5;       # over a fixed limit of the peer (a blob larger than its
+                     # maximum, too many parts in a message): no retry; a
+                     # client runs that work locally
 }
 
 struct Error {

@@ -2,6 +2,9 @@
 
 #include <zmq.h>
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,19 +22,138 @@ Error zmqError(const std::string &what) {
 
 void setInt(void *s, int option, int value) { zmq_setsockopt(s, option, &value, sizeof value); }
 
-void configure(void *s) {
+void configure(void *s, const TransportLimits &limits) {
   setInt(s, ZMQ_SNDHWM, kHighWaterMark);
   setInt(s, ZMQ_RCVHWM, kHighWaterMark);
   setInt(s, ZMQ_SNDTIMEO, kSendTimeoutMs);
   setInt(s, ZMQ_LINGER, 1000);
-  int64_t maxSize = static_cast<int64_t>(kMaxFrame) + 4096;
+  int64_t maxSize = static_cast<int64_t>(limits.maxMessageBytes);
   zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxSize, sizeof maxSize);
+  // A connection that has not completed its handshake by then is closed; one
+  // whose peer stops answering PINGs for five intervals is dropped (and the
+  // peer is told to do the same: TTL).
+  auto ms = [](std::chrono::milliseconds d) {
+    return static_cast<int>(std::clamp<int64_t>(d.count(), 0, 6553500));
+  };
+  setInt(s, ZMQ_HANDSHAKE_IVL, ms(limits.handshake));
+  if (limits.heartbeat.count() > 0) {
+    setInt(s, ZMQ_HEARTBEAT_IVL, ms(limits.heartbeat));
+    setInt(s, ZMQ_HEARTBEAT_TIMEOUT, ms(limits.heartbeat * 5));
+    setInt(s, ZMQ_HEARTBEAT_TTL, ms(limits.heartbeat * 5));
+  }
   // Reconnect quickly: a restarted coordinator is found again within a second.
   setInt(s, ZMQ_RECONNECT_IVL, 100);
   setInt(s, ZMQ_RECONNECT_IVL_MAX, 1000);
 }
 
+// One 16-bit event id and 32-bit value (an fd for the connection events),
+// then the endpoint; false when none is queued.
+bool nextEvent(void *monitor, uint16_t &id, uint32_t &value) {
+  zmq_msg_t event;
+  zmq_msg_init(&event);
+  if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&event);
+    return false;
+  }
+  id = 0;
+  value = 0;
+  if (zmq_msg_size(&event) >= 6) {
+    std::memcpy(&id, zmq_msg_data(&event), sizeof id);
+    std::memcpy(&value, static_cast<const char *>(zmq_msg_data(&event)) + 2, sizeof value);
+  }
+  bool more = zmq_msg_more(&event);
+  zmq_msg_close(&event);
+  while (more) { // the endpoint frame
+    zmq_msg_t rest;
+    zmq_msg_init(&rest);
+    bool got = zmq_msg_recv(&rest, monitor, ZMQ_DONTWAIT) >= 0;
+    more = got && zmq_msg_more(&rest);
+    zmq_msg_close(&rest);
+  }
+  return true;
+}
+
+Result<void *> watch(Context &ctx, void *s, int events) {
+  char monitor[64];
+  std::snprintf(monitor, sizeof monitor, "inproc://thinfarm-monitor-%p", s);
+  if (zmq_socket_monitor(s, monitor, events) != 0)
+    return zmqError("cannot watch the socket");
+  void *pair = zmq_socket(ctx.raw(), ZMQ_PAIR);
+  if (!pair)
+    return zmqError("cannot watch the socket");
+  if (zmq_connect(pair, monitor) != 0) {
+    zmq_close(pair);
+    return zmqError("cannot watch the socket");
+  }
+  return pair;
+}
+
 } // namespace
+
+std::string ConnectionLimiter::admit(const std::string &key) {
+  std::lock_guard lock(mutex_);
+  if (open_.size() > maxTotal_)
+    return "the coordinator has " + std::to_string(open_.size()) +
+           " connections open; its cap is --max-connections " + std::to_string(maxTotal_);
+  size_t &n = perKey_[key];
+  if (n >= maxPerKey_)
+    return "this key has " + std::to_string(n) +
+           " connections open; the cap is --max-connections-per-key " + std::to_string(maxPerKey_);
+  ++n;
+  admitted_.push_back(key);
+  if (admitted_.size() > maxTotal_ + 1) { // handshakes that never completed
+    if (size_t &k = perKey_[admitted_.front()]; k > 0)
+      --k;
+    admitted_.pop_front();
+  }
+  return "";
+}
+
+size_t ConnectionLimiter::open() const {
+  std::lock_guard lock(mutex_);
+  return open_.size();
+}
+
+bool ConnectionLimiter::opened(int fd) {
+  std::lock_guard lock(mutex_);
+  open_.insert(fd);
+  return open_.size() <= maxTotal_;
+}
+
+void ConnectionLimiter::closed(int fd) {
+  std::lock_guard lock(mutex_);
+  open_.erase(fd);
+  auto release = [&](const std::string &key) {
+    if (auto k = perKey_.find(key); k != perKey_.end() && --k->second == 0)
+      perKey_.erase(k);
+  };
+  if (auto it = keyOf_.find(fd); it != keyOf_.end()) {
+    release(it->second);
+    keyOf_.erase(it);
+  } else if (!admitted_.empty()) {
+    // A connection that never sent a message: most likely the oldest one
+    // admitted and silent since (the events do not say which key it had).
+    release(admitted_.front());
+    admitted_.pop_front();
+  }
+}
+
+bool ConnectionLimiter::attribute(int fd, const std::string &key) {
+  std::lock_guard lock(mutex_);
+  auto [it, fresh] = keyOf_.try_emplace(fd, key);
+  if (!fresh && it->second == key)
+    return true;
+  if (!fresh) { // the handshake order guessed wrong: move the count
+    if (auto k = perKey_.find(it->second); k != perKey_.end() && k->second > 0)
+      --k->second;
+    it->second = key;
+  } else if (auto a = std::find(admitted_.begin(), admitted_.end(), key); a != admitted_.end()) {
+    // The first message of a connection admitted (and counted) at its handshake.
+    admitted_.erase(a);
+    return perKey_[key] <= maxPerKey_;
+  }
+  return ++perKey_[key] <= maxPerKey_;
+}
 
 Context::Context() : ctx_(zmq_ctx_new()) {}
 Context::~Context() { zmq_ctx_term(ctx_); }
@@ -59,13 +181,21 @@ Status checkEndpoint(const std::string &e) {
 }
 
 Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endpoints,
-                              const std::optional<KeyPair> &keys) {
+                              const std::optional<KeyPair> &keys, const TransportLimits &limits) {
   void *s = zmq_socket(ctx.raw(), ZMQ_ROUTER);
   if (!s)
     return zmqError("cannot create a socket");
-  configure(s);
+  configure(s, limits);
   setInt(s, ZMQ_ROUTER_MANDATORY, 1);
+  // A long accept queue (the kernel caps it at net.core.somaxconn): under a
+  // flood of connections, an honest one waits in it instead of having its
+  // SYN dropped and retried seconds later; over the cap, connections are
+  // accepted and shut at once, which is what keeps the queue moving.
+  setInt(s, ZMQ_BACKLOG, 4096);
   Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
+  sock.limiter_ = std::make_shared<ConnectionLimiter>(limits.maxConnections,
+                                                      limits.maxConnectionsPerKey);
+  TF_TRY(sock.monitor_, watch(ctx, s, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED));
   if (keys) {
     setInt(s, ZMQ_CURVE_SERVER, 1);
     if (zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys->secretKey.c_str(), keys->secretKey.size()) != 0)
@@ -83,12 +213,13 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
 }
 
 Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
-                               const std::optional<ClientCurve> &curve) {
+                               const std::optional<ClientCurve> &curve,
+                               const TransportLimits &limits) {
   TF_CHECK(checkEndpoint(endpoint));
   void *s = zmq_socket(ctx.raw(), ZMQ_DEALER);
   if (!s)
     return zmqError("cannot create a socket");
-  configure(s);
+  configure(s, limits);
   Socket sock(s, false, endpoint);
   if (curve) {
     const std::string *keys[] = {&curve->serverKey, &curve->own.publicKey, &curve->own.secretKey};
@@ -96,15 +227,10 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
     for (int i = 0; i < 3; ++i)
       if (zmq_setsockopt(s, options[i], keys[i]->c_str(), keys[i]->size()) != 0)
         return zmqError("cannot use the CURVE keys");
-    char monitor[64];
-    std::snprintf(monitor, sizeof monitor, "inproc://thinfarm-handshake-%p", s);
-    if (zmq_socket_monitor(s, monitor,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
-      return zmqError("cannot watch the handshake");
-    sock.monitor_ = zmq_socket(ctx.raw(), ZMQ_PAIR);
-    if (!sock.monitor_ || zmq_connect(sock.monitor_, monitor) != 0)
-      return zmqError("cannot watch the handshake");
+    TF_TRY(sock.monitor_, watch(ctx, s,
+                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL));
   }
   // Messages wait for the connection instead of being dropped.
   setInt(s, ZMQ_IMMEDIATE, 0);
@@ -114,8 +240,10 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
 }
 
 Socket::Socket(Socket &&o) noexcept
-    : sock_(o.sock_), monitor_(o.monitor_), router_(o.router_), endpoint_(std::move(o.endpoint_)),
-      nextRequestId_(o.nextRequestId_), unbatched_(std::move(o.unbatched_)) {
+    : sock_(o.sock_), monitor_(o.monitor_), limiter_(std::move(o.limiter_)),
+      peersOn_(std::move(o.peersOn_)), gone_(std::move(o.gone_)), shut_(o.shut_),
+      router_(o.router_), endpoint_(std::move(o.endpoint_)), nextRequestId_(o.nextRequestId_),
+      unbatched_(std::move(o.unbatched_)) {
   o.sock_ = nullptr;
   o.monitor_ = nullptr;
 }
@@ -129,6 +257,10 @@ Socket &Socket::operator=(Socket &&o) noexcept {
     sock_ = o.sock_;
     monitor_ = o.monitor_;
     o.monitor_ = nullptr;
+    limiter_ = std::move(o.limiter_);
+    peersOn_ = std::move(o.peersOn_);
+    gone_ = std::move(o.gone_);
+    shut_ = o.shut_;
     router_ = o.router_;
     endpoint_ = std::move(o.endpoint_);
     nextRequestId_ = o.nextRequestId_;
@@ -149,26 +281,16 @@ Socket::~Socket() {
 // event (16-bit id, 32-bit value) and the endpoint.
 std::optional<Error> Socket::handshakeFailure() {
   std::optional<Error> failure;
+  uint16_t id = 0;
+  uint32_t value = 0;
   for (;;) {
-    zmq_msg_t event;
-    zmq_msg_init(&event);
-    if (zmq_msg_recv(&event, monitor_, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&event);
+    if (!nextEvent(monitor_, id, value))
       return failure;
-    }
-    uint16_t id = 0;
-    if (zmq_msg_size(&event) >= 6)
-      std::memcpy(&id, zmq_msg_data(&event), sizeof id);
-    bool more = zmq_msg_more(&event);
-    zmq_msg_close(&event);
-    while (more) { // the endpoint frame
-      zmq_msg_t rest;
-      zmq_msg_init(&rest);
-      bool got = zmq_msg_recv(&rest, monitor_, ZMQ_DONTWAIT) >= 0;
-      more = got && zmq_msg_more(&rest);
-      zmq_msg_close(&rest);
-    }
-    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 500) // Authenticator: over a cap
+      failure = Error{ErrorKind::Overloaded, "the coordinator at " + endpoint_ +
+                                                 " refused the connection: it has as many as "
+                                                 "its cap allows (see its log)"};
+    else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
       failure = Error{ErrorKind::Denied, "the coordinator at " + endpoint_ +
                                              " refused this key (not on its allow-list)"};
     else if (id != 0)
@@ -177,6 +299,43 @@ std::optional<Error> Socket::handshakeFailure() {
                           " failed (it is not the coordinator whose key is pinned, or it runs "
                           "without keys)"};
   }
+}
+
+// The listening socket's connections opened and closed: over the cap a new
+// one is shut at once (libzmq then closes it: a DISCONNECTED event), and the
+// peers seen on a closed one are gone.
+void Socket::connectionEvents() {
+  uint16_t id = 0;
+  uint32_t value = 0;
+  while (nextEvent(monitor_, id, value)) {
+    int fd = static_cast<int>(value);
+    if (id == ZMQ_EVENT_ACCEPTED) {
+      if (!limiter_->opened(fd))
+        shut(fd, "over the cap of " + std::to_string(limiter_->maxTotal_) +
+                     " connections (--max-connections)");
+    } else if (id == ZMQ_EVENT_DISCONNECTED) {
+      limiter_->closed(fd);
+      if (auto it = peersOn_.find(fd); it != peersOn_.end()) {
+        gone_.insert(gone_.end(), it->second.begin(), it->second.end());
+        peersOn_.erase(it);
+      }
+    }
+  }
+}
+
+// Shuts a connection libzmq owns: it sees the end of the stream and closes
+// it itself (the descriptor stays libzmq's to close). Logged once per 1000.
+void Socket::shut(int fd, const std::string &why) {
+  ::shutdown(fd, SHUT_RDWR);
+  if (shut_++ % 1000 == 0)
+    std::fprintf(stderr, "thinfarm-coordinator: refused a connection %s (%llu so far)\n",
+                 why.c_str(), static_cast<unsigned long long>(shut_));
+}
+
+std::vector<PeerId> Socket::takeGone() {
+  if (router_ && monitor_)
+    connectionEvents();
+  return std::exchange(gone_, {});
 }
 
 Status Socket::send(const PeerId &peer, const Message &m) {
@@ -205,21 +364,25 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
   }
   Received r{PeerId(), failed("no message"), {}};
   zmq_msg_t part;
-  std::vector<std::string> parts;
+  size_t frames = 0; // of this message, the routing id included
+  uint64_t bytes = 0;
   bool polled = false;
   for (;;) {
+    if (frames == 0 && router_ && monitor_)
+      connectionEvents();
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, sock_, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&part);
-      if (!parts.empty()) { // cannot happen: ZeroMQ delivers all of a message's frames or none
+      if (frames > 0) { // cannot happen: ZeroMQ delivers all of a message's frames or none
         r.message = failed("malformed message: its last frame is missing");
         break;
       }
-      if (monitor_)
+      if (monitor_ && !router_)
         if (auto refused = handshakeFailure())
           return Received{PeerId(), std::move(*refused), {}};
       // Nothing queued: wait once (trying first saves a poll per message
       // when a burst is being drained).
+      // (A listening socket wakes for its connection events too.)
       zmq_pollitem_t items[2] = {{sock_, 0, ZMQ_POLLIN, 0}, {monitor_, 0, ZMQ_POLLIN, 0}};
       if (polled || timeout.count() <= 0 ||
           zmq_poll(items, monitor_ ? 2 : 1, static_cast<long>(timeout.count())) <= 0)
@@ -229,23 +392,46 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
     }
     const char *data = static_cast<const char *>(zmq_msg_data(&part));
     size_t size = zmq_msg_size(&part);
+    ++frames;
     if (zmq_msg_more(&part)) {
-      parts.emplace_back(data, size);
+      // Only the routing id is kept: any other frame before the last is one
+      // too many, counted and let go as it is taken.
+      if (frames == 1 && router_)
+        r.peer.assign(data, size);
+      else
+        bytes += size;
       zmq_msg_close(&part);
       continue;
     }
+    bytes += size;
     // The last frame is the message: decoded straight from ZeroMQ's buffer,
     // so a blob chunk is copied once on its way out, not twice.
     if (const char *user = zmq_msg_gets(&part, "User-Id"))
       r.user = user;
-    size_t frames = parts.size() + 1, want = router_ ? 2 : 1;
-    if (router_ && !parts.empty())
-      r.peer = parts[0];
-    if (frames != want)
-      r.message = failed("malformed message: " + std::to_string(frames - (router_ ? 1 : 0)) +
-                         " frames (expected one)");
-    else
+    size_t want = router_ ? 2 : 1;
+    int fd = router_ && monitor_ ? zmq_msg_get(&part, ZMQ_SRCFD) : -1;
+    if (frames != want) {
+      r.message = Error{ErrorKind::Exceeded,
+                        "message refused: " + std::to_string(frames - (router_ ? 1 : 0)) +
+                            " frames, " + std::to_string(bytes) +
+                            " bytes; the limit is one frame (of at most " +
+                            std::to_string(kMaxFrame) + " bytes)"};
+    } else if (fd >= 0 && !r.user.empty() && !limiter_->attribute(fd, r.user)) {
+      shut(fd, "from " + r.user + ": over the cap of " +
+                   std::to_string(limiter_->maxPerKey_) +
+                   " connections per key (--max-connections-per-key)");
+      r.message = Error{ErrorKind::Overloaded,
+                        "this key has more connections than the coordinator's cap of " +
+                            std::to_string(limiter_->maxPerKey_) +
+                            " (--max-connections-per-key)"};
+    } else {
       r.message = decode(std::string_view(data, size));
+    }
+    if (fd >= 0 && !r.peer.empty()) {
+      std::vector<PeerId> &on = peersOn_[fd];
+      if (std::find(on.begin(), on.end(), r.peer) == on.end())
+        on.push_back(r.peer);
+    }
     zmq_msg_close(&part);
     break;
   }

@@ -8,6 +8,22 @@
 // never reaches memory. Sends never block for long: a peer whose queue is full
 // (high-water mark) gets an Overloaded error back at the sender, a vanished
 // peer a Disconnected one, instead of a silent drop.
+//
+// Bounds (TransportLimits; the coordinator's flags): every socket sets
+// ZMQ_MAXMSGSIZE (a larger frame disconnects its sender unread), a handshake
+// timeout (a connection that does not complete its handshake in time is
+// closed) and ZeroMQ heartbeats (a peer that stops answering PINGs is
+// dropped, on both sides). A wire message is one frame: receive() counts a
+// message's frames and bytes as it takes them from ZeroMQ, keeps none beyond
+// the first it needs, and turns an oversized message into an Exceeded error
+// for that peer. (libzmq itself holds a multipart message until its last
+// frame is in; each frame is bounded by ZMQ_MAXMSGSIZE, their number only
+// once the message is complete.) A listening socket watches its connections
+// (a socket monitor's ACCEPTED/DISCONNECTED events): beyond maxConnections a
+// new connection is shut at once, and the ZAP handler refuses handshakes
+// over the total and over maxConnectionsPerKey (ConnectionLimiter). It also
+// notices when a peer's connection is gone (takeGone()), so that what the
+// peer held can be let go.
 #pragma once
 
 #include "wire/keys.h"
@@ -16,8 +32,11 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace thinfarm::wire {
@@ -39,6 +58,45 @@ private:
 // A ROUTER socket's name for one connected peer.
 using PeerId = std::string;
 
+struct TransportLimits {
+  uint64_t maxMessageBytes = kMaxFrame + 4096; // one frame: ZMQ_MAXMSGSIZE
+  std::chrono::milliseconds handshake{5000};   // ZMQ_HANDSHAKE_IVL
+  std::chrono::milliseconds heartbeat{2000};   // ZMQ_HEARTBEAT_IVL; silent 5x as long: gone
+  size_t maxConnections = 1024;                // listening socket: open connections, total
+  size_t maxConnectionsPerKey = 64;            // ... and per CURVE key (ZAP handler)
+};
+
+// The connections a listening socket has open, for refusing more: its
+// monitor counts them (on the socket's thread), the ZAP handler asks
+// (on its own). Per key: from the handshake on (idle connections count too),
+// checked again by every message's User-Id.
+class ConnectionLimiter {
+public:
+  ConnectionLimiter(size_t maxTotal, size_t maxPerKey) : maxTotal_(maxTotal), maxPerKey_(maxPerKey) {}
+  // Why a new handshake with `key` must be refused now; "" admits it (and
+  // counts it against the key until a message attributes it to a connection).
+  std::string admit(const std::string &key);
+  size_t open() const;
+
+private:
+  friend class Socket;
+  // The socket's side: a connection opened or closed, a message seen on one.
+  bool opened(int fd); // false: over the total cap
+  void closed(int fd);
+  bool attribute(int fd, const std::string &key); // a message's User-Id; false: over the cap
+
+  const size_t maxTotal_, maxPerKey_;
+  mutable std::mutex mutex_;
+  std::unordered_set<int> open_;
+  std::unordered_map<int, std::string> keyOf_;     // fd -> key
+  std::unordered_map<std::string, size_t> perKey_; // connections per key, with admitted_
+  // Keys the ZAP handler admitted (and counted) whose connection has sent
+  // nothing yet, oldest first: a message moves its key to keyOf_, a
+  // connection closed silent releases the oldest (the monitor's events name
+  // the fd only, the ZAP request the key only).
+  std::deque<std::string> admitted_;
+};
+
 struct Received {
   PeerId peer;             // empty on a DEALER socket
   Result<Message> message; // a malformed frame is an error naming the problem
@@ -54,13 +112,15 @@ public:
   // the context's Authenticator, which must be running already. (inproc://
   // peers are in this process and skip the handshake: their user is "".)
   static Result<Socket> listen(Context &ctx, const std::vector<std::string> &endpoints,
-                               const std::optional<KeyPair> &keys = std::nullopt);
+                               const std::optional<KeyPair> &keys = std::nullopt,
+                               const TransportLimits &limits = {});
   // DEALER connected to one endpoint; connection happens in the background.
   // With CURVE, a handshake the coordinator refuses (this key is not on its
   // allow-list, or it is not the coordinator whose key is pinned) comes out
   // of receive() as a Denied error at once, not as silence.
   static Result<Socket> connect(Context &ctx, const std::string &endpoint,
-                                const std::optional<ClientCurve> &curve = std::nullopt);
+                                const std::optional<ClientCurve> &curve = std::nullopt,
+                                const TransportLimits &limits = {});
 
   Socket(Socket &&) noexcept;
   Socket &operator=(Socket &&) noexcept;
@@ -83,12 +143,26 @@ public:
   // A request id unique on this socket, for matching answers to requests.
   uint64_t newRequestId() { return nextRequestId_++; }
 
+  // A listening socket's connection counts, for its ZAP handler.
+  std::shared_ptr<ConnectionLimiter> limiter() const { return limiter_; }
+  // ROUTER: the peers whose connection closed since the last call.
+  std::vector<PeerId> takeGone();
+  // ROUTER: connections shut for being over a cap, so far.
+  uint64_t shutConnections() const { return shut_; }
+
 private:
   Socket(void *sock, bool router, std::string endpoint)
       : sock_(sock), router_(router), endpoint_(std::move(endpoint)) {}
   std::optional<Error> handshakeFailure();
+  void connectionEvents();
+  void shut(int fd, const std::string &why);
   void *sock_ = nullptr;
-  void *monitor_ = nullptr; // PAIR: the DEALER's handshake events (CURVE only)
+  void *monitor_ = nullptr; // PAIR: the DEALER's handshake events (CURVE only), the
+                            // ROUTER's connections opened and closed
+  std::shared_ptr<ConnectionLimiter> limiter_;           // ROUTER
+  std::unordered_map<int, std::vector<PeerId>> peersOn_; // ROUTER: fd -> peers seen on it
+  std::vector<PeerId> gone_;
+  uint64_t shut_ = 0;
   bool router_ = false;
   std::string endpoint_;
   uint64_t nextRequestId_ = 1;

@@ -245,7 +245,14 @@ struct Worker::Slot {
         rj = std::move(q.jobs.front());
         q.jobs.pop_front();
       }
-      auto result = runJob(rj);
+      // An exception (memory for a peer's sizes, a library's throw) fails
+      // this job, which runs again elsewhere; the slot serves on.
+      Result<wire::JobResult> result = failed("not run");
+      try {
+        result = runJob(rj);
+      } catch (const std::exception &e) {
+        result = Error{ErrorKind::Disconnected, std::string("the worker's slot threw: ") + e.what()};
+      }
       wire::JobResult res;
       if (result.ok()) {
         res = std::move(*result);
@@ -361,12 +368,29 @@ Status Worker::start(std::chrono::milliseconds timeout) {
     TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, options_.coordinator, options_.curve));
     socks.push_back(std::move(s));
   }
+  // No exception escapes a thread: one that does is logged and stops this
+  // worker cleanly (its jobs run elsewhere), instead of std::terminate.
+  auto guarded = [this](const char *what, auto &&body) {
+    try {
+      body();
+    } catch (const std::exception &e) {
+      std::fprintf(stderr, "thinfarm-worker: error: the %s thread stopped: %s; the worker stops\n",
+                   what, e.what());
+      stop_ = true;
+      std::lock_guard<std::mutex> lock(queues_->mu);
+      queues_->cv.notify_all();
+    }
+  };
   for (unsigned i = 0; i < options_.slots; ++i)
-    threads_.emplace_back([this, i, s = std::move(socks[i])]() mutable {
-      Slot slot{*this, i, std::move(s), std::nullopt};
-      slot.loop();
+    threads_.emplace_back([this, i, guarded, s = std::move(socks[i])]() mutable {
+      guarded("slot", [&] {
+        Slot slot{*this, i, std::move(s), std::nullopt};
+        slot.loop();
+      });
     });
-  threads_.emplace_back([this, s = std::move(control)]() mutable { this->control(std::move(s)); });
+  threads_.emplace_back([this, guarded, s = std::move(control)]() mutable {
+    guarded("control", [&] { this->control(std::move(s)); });
+  });
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!registered_.load()) {
     if (std::chrono::steady_clock::now() > deadline || stop_.load()) {

@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace thinfarm;
@@ -62,6 +63,15 @@ int run(int argc, char **argv) {
   flags.value("max-sessions", "256", "links one client may have open at once");
   flags.value("max-queued-jobs", "100000", "backend jobs one client may have waiting at once");
   flags.toggle("verbose", "log registrations and send failures");
+  // Bounds per peer (wire/transport.h, coordinator/blob_service.h).
+  flags.value("max-connections", "1024", "open connections, all peers; more are shut at once");
+  flags.value("max-connections-per-key", "64", "open connections of one CURVE key");
+  flags.value("handshake-timeout", "5", "seconds a new connection has to complete its handshake");
+  flags.value("heartbeat", "2", "seconds between ZeroMQ heartbeats; a peer silent for 5 is dropped");
+  flags.value("max-blob", "2G", "the largest blob the store takes (K, M, G, T suffixes)");
+  flags.value("peer-uploads", "16", "large uploads one peer may have in flight");
+  flags.value("peer-upload-bytes", "4G", "declared bytes of one peer's uploads in flight");
+  flags.value("upload-timeout", "30", "seconds without a chunk after which an upload is dropped");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
   auto budget = flags.bytes("max-size");
@@ -73,7 +83,17 @@ int run(int argc, char **argv) {
   auto deadline = flags.number("job-deadline");
   auto maxSessions = flags.number("max-sessions");
   auto maxQueued = flags.number("max-queued-jobs");
-  for (auto *n : {&slots, &idle, &probation, &deadline, &maxSessions, &maxQueued})
+  auto maxConnections = flags.number("max-connections");
+  auto perKey = flags.number("max-connections-per-key");
+  auto handshake = flags.number("handshake-timeout");
+  auto heartbeat = flags.number("heartbeat");
+  auto maxBlob = flags.bytes("max-blob");
+  auto peerUploads = flags.number("peer-uploads");
+  auto peerBytes = flags.bytes("peer-upload-bytes");
+  auto uploadTimeout = flags.number("upload-timeout");
+  for (auto *n : {&slots, &idle, &probation, &deadline, &maxSessions, &maxQueued, &maxConnections,
+                  &perKey, &handshake, &heartbeat, &maxBlob, &peerUploads, &peerBytes,
+                  &uploadTimeout})
     if (!n->ok())
       return flags.usageError(n->error());
   CoordinatorOptions o;
@@ -117,6 +137,33 @@ int run(int argc, char **argv) {
   so.maxQueuedJobs = *maxQueued;
   o.storeDir = flags.get("store");
   o.storeBudget = *budget;
+  // Every connection is a descriptor: the cap stays below what the process
+  // may open (raised to its hard limit), or accept() would fail in a loop.
+  rlimit fds{};
+  if (::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &fds);
+  }
+  uint64_t fdRoom = ::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur > 256
+                        ? static_cast<uint64_t>(fds.rlim_cur) - 256 // the store, the pool
+                        : 64;
+  if (*maxConnections > fdRoom) {
+    std::fprintf(stderr,
+                 "thinfarm-coordinator: note: --max-connections %llu is more than %llu "
+                 "descriptors allow; using %llu\n",
+                 static_cast<unsigned long long>(*maxConnections),
+                 static_cast<unsigned long long>(fds.rlim_cur),
+                 static_cast<unsigned long long>(fdRoom));
+    *maxConnections = fdRoom;
+  }
+  o.transport.maxConnections = *maxConnections;
+  o.transport.maxConnectionsPerKey = *perKey;
+  o.transport.handshake = std::chrono::seconds(*handshake);
+  o.transport.heartbeat = std::chrono::seconds(*heartbeat);
+  o.blobs.maxBlob = *maxBlob;
+  o.blobs.uploadsPerPeer = *peerUploads;
+  o.blobs.uploadBytesPerPeer = *peerBytes;
+  o.blobs.uploadIdle = std::chrono::seconds(*uploadTimeout);
   const unsigned localSlots = static_cast<unsigned>(*slots);
   if (localSlots) {
     o.listen.push_back(kPoolEndpoint);
@@ -196,9 +243,13 @@ int run(int argc, char **argv) {
       pool = std::make_unique<Worker>(ctx, (*coord)->store(), std::move(*complete));
       // The pool registers through the coordinator's loop, so it starts beside it.
       poolStarter = std::thread([&pool] {
-        if (Status st = pool->start(10s); !st.ok())
-          std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
-                       st.error().message.c_str());
+        try {
+          if (Status st = pool->start(10s); !st.ok())
+            std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
+                         st.error().message.c_str());
+        } catch (const std::exception &e) { // never std::terminate from a thread
+          std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n", e.what());
+        }
       });
     }
     // Ready: the lock file gets our pid, which is what a starter waits for
