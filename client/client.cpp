@@ -178,8 +178,16 @@ Result<std::string> FarmClient::fetch(const Digest &digest) {
 }
 
 Result<wire::StoreStats> FarmClient::stats() {
+  return askStats(wire::GetStats{});
+}
+
+Result<wire::StoreStats> FarmClient::drain(const std::string &worker, bool drain) {
+  return askStats(wire::DrainWorker{worker, drain});
+}
+
+Result<wire::StoreStats> FarmClient::askStats(wire::Body &&request) {
   TF_TRY(wire::Socket * s, socket());
-  TF_TRY(wire::Message m, wire::call(*s, wire::GetStats{}));
+  TF_TRY(wire::Message m, wire::call(*s, std::move(request)));
   auto *st = m.get<wire::StoreStats>();
   if (!st)
     return failed(std::string("protocol error: expected storeStats, got ") + wire::kindName(m.body));

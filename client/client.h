@@ -67,9 +67,12 @@ public:
   // One blob from the coordinator's store, checked against its digest.
   Result<std::string> fetch(const Digest &digest);
   Result<wire::StoreStats> stats();
+  // An admin's drain of a worker (or its end); the statistics after it.
+  Result<wire::StoreStats> drain(const std::string &worker, bool drain);
 
 private:
   Result<wire::Socket *> socket();
+  Result<wire::StoreStats> askStats(wire::Body &&request);
   Status attempt(wire::Socket &sock, const FarmSubmission &sub, std::vector<bool> &done,
                  const TakeResult &take, const ShowProgress &progress, FarmOutcome &outcome);
   wire::Context &ctx_;

@@ -94,7 +94,7 @@ unsigned rolesFor(const wire::Body &body) {
                            std::is_same_v<T, wire::LookupLink> ||
                            std::is_same_v<T, wire::RecordLink>)
           return bit(Role::Client);
-        else if constexpr (std::is_same_v<T, wire::GetStats>)
+        else if constexpr (std::is_same_v<T, wire::GetStats> || std::is_same_v<T, wire::DrainWorker>)
           return bit(Role::Admin);
         else if constexpr (std::is_same_v<T, wire::Heartbeat> || std::is_same_v<T, wire::FindMissing> ||
                            std::is_same_v<T, wire::PutChunk> || std::is_same_v<T, wire::GetChunk>)
@@ -218,6 +218,16 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
             cache_.onRecordLink(peer, id, body, name, out_);
           else if constexpr (std::is_same_v<T, wire::GetStats>)
             cache_.onGetStats(peer, id, scheduler_.workerStats(), out_);
+          else if constexpr (std::is_same_v<T, wire::DrainWorker>) {
+            if (!scheduler_.drain(body.name, body.drain, out_)) {
+              out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
+                                                     "no worker named " + body.name + " is registered")});
+            } else {
+              std::fprintf(stderr, "thinfarm-coordinator: %s %s worker %s\n", name.empty() ? "an admin" : name.c_str(),
+                           body.drain ? "drained" : "resumed", body.name.c_str());
+              cache_.onGetStats(peer, id, scheduler_.workerStats(), out_);
+            }
+          }
           else if constexpr (std::is_same_v<T, wire::EndSession>)
             scheduler_.onEndSession(peer, body.sessionId);
           else if constexpr (std::is_same_v<T, wire::FindMissing>)

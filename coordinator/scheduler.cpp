@@ -43,7 +43,8 @@ void Scheduler::onRegister(const wire::PeerId &peer, const wire::RegisterWorker 
   verifier_.met(r.name, trusted);
   // A quarantined worker stays connected (its heartbeats are answered) but idle.
   it->second.quarantined = verifier_.quarantined(r.name);
-  if (!it->second.quarantined)
+  it->second.draining = drained_.count(r.name) > 0;
+  if (!it->second.quarantined && !it->second.draining)
     free_.insert(peer);
   out.push_back({peer, wire::Message{requestId, wire::Registered{it->second.capacity}}});
   dispatch(out);
@@ -285,7 +286,8 @@ void Scheduler::deliver(Job &job, const Returned &r, Outbox &out) {
 
 bool Scheduler::canRunElsewhere(const Job &job) const {
   for (const auto &[peer, conn] : conns_)
-    if (!conn.quarantined && conn.toolchain == job.toolchain && !job.excluded.count(conn.name))
+    if (!conn.quarantined && !conn.draining && conn.toolchain == job.toolchain &&
+        !job.excluded.count(conn.name))
       return true;
   return false;
 }
@@ -354,6 +356,28 @@ void Scheduler::dropClient(const wire::PeerId &peer) {
     onEndSession(peer, id);
 }
 
+bool Scheduler::drain(const std::string &worker, bool drain, Outbox &out) {
+  bool known = false;
+  for (auto &[peer, conn] : conns_) {
+    if (conn.name != worker)
+      continue;
+    known = true;
+    conn.draining = drain;
+    if (drain)
+      free_.erase(peer);
+    else
+      free_.insert(peer);
+  }
+  if (!known && !drained_.count(worker))
+    return false;
+  if (drain)
+    drained_.insert(worker);
+  else
+    drained_.erase(worker);
+  dispatch(out);
+  return true;
+}
+
 std::vector<wire::WorkerStats> Scheduler::workerStats() const {
   std::map<std::string, wire::WorkerStats> byName;
   for (const auto &[peer, conn] : conns_) {
@@ -362,6 +386,7 @@ std::vector<wire::WorkerStats> Scheduler::workerStats() const {
     w.slots += conn.capacity;
     w.running += static_cast<uint32_t>(conn.running.size());
     w.done += conn.done;
+    w.draining = conn.draining;
   }
   for (const auto &[name, standing] : verifier_.standing()) {
     if (!standing.second && !byName.count(name))
@@ -470,7 +495,8 @@ void Scheduler::dispatch(Outbox &out) {
   for (auto fit = free_.begin(); fit != free_.end() && !pending_.empty();) {
     const wire::PeerId &peer = *fit;
     Conn &conn = conns_.at(peer);
-    if (conn.quarantined || conn.running.size() + conn.overrunning >= conn.capacity + prefetch()) {
+    if (conn.quarantined || conn.draining ||
+        conn.running.size() + conn.overrunning >= conn.capacity + prefetch()) {
       fit = free_.erase(fit); // full now that less work is pending
       continue;
     }

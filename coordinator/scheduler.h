@@ -99,6 +99,9 @@ public:
   void dropWorker(const wire::PeerId &peer, const std::string &why, Outbox &out);
   // A client is no longer admitted: its sessions end.
   void dropClient(const wire::PeerId &peer);
+  // An admin's drain (no new jobs for the worker of this name; its running
+  // ones finish) or its end. False: no such worker is registered.
+  bool drain(const std::string &worker, bool drain, Outbox &out);
   // The workers, one entry per name (a worker's connections summed), with
   // the quarantined ones that left.
   std::vector<wire::WorkerStats> workerStats() const;
@@ -146,6 +149,7 @@ private:
     Clock::time_point lastSeen;
     uint64_t done = 0;           // results accepted
     bool quarantined = false;    // gets no jobs
+    bool draining = false;       // gets no new jobs (an admin's drain)
     unsigned overrunning = 0;    // jobs taken away at their deadline, still busy there
   };
   struct Session {
@@ -191,6 +195,7 @@ private:
   std::map<std::string, std::set<Digest>> held_;
   Verifier verifier_;
   std::set<std::string> unchecked_; // workers the log said run unchecked (alone)
+  std::set<std::string> drained_;   // by an admin, until resumed
   Events events_;
 };
 

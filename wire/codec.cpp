@@ -233,6 +233,11 @@ struct Encoder {
   void operator()(const LinkMemo &m) { put(env.initLinkMemo(), m); }
   void operator()(const RecordLink &m) { put(env.initRecordLink(), m); }
   void operator()(const GetStats &) { env.setGetStats(); }
+  void operator()(const DrainWorker &m) {
+    auto b = env.initDrainWorker();
+    b.setName(m.name);
+    b.setDrain(m.drain);
+  }
   void operator()(const StoreStats &m) {
     auto b = env.initStoreStats();
     b.setEntries(m.entries);
@@ -255,6 +260,7 @@ struct Encoder {
       ws[i].setDone(m.workers[i].done);
       ws[i].setProbation(m.workers[i].probation);
       ws[i].setQuarantined(m.workers[i].quarantined);
+      ws[i].setDraining(m.workers[i].draining);
     }
   }
 };
@@ -513,6 +519,10 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
   case cw::Envelope::LINK_MEMO: return getMemo<LinkMemo>(env.getLinkMemo());
   case cw::Envelope::RECORD_LINK: return getMemo<RecordLink>(env.getRecordLink());
   case cw::Envelope::GET_STATS: return GetStats{};
+  case cw::Envelope::DRAIN_WORKER: {
+    auto r = env.getDrainWorker();
+    return DrainWorker{str(r.getName()), r.getDrain()};
+  }
   case cw::Envelope::STORE_STATS: {
     auto r = env.getStoreStats();
     StoreStats m;
@@ -530,7 +540,7 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
     m.corrupt = r.getCorrupt();
     for (auto w : r.getWorkers())
       m.workers.push_back(WorkerStats{w.getName(), w.getSlots(), w.getRunning(), w.getDone(),
-                                      w.getProbation(), w.getQuarantined()});
+                                      w.getProbation(), w.getQuarantined(), w.getDraining()});
     return m;
   }
   }
@@ -544,7 +554,8 @@ const char *kindName(const Body &body) {
       "error",     "registerWorker", "heartbeat",  "findMissing", "missing",   "putChunk",
       "putAck",    "getChunk",       "chunk",      "submit",      "endSession", "runJob",
       "jobResult", "progress",       "backendRequest", "backendReply", "batch",
-      "lookupLink", "linkMemo",      "recordLink", "getStats", "storeStats", "registered"};
+      "lookupLink", "linkMemo",      "recordLink", "getStats", "storeStats", "registered",
+      "drainWorker"};
   static_assert(std::size(names) == std::variant_size_v<Body>);
   return names[body.index()];
 }

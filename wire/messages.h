@@ -176,6 +176,13 @@ struct RecordLink : LinkMemo {};
 
 struct GetStats {};
 
+// An admin's request: no new jobs for the worker of this name (drain), or
+// jobs again (drain = false). Its running jobs finish. Answered with StoreStats.
+struct DrainWorker {
+  std::string name;
+  bool drain = true;
+};
+
 // One registered worker, by the name it has on the allow-list (with keys) or
 // gave itself (without).
 struct WorkerStats {
@@ -184,6 +191,7 @@ struct WorkerStats {
   uint64_t done = 0; // results accepted since it registered
   uint32_t probation = 0;   // results left to check before delivery (verification.h)
   bool quarantined = false; // its results disagreed with other workers': no more jobs
+  bool draining = false;    // an admin drained it: no new jobs
   bool operator==(const WorkerStats &) const = default;
 };
 
@@ -205,7 +213,7 @@ struct Batch {
 using Body = std::variant<ErrorMsg, RegisterWorker, Heartbeat, FindMissing, Missing, PutChunk,
                           PutAck, GetChunk, Chunk, Session, EndSession, RunJob, JobResult, Progress,
                           BackendRequest, BackendReply, Batch, LookupLink, LinkMemo, RecordLink,
-                          GetStats, StoreStats, Registered>;
+                          GetStats, StoreStats, Registered, DrainWorker>;
 
 struct Message {
   uint64_t requestId = 0;

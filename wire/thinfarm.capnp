@@ -10,7 +10,7 @@
 # socket; only the public keys on its allow-list complete the handshake, each
 # with a role, and every message is checked against its sender's role:
 #   worker  registerWorker, jobResult        client  submit, endSession,
-#   admin   getStats                                 lookupLink, recordLink
+#   admin   getStats, drainWorker                    lookupLink, recordLink
 #   client and worker: heartbeat, findMissing, putChunk, getChunk
 # A message outside the role is answered with error(denied). The names in
 # jobResult.worker and in the logs are the allow-list's, not the peer's own.
@@ -26,10 +26,12 @@
 #                                    plus one waiting while many are pending
 #   W -> K  jobResult                the native object (inline up to 1 MiB,
 #                                    else uploaded first) or the error that
-#                                    failed the job; K caches a success under
-#                                    the worker's key. Only jobResults from a
-#                                    registered worker's job are cached: a
-#                                    client can upload blobs, never results
+#                                    failed the job. K caches a success under
+#                                    the key the job was dispatched with, and
+#                                    only if the worker's backend computed the
+#                                    same key (another key: refused), and only
+#                                    once verified (coordinator/verification.h):
+#                                    a client can upload blobs, never results
 #   W -> K  blob traffic             each slot fetches inputs and uploads large
 #                                    natives over a data connection of its own
 #   C -> K  submit                   a link session: backend config and jobs
@@ -42,6 +44,7 @@
 #   C -> K  lookupLink -> linkMemo   the link memo: found, or not
 #   C -> K  recordLink -> linkMemo   after a link, its output uploaded first
 #   A -> K  getStats -> storeStats   the store's statistics (thinfarm-cache)
+#   A -> K  drainWorker -> storeStats  no new jobs for a worker (or again jobs)
 #   C,W->K  findMissing -> missing   which digests the receiver's store lacks
 #   C,W->K  putChunk -> putAck       upload; the sender keeps at most
 #                                    kWindow chunks unacknowledged
@@ -261,6 +264,12 @@ struct WorkerStats {
   done @3 :UInt64;     # results accepted since it registered
   probation @4 :UInt32; # results left that a second worker checks before delivery
   quarantined @5 :Bool; # its results disagreed with other workers': it gets no jobs
+  draining @6 :Bool;    # an admin drained it: its running jobs finish, no new ones
+}
+
+struct DrainWorker {
+  name @0 :Text;        # the worker's name (the allow-list's)
+  drain @1 :Bool;       # true: no new jobs; false: jobs again
 }
 
 struct Envelope {
@@ -290,5 +299,6 @@ struct Envelope {
     getStats @21 :Void;         # -> storeStats
     storeStats @22 :StoreStats;
     registered @23 :Registered;
+    drainWorker @24 :DrainWorker;  # -> storeStats
   }
 }

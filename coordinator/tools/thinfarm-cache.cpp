@@ -66,7 +66,8 @@ template <class Stats> void print(const std::string &where, const Stats &s, bool
                                 {"running", w.running},
                                 {"done", w.done},
                                 {"probation", w.probation},
-                                {"quarantined", w.quarantined}});
+                                {"quarantined", w.quarantined},
+                                {"draining", w.draining}});
     }
     std::printf("%s\n", j.dump().c_str());
     return;
@@ -88,6 +89,7 @@ template <class Stats> void print(const std::string &where, const Stats &s, bool
       std::printf("worker         %s: %u slots, %u running, %llu results%s\n", w.name.c_str(),
                   w.slots, w.running, (unsigned long long)w.done,
                   w.quarantined ? ", QUARANTINED"
+                  : w.draining  ? ", draining"
                   : w.probation ? (", on probation for " + std::to_string(w.probation) + " more").c_str()
                                 : "");
 }
@@ -99,6 +101,8 @@ int run(int argc, char **argv) {
   flags.value("coordinator-key", "", "that coordinator's public key, or its .pub file");
   flags.value("store", "", "read this store directory directly");
   flags.toggle("json", "print one JSON object");
+  flags.value("drain", "", "no new jobs for this worker (its running ones finish); an admin key");
+  flags.value("resume", "", "jobs again for this drained worker; an admin key");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
   auto die = [](const Error &e) {
@@ -118,7 +122,9 @@ int run(int argc, char **argv) {
       return flags.usageError(curve.error());
     wire::Context ctx;
     FarmClient client(ctx, endpoint, *curve);
-    auto s = client.stats();
+    auto s = !flags.get("drain").empty()    ? client.drain(flags.get("drain"), true)
+             : !flags.get("resume").empty() ? client.drain(flags.get("resume"), false)
+                                            : client.stats();
     if (!s.ok())
       return die(s.error());
     print(endpoint, *s, flags.has("json"));

@@ -167,6 +167,16 @@ TEST_F(AccessTest, EachRoleSendsWhatItMayAndIsToldWhatItMayNot) {
   wire::Session session{9, "T", "out", BackendConfig{}, {}};
   EXPECT_EQ(deniedText(ask(worker, wire::Message{6, session})),
             "the coordinator refused this: worker worker-name may not send submit messages");
+  // Only an admin drains a worker.
+  EXPECT_EQ(deniedText(ask(client, wire::Message{10, wire::DrainWorker{"worker-name", true}})),
+            "the coordinator refused this: client client-name may not send drainWorker messages");
+  auto drained = ask(admin, wire::Message{11, wire::DrainWorker{"worker-name", true}});
+  ASSERT_TRUE(drained && drained->get<wire::StoreStats>()) << deniedText(drained);
+  ASSERT_EQ(drained->get<wire::StoreStats>()->workers.size(), 1u);
+  EXPECT_TRUE(drained->get<wire::StoreStats>()->workers[0].draining);
+  auto resumed = ask(admin, wire::Message{12, wire::DrainWorker{"worker-name", false}});
+  ASSERT_TRUE(resumed && resumed->get<wire::StoreStats>()) << deniedText(resumed);
+  EXPECT_FALSE(resumed->get<wire::StoreStats>()->workers[0].draining);
 
   // A job runs: the result carries the allow-list's name, not the one the
   // worker gave itself.

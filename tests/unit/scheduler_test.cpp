@@ -321,6 +321,36 @@ TEST_F(SchedulerTest, AClientsSessionsAndQueuedJobsAreCapped) {
   EXPECT_TRUE(only<wire::ErrorMsg>(take()).empty()) << "another client is not affected";
 }
 
+// An admin drains a worker: its running job finishes, it gets no new ones,
+// and the statistics say so; resumed, it gets jobs again.
+TEST_F(SchedulerTest, ADrainedWorkerFinishesItsJobsAndGetsNoNewOnes) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {job("a", 10, 0), job("b", 9, 1), job("c", 8, 2), job("d", 7, 3)});
+  auto runs = only<wire::RunJob>(take());
+  std::optional<wire::RunJob> onW1;
+  for (auto &[peer, run] : runs)
+    if (peer == "w1" && !onW1)
+      onW1 = run;
+  ASSERT_TRUE(onW1);
+  EXPECT_FALSE(s_.drain("box-nobody", true, out_));
+  ASSERT_TRUE(s_.drain("box-w1", true, out_));
+  finish("w1", result(onW1->jobId));
+  Outbox out = take();
+  EXPECT_EQ(only<wire::JobResult>(out).size(), 1u) << "its running job is delivered";
+  for (auto &[peer, run] : only<wire::RunJob>(out))
+    EXPECT_NE(peer, "w1") << "a drained worker got a job";
+  for (const wire::WorkerStats &w : s_.workerStats())
+    EXPECT_EQ(w.draining, w.name == "box-w1") << w.name;
+  addSlot("w1"); // registering again does not end a drain
+  EXPECT_TRUE(only<wire::RunJob>(take()).empty());
+  ASSERT_TRUE(s_.drain("box-w1", false, out_));
+  auto resumed = only<wire::RunJob>(take());
+  ASSERT_FALSE(resumed.empty());
+  EXPECT_EQ(resumed[0].first, "w1");
+}
+
 // Verification (verification.h), two results of probation and no sampling
 // unless a test asks: what each worker answers is set per test.
 class VerificationTest : public SchedulerTest {

@@ -91,6 +91,11 @@ TEST(WireCodec, RoundTripsControlMessages) {
   EXPECT_EQ(r.toolchain, "llvm-19.1.7");
   EXPECT_EQ(r.slots, 48u);
   EXPECT_EQ(roundTrip(1, Registered{48}).slots, 48u);
+  for (bool drain : {true, false}) {
+    DrainWorker d = roundTrip(3, DrainWorker{"w7", drain});
+    EXPECT_EQ(d.name, "w7");
+    EXPECT_EQ(d.drain, drain);
+  }
   roundTrip(0, Heartbeat{});
   EXPECT_EQ(roundTrip(0, EndSession{~0ull}).sessionId, ~0ull);
   Progress p = roundTrip(0, Progress{42, 1, 2, 3, 4, 5});
@@ -236,7 +241,7 @@ TEST(WireCodec, RoundTripsCacheMessages) {
   StoreStats st;
   st.actionHits = 7;
   st.corrupt = 2;
-  st.workers = {{"w1", 16, 3, 1200}, {"w2", 8, 0, 7}};
+  st.workers = {{"w1", 16, 3, 1200}, {"w2", 8, 0, 7, 12, false, true}, {"w3", 1, 0, 9, 0, true, false}};
   StoreStats st2 = roundTrip(4, st);
   EXPECT_EQ(st2.actionHits, 7u);
   EXPECT_EQ(st2.corrupt, 2u);
