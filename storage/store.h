@@ -105,6 +105,8 @@ public:
 
   // Receives a large blob chunk by chunk; finish() checks the digest and makes
   // the blob visible. Dropped without finish(), it leaves nothing readable.
+  // One writer of a large blob at a time: write() while another is open is
+  // Overloaded (try again later), and put() of that blob waits for it.
   class Writer {
   public:
     Writer(Writer &&) noexcept;
