@@ -43,8 +43,10 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
       return fail(present.error().message);
     if (!present->empty()) {
       auto w = store_.write(c.digest);
-      if (!w.ok())
-        return fail(w.error().message);
+      if (!w.ok()) { // Overloaded while another peer uploads it: the uploader tries again
+        out.push_back({peer, wire::errorReply(requestId, w.error().kind, w.error().message)});
+        return;
+      }
       u.writer.emplace(std::move(*w));
     }
     it = uploads_.emplace(key, std::move(u)).first;
@@ -75,7 +77,9 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
 
 void BlobService::onGetChunk(const wire::PeerId &peer, uint64_t requestId,
                              const wire::GetChunk &g, Outbox &out) {
-  if (g.offset % wire::kChunk != 0) {
+  // A chunk's offset, inside the blob (an empty blob has one chunk, at 0):
+  // the store's chunk index is 32 bits, and 2^32 MiB must not wrap to chunk 0.
+  if (g.offset % wire::kChunk != 0 || (g.offset >= g.digest.size && g.offset != 0)) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed,
                                           "blob " + g.digest.text() + ": offset " +
                                               std::to_string(g.offset) + " is not a chunk's")});
