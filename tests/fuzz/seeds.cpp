@@ -161,8 +161,11 @@ int main(int argc, char **argv) {
   // blob_chunk scripts (blob_chunk_fuzz.cpp): op byte (bit 7: peer b; low
   // bits: 0 raw frame, 1 chunk of a known blob, 2 fetch, 3 findMissing, 4 idle).
   auto chunk = [](int peer, int blob, int index, int spoil) {
-    return std::string{static_cast<char>(peer << 7 | 1), static_cast<char>(blob),
-                       static_cast<char>(index), static_cast<char>(spoil), 0, 0};
+    std::string op{static_cast<char>(peer << 7 | 1), static_cast<char>(blob),
+                   static_cast<char>(index), static_cast<char>(spoil)};
+    if (spoil % 6 != 0) // where: a 16-bit position or length
+      op += std::string{5, 0};
+    return op;
   };
   auto fetch = [](int blob, int index) {
     return std::string{2, static_cast<char>(blob), static_cast<char>(index << 1)};
