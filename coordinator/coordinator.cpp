@@ -21,12 +21,12 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
   }
   TF_TRY(wire::Socket sock, wire::Socket::listen(ctx, o.listen, o.keys));
   return std::unique_ptr<Coordinator>(
-      new Coordinator(ctx, std::move(o), std::move(store), std::move(sock), std::move(auth)));
+      new Coordinator(std::move(o), std::move(store), std::move(sock), std::move(auth)));
 }
 
-Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
+Coordinator::Coordinator(CoordinatorOptions o, Store store, wire::Socket sock,
                          std::unique_ptr<wire::Authenticator> auth)
-    : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), auth_(std::move(auth)),
+    : options_(std::move(o)), store_(std::move(store)), auth_(std::move(auth)),
       sock_(std::move(sock)), blobs_(store_), cache_(store_), lastClient_(Clock::now()) {}
 
 Coordinator::~Coordinator() = default;
