@@ -74,18 +74,7 @@ std::string defaultCacheDir() {
   return "/tmp/thinfarm-cache-" + std::to_string(::getuid());
 }
 
-std::string configValue(std::string_view name) {
-  std::string path;
-  if (const char *x = std::getenv("XDG_CONFIG_HOME"); x && *x)
-    path = std::string(x) + "/thinfarm/config";
-  else if (const char *h = std::getenv("HOME"); h && *h)
-    path = std::string(h) + "/.config/thinfarm/config";
-  if (path.empty())
-    return "";
-  auto read = readFile(path);
-  if (!read.ok())
-    return "";
-  std::string text = std::move(*read);
+std::string configValueIn(std::string_view text, std::string_view name) {
   std::string_view rest = text;
   while (!rest.empty()) {
     size_t nl = rest.find('\n');
@@ -107,6 +96,20 @@ std::string configValue(std::string_view name) {
       return std::string(trim(line.substr(eq + 1)));
   }
   return "";
+}
+
+std::string configValue(std::string_view name) {
+  std::string path;
+  if (const char *x = std::getenv("XDG_CONFIG_HOME"); x && *x)
+    path = std::string(x) + "/thinfarm/config";
+  else if (const char *h = std::getenv("HOME"); h && *h)
+    path = std::string(h) + "/.config/thinfarm/config";
+  if (path.empty())
+    return "";
+  auto read = readFile(path);
+  if (!read.ok())
+    return "";
+  return configValueIn(*read, name);
 }
 
 std::string runningLocalCoordinator(const std::string &cacheDir) {

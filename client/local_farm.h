@@ -46,5 +46,7 @@ std::string defaultCacheDir();
 // Names: coordinator (the farm's address), key (this user's key file),
 // coordinator-key (the farm's public key, or its .pub file). Empty if unset.
 std::string configValue(std::string_view name);
+// The same from the config file's text (what tests/fuzz/config_fuzz reads).
+std::string configValueIn(std::string_view text, std::string_view name);
 
 } // namespace thinfarm

@@ -64,7 +64,9 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
     if (!present.ok())
       return refuse(present.error().message, ErrorKind::Failed);
     if (!present->empty()) {
-      auto w = store_.write(c.digest); // reserves its size against the store's budget
+      // Reserves its size against the store's budget; Overloaded while another
+      // peer uploads the same blob or the budget is held: the uploader tries again.
+      auto w = store_.write(c.digest);
       if (!w.ok())
         return refuse(w.error().message, w.error().kind);
       u.writer.emplace(std::move(*w));
@@ -104,7 +106,9 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
 
 void BlobService::onGetChunk(const wire::PeerId &peer, uint64_t requestId,
                              const wire::GetChunk &g, Outbox &out) {
-  if (g.offset % wire::kChunk != 0) {
+  // A chunk's offset, inside the blob (an empty blob has one chunk, at 0):
+  // the store's chunk index is 32 bits, and 2^32 MiB must not wrap to chunk 0.
+  if (g.offset % wire::kChunk != 0 || (g.offset >= g.digest.size && g.offset != 0)) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed,
                                           "blob " + g.digest.text() + ": offset " +
                                               std::to_string(g.offset) + " is not a chunk's")});

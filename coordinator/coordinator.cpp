@@ -23,15 +23,14 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
   if (auth)
     auth->setLimiter(sock.limiter());
   return std::unique_ptr<Coordinator>(
-      new Coordinator(ctx, std::move(o), std::move(store), std::move(sock), std::move(auth)));
+      new Coordinator(std::move(o), std::move(store), std::move(sock), std::move(auth)));
 }
 
-Coordinator::Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
+Coordinator::Coordinator(CoordinatorOptions o, Store store, wire::Socket sock,
                          std::unique_ptr<wire::Authenticator> auth)
-    : ctx_(ctx), options_(std::move(o)), store_(std::move(store)), auth_(std::move(auth)),
+    : options_(std::move(o)), store_(std::move(store)), auth_(std::move(auth)),
       sock_(std::move(sock)), scheduler_(options_.scheduling), blobs_(store_, options_.blobs),
-      cache_(store_),
-      lastClient_(Clock::now()) {}
+      cache_(store_), lastClient_(Clock::now()) {}
 
 Coordinator::~Coordinator() = default;
 

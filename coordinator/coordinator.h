@@ -66,7 +66,7 @@ public:
   void reloadAccess() { reload_ = true; }
 
 private:
-  Coordinator(wire::Context &ctx, CoordinatorOptions o, Store store, wire::Socket sock,
+  Coordinator(CoordinatorOptions o, Store store, wire::Socket sock,
               std::unique_ptr<wire::Authenticator> auth);
   void handle(wire::Received &&r, Clock::time_point now);
   void guardedHandle(wire::Received &&r, Clock::time_point now);
@@ -76,7 +76,6 @@ private:
   void flush();
   bool keepInlineNative(wire::JobResult &r);
 
-  wire::Context &ctx_;
   CoordinatorOptions options_;
   Store store_;
   // null: no CURVE. Declared before the socket, so that it outlives it: with

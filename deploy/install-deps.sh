@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   cmake g++ make ninja-build pkg-config git
-  clang-19 lld-19 llvm-19 llvm-19-dev libclang-rt-19-dev
+  clang-19 lld-19 llvm-19 llvm-19-dev libclang-rt-19-dev libfuzzer-19-dev
   capnproto libcapnp-dev libzmq3-dev cppzmq-dev librocksdb-dev libssl-dev
   libboost-dev libboost-system-dev libgtest-dev nlohmann-json3-dev
   linux-source-6.1 linux-source-6.12 flex bison libelf-dev bc cpio busybox-static qemu-system-x86

@@ -10,7 +10,9 @@
 #           differential tests; AddressSanitizer + UBSan over the unit tests
 #           and the link cases (tests/integration/cases.sh); ThreadSanitizer
 #           over the unit and farm tests (the daemons)
-#           (tests/tsan.supp: the uninstrumented libraries, each justified)
+#           (tests/tsan.supp: the uninstrumented libraries, each justified);
+#           the libFuzzer targets (tests/fuzz, clang + ASan + UBSan), each
+#           for $THINFARM_FUZZ_SECONDS (default 20) on its committed corpus
 # Each stream's lines are prefixed with its name; the run fails if either does.
 #   deploy/run-tests.sh            everything
 #   deploy/run-tests.sh -L unit    ctest arguments select a subset (release build only)
@@ -50,6 +52,9 @@ checks_stream() {
   export TSAN_OPTIONS="suppressions=$root/tests/tsan.supp"
   (cd build-tsan && ctest --output-on-failure -j"$jobs" -L unit)
   (cd build-tsan && ctest --output-on-failure -j"$jobs" -R '^farm\.')
+  phase "libFuzzer targets (build and ${THINFARM_FUZZ_SECONDS:-20} s each)"
+  unset ASAN_OPTIONS UBSAN_OPTIONS # run.sh sets its own (leaks are findings there)
+  bench/fuzz.sh "${THINFARM_FUZZ_SECONDS:-20}"
   [ "$tidy" = 0 ] || { echo "clang-tidy had findings (above)"; return 1; }
 }
 

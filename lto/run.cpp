@@ -59,8 +59,13 @@ Result<std::vector<NativeObject>> runJobs(const BackendProcess &backend,
   std::vector<size_t> order(jobs.size());
   for (size_t i = 0; i < order.size(); ++i)
     order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return jobs[a].cost() > jobs[b].cost(); });
+  // Largest first, ties in task order: std::sort with the index as the tie
+  // break is stable_sort's order (whose libstdc++ 12 implementation clang
+  // warns about: get_temporary_buffer is deprecated in C++20).
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    uint64_t ca = jobs[a].cost(), cb = jobs[b].cost();
+    return ca != cb ? ca > cb : a < b;
+  });
 
   std::vector<NativeObject> outputs(jobs.size());
   std::mutex mu;

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <set>
 
 namespace thinfarm {
 
@@ -182,6 +184,14 @@ struct Store::Impl {
     reserved -= std::min(reserved, bytes);
   }
 
+  // Large blobs a Writer is writing. Every writer of a digest writes the same
+  // chunk keys, and a writer's bytes are checked only by finish(): two at
+  // once, and a peer's spoiled chunk lands in the blob an honest upload
+  // finishes (or its abandoned write drops the honest one's chunks). So one
+  // at a time: write() refuses a second, put() waits for the first.
+  std::set<Digest> writing;
+  std::condition_variable writerDone;
+
   Status writeBatch(rocksdb::WriteBatch &batch, const std::string &what) {
     rocksdb::Status s = db->Write(rocksdb::WriteOptions(), &batch);
     if (!s.ok())
@@ -354,12 +364,23 @@ struct Store::Writer::State {
   uint64_t received = 0;
   uint32_t nextChunk = 0;
   bool done = false;
-  bool reserved = false; // the digest's size is held against the budget
+  bool reserved = false;   // the digest's size is held against the budget
+  bool registered = false; // in impl->writing
 
-  void release() {
+  void releaseReservation() {
     if (reserved)
       impl->release(digest.size);
     reserved = false;
+  }
+  // Everything the writer holds: its reservation and its turn.
+  void release() {
+    releaseReservation();
+    if (!registered)
+      return;
+    std::lock_guard<std::mutex> lock(impl->mu);
+    impl->writing.erase(digest);
+    registered = false;
+    impl->writerDone.notify_all();
   }
 
   Status flushChunk(std::string_view bytes) {
@@ -486,14 +507,25 @@ Status Store::putBatch(std::span<const std::pair<Digest, std::string_view>> blob
       continue;
     }
     if (large(digest)) {
-      // Streams through a writer of its own (which takes the lock to finish).
+      // Streams through a writer of its own (which takes the lock to
+      // finish), once no other writer has this blob (Impl::writing).
+      impl_->writerDone.wait(lock, [&] { return impl_->writing.count(digest) == 0; });
+      TF_TRY(auto written, impl_->use(blobKey(digest)));
+      if (written)
+        continue;
+      auto state = std::make_unique<Writer::State>();
+      state->impl = impl_.get();
+      state->digest = digest;
+      state->registered = impl_->writing.insert(digest).second;
       lock.unlock();
-      auto w = write(digest);
-      Status st = w.ok() ? Status(ok()) : Status(w.error());
-      for (size_t off = 0; st.ok() && off < bytes.size(); off += kChunkSize)
-        st = w->append(bytes.substr(off, kChunkSize));
-      if (st.ok())
-        st = w->finish();
+      Status st = ok();
+      { // the writer ends before the lock is taken again: its destructor takes it
+        Writer w(std::move(state));
+        for (size_t off = 0; st.ok() && off < bytes.size(); off += kChunkSize)
+          st = w.append(bytes.substr(off, kChunkSize));
+        if (st.ok())
+          st = w.finish();
+      }
       lock.lock();
       TF_CHECK(st);
       continue;
@@ -595,7 +627,17 @@ Result<Store::Writer> Store::write(const Digest &digest) {
   auto st = std::make_unique<Writer::State>();
   st->impl = impl_.get();
   st->digest = digest;
-  TF_CHECK(impl_->reserve(digest, digest.size));
+  if (large(digest)) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->writing.insert(digest).second)
+      return Error{ErrorKind::Overloaded,
+                   "blob " + digest.text() + ": another upload of it is under way"};
+    st->registered = true;
+  }
+  if (Status r = impl_->reserve(digest, digest.size); !r.ok()) {
+    st->release();
+    return std::move(r).error();
+  }
   st->reserved = true;
   return Writer(std::move(st));
 }
@@ -685,7 +727,8 @@ Store::Writer::~Writer() {
     if (present.ok() && !*present)
       s_->impl->drop(s_->digest, false);
   }
-  s_->release();
+  if (s_)
+    s_->release();
 }
 
 Status Store::Writer::append(std::string_view bytes) {
@@ -709,7 +752,11 @@ Status Store::Writer::finish() {
   if (s.done)
     return failed("blob " + s.digest.text() + ": finished twice");
   s.done = true;
-  s.release(); // from here on the blob is either dropped or counted in the total
+  s.releaseReservation(); // from here on the blob is either dropped or counted in the total
+  struct Release { // on every path, after the lock below is let go
+    State &s;
+    ~Release() { s.release(); }
+  } release{s};
   auto abandon = [&](const std::string &why) {
     auto present = s.impl->use(blobKey(s.digest));
     if (present.ok() && !*present)

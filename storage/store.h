@@ -112,6 +112,8 @@ public:
   // ends with finish() or the writer. A blob larger than the budget is an
   // Exceeded error, one that does not fit beside the reservations of other
   // writers an Overloaded one.
+  // One writer of a large blob at a time: write() while another is open is
+  // Overloaded (try again later), and put() of that blob waits for it.
   class Writer {
   public:
     Writer(Writer &&) noexcept;

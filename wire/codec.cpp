@@ -8,16 +8,7 @@
 // Error naming the problem; nothing a peer sends can assert.
 #include "wire/messages.h"
 
-#include <capnp/common.h>
-#if defined(__clang__) && CAPNP_VERSION < 1000001
-// Cap'n Proto before 1.0.1 compares `const char *` with kj::StringPtr in
-// capnp/blob.h in a way clang 17+ rejects under C++20 (capnproto#1622), so
-// clang-tidy could not parse this file. The overloads kj leaves out in C++20:
-namespace kj {
-inline bool operator==(const char *a, const StringPtr &b) { return b == StringPtr(a); }
-inline bool operator!=(const char *a, const StringPtr &b) { return b != StringPtr(a); }
-} // namespace kj
-#endif
+#include "wire/capnp_clang.h" // before any Cap'n Proto header
 #include "wire/thinfarm.capnp.h"
 
 #include <capnp/message.h>

@@ -166,6 +166,33 @@ protected:
   std::optional<Socket> client_;
 };
 
+// A chunk is served only at an offset inside its blob: 2^32 chunks in used
+// to wrap to chunk 0, served under the offset asked for (found by
+// tests/fuzz/blob_chunk_fuzz).
+TEST(BlobServiceChunks, OnlyInsideTheBlob) {
+  test::ScratchDir dir;
+  auto store = Store::open(dir.file("store"));
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  std::string big = pattern(kChunk + 10, 2);
+  Digest d = Digest::of(big);
+  ASSERT_TRUE(store->put(d, big).ok());
+  BlobService blobs(*store);
+  for (uint64_t offset : {uint64_t(0), uint64_t(kChunk), uint64_t(2 * kChunk),
+                          (uint64_t(1) << 32) * kChunk, (uint64_t(1) << 32) * kChunk + kChunk}) {
+    Outbox out;
+    blobs.onGetChunk("peer", 1, GetChunk{{d, offset}}, out);
+    ASSERT_EQ(out.size(), 1u);
+    const Chunk *c = out[0].second.get<Chunk>();
+    if (offset < d.size) {
+      ASSERT_TRUE(c) << offset;
+      EXPECT_TRUE(c->bytes == big.substr(offset, kChunk)) << offset;
+    } else {
+      EXPECT_FALSE(c) << offset;
+      EXPECT_TRUE(out[0].second.get<ErrorMsg>()) << offset;
+    }
+  }
+}
+
 TEST_F(TransportBlobs, UploadsAndDownloadsBlobs) {
   std::string small = "native object", big = pattern(3 * kChunk + kChunk / 2, 1), empty;
   std::vector<Digest> all{Digest::of(small), Digest::of(big), Digest::of(empty)};
