@@ -2,6 +2,8 @@
 
 #include <zmq.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -193,6 +195,7 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
   // accepted and shut at once, which is what keeps the queue moving.
   setInt(s, ZMQ_BACKLOG, 4096);
   Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
+  sock.guard_ = UnreadGuard(limits.maxUnread, limits.unreadCheck);
   sock.limiter_ = std::make_shared<ConnectionLimiter>(limits.maxConnections,
                                                       limits.maxConnectionsPerKey);
   TF_TRY(sock.monitor_, watch(ctx, s, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED));
@@ -242,7 +245,7 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
 Socket::Socket(Socket &&o) noexcept
     : sock_(o.sock_), monitor_(o.monitor_), limiter_(std::move(o.limiter_)),
       peersOn_(std::move(o.peersOn_)), gone_(std::move(o.gone_)), shut_(o.shut_),
-      router_(o.router_), endpoint_(std::move(o.endpoint_)), nextRequestId_(o.nextRequestId_),
+      guard_(std::move(o.guard_)), router_(o.router_), endpoint_(std::move(o.endpoint_)), nextRequestId_(o.nextRequestId_),
       unbatched_(std::move(o.unbatched_)) {
   o.sock_ = nullptr;
   o.monitor_ = nullptr;
@@ -261,6 +264,7 @@ Socket &Socket::operator=(Socket &&o) noexcept {
     peersOn_ = std::move(o.peersOn_);
     gone_ = std::move(o.gone_);
     shut_ = o.shut_;
+    guard_ = std::move(o.guard_);
     router_ = o.router_;
     endpoint_ = std::move(o.endpoint_);
     nextRequestId_ = o.nextRequestId_;
@@ -310,10 +314,12 @@ void Socket::connectionEvents() {
   while (nextEvent(monitor_, id, value)) {
     int fd = static_cast<int>(value);
     if (id == ZMQ_EVENT_ACCEPTED) {
+      guard_.opened(fd, UnreadGuard::Clock::now());
       if (!limiter_->opened(fd))
         shut(fd, "over the cap of " + std::to_string(limiter_->maxTotal_) +
                      " connections (--max-connections)");
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
+      guard_.closed(fd);
       limiter_->closed(fd);
       if (auto it = peersOn_.find(fd); it != peersOn_.end()) {
         gone_.insert(gone_.end(), it->second.begin(), it->second.end());
@@ -330,6 +336,29 @@ void Socket::shut(int fd, const std::string &why) {
   if (shut_++ % 1000 == 0)
     std::fprintf(stderr, "thinfarm-coordinator: refused a connection %s (%llu so far)\n",
                  why.c_str(), static_cast<unsigned long long>(shut_));
+}
+
+// A connection for the log: its address, and its key once a message named it.
+std::string Socket::describe(int fd) const {
+  std::string who = "descriptor " + std::to_string(fd);
+  sockaddr_storage a{};
+  socklen_t len = sizeof a;
+  char host[INET6_ADDRSTRLEN] = "";
+  if (::getpeername(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0) {
+    if (a.ss_family == AF_INET) {
+      const auto *in = reinterpret_cast<const sockaddr_in *>(&a);
+      ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+      who += " (" + std::string(host) + ":" + std::to_string(ntohs(in->sin_port)) + ")";
+    } else if (a.ss_family == AF_INET6) {
+      const auto *in = reinterpret_cast<const sockaddr_in6 *>(&a);
+      ::inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+      who += " ([" + std::string(host) + "]:" + std::to_string(ntohs(in->sin6_port)) + ")";
+    }
+  }
+  std::lock_guard lock(limiter_->mutex_);
+  if (auto k = limiter_->keyOf_.find(fd); k != limiter_->keyOf_.end())
+    who += " key " + k->second;
+  return who;
 }
 
 std::vector<PeerId> Socket::takeGone() {
@@ -367,9 +396,12 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
   size_t frames = 0; // of this message, the routing id included
   uint64_t bytes = 0;
   bool polled = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::milliseconds(0));
   for (;;) {
-    if (frames == 0 && router_ && monitor_)
+    if (frames == 0 && router_ && monitor_) {
       connectionEvents();
+      guard_.check(std::chrono::steady_clock::now(), [this](int fd) { return describe(fd); });
+    }
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, sock_, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&part);
@@ -382,12 +414,19 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
           return Received{PeerId(), std::move(*refused), {}};
       // Nothing queued: wait once (trying first saves a poll per message
       // when a burst is being drained).
-      // (A listening socket wakes for its connection events too.)
-      zmq_pollitem_t items[2] = {{sock_, 0, ZMQ_POLLIN, 0}, {monitor_, 0, ZMQ_POLLIN, 0}};
-      if (polled || timeout.count() <= 0 ||
-          zmq_poll(items, monitor_ ? 2 : 1, static_cast<long>(timeout.count())) <= 0)
+      // (A listening socket wakes for its connection events too, and at
+      // least every unreadCheck for its UnreadGuard.)
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
+                                                               std::chrono::steady_clock::now());
+      if (polled || left.count() <= 0)
         return std::nullopt;
-      polled = true;
+      if (guard_.enabled() && guard_.watched() > 0)
+        left = std::min(left, guard_.interval());
+      zmq_pollitem_t items[2] = {{sock_, 0, ZMQ_POLLIN, 0}, {monitor_, 0, ZMQ_POLLIN, 0}};
+      int n = zmq_poll(items, monitor_ ? 2 : 1, static_cast<long>(left.count()));
+      if (n < 0)
+        return std::nullopt;
+      polled = n > 0;
       continue;
     }
     const char *data = static_cast<const char *>(zmq_msg_data(&part));
@@ -427,6 +466,8 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
     } else {
       r.message = decode(std::string_view(data, size));
     }
+    if (fd >= 0)
+      guard_.delivered(fd, bytes, frames - (router_ ? 1 : 0));
     if (fd >= 0 && !r.peer.empty()) {
       std::vector<PeerId> &on = peersOn_[fd];
       if (std::find(on.begin(), on.end(), r.peer) == on.end())

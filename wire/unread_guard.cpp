@@ -1,0 +1,73 @@
+// UnreadGuard: the kernel's byte count of a TCP connection against the bytes
+// of the messages delivered from it (see unread_guard.h). Its own file
+// because it reads <linux/tcp.h>'s tcp_info (glibc's lacks the byte counts),
+// which cannot be included beside <netinet/tcp.h>.
+#include "wire/unread_guard.h"
+
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdio>
+
+namespace thinfarm::wire {
+
+namespace {
+
+// tcpi_bytes_received of a TCP socket; false for any other descriptor (or a
+// kernel older than 4.1, whose tcp_info ends before it).
+bool bytesReceived(int fd, uint64_t &bytes) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+      len < offsetof(tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received)
+    return false;
+  bytes = info.tcpi_bytes_received;
+  return true;
+}
+
+} // namespace
+
+void UnreadGuard::opened(int fd, Clock::time_point now) {
+  uint64_t bytes = 0;
+  if (maxUnread_ == 0 || !bytesReceived(fd, bytes)) {
+    conns_.erase(fd); // ipc://: not watched
+    return;
+  }
+  // Counted from the connection's first byte: the greeting and handshake are
+  // in the credit, and a bomb that started before this event is not missed.
+  conns_[fd] = Conn{0, 0, now, false};
+}
+
+void UnreadGuard::delivered(int fd, uint64_t bytes, uint64_t frames) {
+  if (auto it = conns_.find(fd); it != conns_.end())
+    it->second.delivered += bytes + frames * kFrameOverhead;
+}
+
+bool UnreadGuard::over(int fd, Conn &c, Clock::time_point now, uint64_t &unread) {
+  uint64_t received = 0;
+  if (c.shut || !bytesReceived(fd, received) || received == c.seen)
+    return false; // nothing moved since the last check
+  c.seen = received;
+  auto alive = std::chrono::duration_cast<std::chrono::seconds>(now - c.since).count() + 1;
+  uint64_t credit = c.delivered + static_cast<uint64_t>(alive) * kIdleCreditPerSecond;
+  unread = received > credit ? received - credit : 0;
+  return unread > maxUnread_;
+}
+
+void UnreadGuard::shut(int fd, Conn &c, uint64_t unread, const std::string &who) {
+  c.shut = true;
+  ::shutdown(fd, SHUT_RDWR);
+  ++shut_;
+  std::fprintf(stderr,
+               "thinfarm-coordinator: shut the connection of %s: %llu bytes received on it, "
+               "%llu delivered as messages, %llu over the credit (an unfinished multipart "
+               "message?); the cap is --max-unread %llu (%llu shut so far)\n",
+               who.c_str(), static_cast<unsigned long long>(c.seen),
+               static_cast<unsigned long long>(c.delivered), static_cast<unsigned long long>(unread),
+               static_cast<unsigned long long>(maxUnread_),
+               static_cast<unsigned long long>(shut_));
+}
+
+} // namespace thinfarm::wire
