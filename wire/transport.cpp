@@ -195,9 +195,12 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
   // accepted and shut at once, which is what keeps the queue moving.
   setInt(s, ZMQ_BACKLOG, 4096);
   Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
-  sock.guard_ = UnreadGuard(limits.maxUnread, limits.unreadCheck);
   sock.limiter_ = std::make_shared<ConnectionLimiter>(limits.maxConnections,
                                                       limits.maxConnectionsPerKey);
+  if (limits.maxUnread > 0)
+    sock.guard_ = std::make_unique<UnreadGuard>(
+        limits.maxUnread, limits.unreadCheck,
+        [limiter = sock.limiter_](int fd) { return describe(*limiter, fd); });
   TF_TRY(sock.monitor_, watch(ctx, s, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED));
   if (keys) {
     setInt(s, ZMQ_CURVE_SERVER, 1);
@@ -253,6 +256,7 @@ Socket::Socket(Socket &&o) noexcept
 
 Socket &Socket::operator=(Socket &&o) noexcept {
   if (this != &o) {
+    guard_.reset();
     if (monitor_)
       zmq_close(monitor_);
     if (sock_)
@@ -275,6 +279,7 @@ Socket &Socket::operator=(Socket &&o) noexcept {
 }
 
 Socket::~Socket() {
+  guard_.reset(); // before the descriptors it watches are closed
   if (monitor_)
     zmq_close(monitor_);
   if (sock_)
@@ -314,12 +319,14 @@ void Socket::connectionEvents() {
   while (nextEvent(monitor_, id, value)) {
     int fd = static_cast<int>(value);
     if (id == ZMQ_EVENT_ACCEPTED) {
-      guard_.opened(fd, UnreadGuard::Clock::now());
+      if (guard_)
+        guard_->opened(fd);
       if (!limiter_->opened(fd))
         shut(fd, "over the cap of " + std::to_string(limiter_->maxTotal_) +
                      " connections (--max-connections)");
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
-      guard_.closed(fd);
+      if (guard_)
+        guard_->closed(fd);
       limiter_->closed(fd);
       if (auto it = peersOn_.find(fd); it != peersOn_.end()) {
         gone_.insert(gone_.end(), it->second.begin(), it->second.end());
@@ -339,7 +346,7 @@ void Socket::shut(int fd, const std::string &why) {
 }
 
 // A connection for the log: its address, and its key once a message named it.
-std::string Socket::describe(int fd) const {
+std::string Socket::describe(const ConnectionLimiter &limiter, int fd) {
   std::string who = "descriptor " + std::to_string(fd);
   sockaddr_storage a{};
   socklen_t len = sizeof a;
@@ -355,8 +362,8 @@ std::string Socket::describe(int fd) const {
       who += " ([" + std::string(host) + "]:" + std::to_string(ntohs(in->sin6_port)) + ")";
     }
   }
-  std::lock_guard lock(limiter_->mutex_);
-  if (auto k = limiter_->keyOf_.find(fd); k != limiter_->keyOf_.end())
+  std::lock_guard lock(limiter.mutex_);
+  if (auto k = limiter.keyOf_.find(fd); k != limiter.keyOf_.end())
     who += " key " + k->second;
   return who;
 }
@@ -396,12 +403,9 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
   size_t frames = 0; // of this message, the routing id included
   uint64_t bytes = 0;
   bool polled = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::milliseconds(0));
   for (;;) {
-    if (frames == 0 && router_ && monitor_) {
+    if (frames == 0 && router_ && monitor_)
       connectionEvents();
-      guard_.check(std::chrono::steady_clock::now(), [this](int fd) { return describe(fd); });
-    }
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, sock_, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&part);
@@ -414,19 +418,12 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
           return Received{PeerId(), std::move(*refused), {}};
       // Nothing queued: wait once (trying first saves a poll per message
       // when a burst is being drained).
-      // (A listening socket wakes for its connection events too, and at
-      // least every unreadCheck for its UnreadGuard.)
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
-                                                               std::chrono::steady_clock::now());
-      if (polled || left.count() <= 0)
-        return std::nullopt;
-      if (guard_.enabled() && guard_.watched() > 0)
-        left = std::min(left, guard_.interval());
+      // (A listening socket wakes for its connection events too.)
       zmq_pollitem_t items[2] = {{sock_, 0, ZMQ_POLLIN, 0}, {monitor_, 0, ZMQ_POLLIN, 0}};
-      int n = zmq_poll(items, monitor_ ? 2 : 1, static_cast<long>(left.count()));
-      if (n < 0)
+      if (polled || timeout.count() <= 0 ||
+          zmq_poll(items, monitor_ ? 2 : 1, static_cast<long>(timeout.count())) <= 0)
         return std::nullopt;
-      polled = n > 0;
+      polled = true;
       continue;
     }
     const char *data = static_cast<const char *>(zmq_msg_data(&part));
@@ -466,8 +463,8 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
     } else {
       r.message = decode(std::string_view(data, size));
     }
-    if (fd >= 0)
-      guard_.delivered(fd, bytes, frames - (router_ ? 1 : 0));
+    if (fd >= 0 && guard_)
+      guard_->delivered(fd, bytes, frames - (router_ ? 1 : 0));
     if (fd >= 0 && !r.peer.empty()) {
       std::vector<PeerId> &on = peersOn_[fd];
       if (std::find(on.begin(), on.end(), r.peer) == on.end())

@@ -20,8 +20,8 @@
 // frame is in; each frame is bounded by ZMQ_MAXMSGSIZE, their number not at
 // all: so a listening socket also compares, per TCP connection, the bytes
 // the kernel received with those of the messages receive() delivered, and
-// shuts a connection more than maxUnread behind (UnreadGuard, checked at
-// least every unreadCheck while receive() waits).) A listening socket watches its connections
+// shuts a connection more than maxUnread behind (UnreadGuard: a thread
+// checks every unreadCheck).) A listening socket watches its connections
 // (a socket monitor's ACCEPTED/DISCONNECTED events): beyond maxConnections a
 // new connection is shut at once, and the ZAP handler refuses handshakes
 // over the total and over maxConnectionsPerKey (ConnectionLimiter). It also
@@ -73,7 +73,7 @@ struct TransportLimits {
   // honest peer stays far below: a blob transfer's window (kWindow x kChunk),
   // a worker's batch of results, what the kernel buffers. 0: not checked.
   uint64_t maxUnread = 64ull << 20;
-  std::chrono::milliseconds unreadCheck{50}; // how often, at least, while waiting
+  std::chrono::milliseconds unreadCheck{50}; // how often (its own thread)
 };
 
 // The connections a listening socket has open, for refusing more: its
@@ -158,7 +158,7 @@ public:
   // ROUTER: the peers whose connection closed since the last call.
   std::vector<PeerId> takeGone();
   // ROUTER: connections shut for being over a cap, so far.
-  uint64_t shutConnections() const { return shut_ + guard_.shutCount(); }
+  uint64_t shutConnections() const { return shut_ + (guard_ ? guard_->shutCount() : 0); }
 
 private:
   Socket(void *sock, bool router, std::string endpoint)
@@ -173,8 +173,8 @@ private:
   std::unordered_map<int, std::vector<PeerId>> peersOn_; // ROUTER: fd -> peers seen on it
   std::vector<PeerId> gone_;
   uint64_t shut_ = 0;
-  UnreadGuard guard_{0, std::chrono::milliseconds(50)}; // ROUTER over TCP
-  std::string describe(int fd) const;
+  std::unique_ptr<UnreadGuard> guard_; // ROUTER, unless maxUnread is 0
+  static std::string describe(const ConnectionLimiter &limiter, int fd); // for the log
   bool router_ = false;
   std::string endpoint_;
   uint64_t nextRequestId_ = 1;

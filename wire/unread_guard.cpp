@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <exception>
 
 namespace thinfarm::wire {
 
@@ -29,20 +30,65 @@ bool bytesReceived(int fd, uint64_t &bytes) {
 
 } // namespace
 
-void UnreadGuard::opened(int fd, Clock::time_point now) {
+UnreadGuard::UnreadGuard(uint64_t maxUnread, std::chrono::milliseconds interval,
+                         std::function<std::string(int)> describe)
+    : maxUnread_(maxUnread), interval_(std::max(interval, std::chrono::milliseconds(1))),
+      describe_(std::move(describe)), thread_([this] { run(); }) {}
+
+UnreadGuard::~UnreadGuard() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void UnreadGuard::opened(int fd) {
   uint64_t bytes = 0;
-  if (maxUnread_ == 0 || !bytesReceived(fd, bytes)) {
+  std::lock_guard lock(mutex_);
+  if (!bytesReceived(fd, bytes)) {
     conns_.erase(fd); // ipc://: not watched
     return;
   }
   // Counted from the connection's first byte: the greeting and handshake are
   // in the credit, and a bomb that started before this event is not missed.
-  conns_[fd] = Conn{0, 0, now, false};
+  conns_[fd] = Conn{0, 0, Clock::now(), false};
+}
+
+void UnreadGuard::closed(int fd) {
+  std::lock_guard lock(mutex_);
+  conns_.erase(fd);
 }
 
 void UnreadGuard::delivered(int fd, uint64_t bytes, uint64_t frames) {
+  std::lock_guard lock(mutex_);
   if (auto it = conns_.find(fd); it != conns_.end())
     it->second.delivered += bytes + frames * kFrameOverhead;
+}
+
+uint64_t UnreadGuard::shutCount() const {
+  std::lock_guard lock(mutex_);
+  return shut_;
+}
+
+void UnreadGuard::run() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, interval_, [&] { return stop_; })) {
+    try {
+      check(Clock::now());
+    } catch (const std::exception &e) { // (memory for a log line): the next check retries
+      std::fprintf(stderr, "thinfarm-coordinator: warning: the unread check failed: %s\n",
+                   e.what());
+    }
+  }
+}
+
+// With the lock held: one getsockopt per watched connection.
+void UnreadGuard::check(Clock::time_point now) {
+  for (auto &[fd, c] : conns_)
+    if (uint64_t unread = 0; over(fd, c, now, unread))
+      shut(fd, c, unread);
 }
 
 bool UnreadGuard::over(int fd, Conn &c, Clock::time_point now, uint64_t &unread) {
@@ -56,7 +102,7 @@ bool UnreadGuard::over(int fd, Conn &c, Clock::time_point now, uint64_t &unread)
   return unread > maxUnread_;
 }
 
-void UnreadGuard::shut(int fd, Conn &c, uint64_t unread, const std::string &who) {
+void UnreadGuard::shut(int fd, Conn &c, uint64_t unread) {
   c.shut = true;
   ::shutdown(fd, SHUT_RDWR);
   ++shut_;
@@ -64,8 +110,9 @@ void UnreadGuard::shut(int fd, Conn &c, uint64_t unread, const std::string &who)
                "thinfarm-coordinator: shut the connection of %s: %llu bytes received on it, "
                "%llu delivered as messages, %llu over the credit (an unfinished multipart "
                "message?); the cap is --max-unread %llu (%llu shut so far)\n",
-               who.c_str(), static_cast<unsigned long long>(c.seen),
-               static_cast<unsigned long long>(c.delivered), static_cast<unsigned long long>(unread),
+               describe_(fd).c_str(), static_cast<unsigned long long>(c.seen),
+               static_cast<unsigned long long>(c.delivered),
+               static_cast<unsigned long long>(unread),
                static_cast<unsigned long long>(maxUnread_),
                static_cast<unsigned long long>(shut_));
 }

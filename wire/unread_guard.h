@@ -13,17 +13,26 @@
 // framing, handshake and heartbeats) the connection is shut with
 // shutdown(2); libzmq sees its end, closes it, and frees the partial message.
 //
-// Checked from the Socket's receive(): on every call at most once per
-// interval/5, and at least every interval while it waits, so a bomb grows the
-// process by at most maxUnread + link rate x interval (or x the time the
-// application spends on one message). One getsockopt per TCP connection per
-// check. ipc:// connections (a 0700 directory: the local user only) and
-// inproc:// (this process) are not watched: AF_UNIX sockets count no bytes.
+// Checked on a thread of its own every `interval` (50 ms), not from the
+// application's receive loop, which may be busy with one message for longer:
+// a bomb grows the process by at most maxUnread + link rate x interval. One
+// getsockopt per TCP connection per check. The Socket reports connections
+// opened and closed (its monitor's events) and messages delivered; the
+// descriptors stay libzmq's. (A number libzmq closed and the kernel reused
+// before the Socket reported the close is checked against the old
+// connection's credit for those few milliseconds: a new connection would have
+// to receive maxUnread bytes in them to be shut.) ipc://
+// connections (a 0700 directory: the local user only) and inproc:// (this
+// process) are not watched: AF_UNIX sockets count no bytes.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 namespace thinfarm::wire {
@@ -37,30 +46,21 @@ public:
   static constexpr uint64_t kFrameOverhead = 64;
   static constexpr uint64_t kIdleCreditPerSecond = 128;
 
-  UnreadGuard(uint64_t maxUnread, std::chrono::milliseconds interval)
-      : maxUnread_(maxUnread), interval_(interval) {}
-  bool enabled() const { return maxUnread_ > 0; }
-  std::chrono::milliseconds interval() const { return interval_; }
+  // Starts the checking thread; `describe(fd)` names a connection for the log
+  // (called on that thread).
+  UnreadGuard(uint64_t maxUnread, std::chrono::milliseconds interval,
+              std::function<std::string(int)> describe);
+  ~UnreadGuard(); // stops and joins the thread
+  UnreadGuard(const UnreadGuard &) = delete;
+  UnreadGuard &operator=(const UnreadGuard &) = delete;
 
   // A connection accepted (watched only if it is TCP) or closed.
-  void opened(int fd, Clock::time_point now);
-  void closed(int fd) { conns_.erase(fd); }
+  void opened(int fd);
+  void closed(int fd);
   // A message taken from fd: `bytes` in `frames` frames (routing id excluded).
   void delivered(int fd, uint64_t bytes, uint64_t frames);
-
-  // One check of every watched connection, unless one ran within interval/5.
-  // Shuts those over the bound; `describe(fd)` names the peer for the log.
-  template <class Describe> void check(Clock::time_point now, const Describe &describe) {
-    if (maxUnread_ == 0 || conns_.empty() || now - last_ < interval_ / 5)
-      return;
-    last_ = now;
-    for (auto &[fd, c] : conns_)
-      if (uint64_t unread = 0; over(fd, c, now, unread))
-        shut(fd, c, unread, describe(fd));
-  }
   // Connections shut so far.
-  uint64_t shutCount() const { return shut_; }
-  size_t watched() const { return conns_.size(); }
+  uint64_t shutCount() const;
 
 private:
   struct Conn {
@@ -69,14 +69,20 @@ private:
     Clock::time_point since;
     bool shut = false;
   };
+  void run();
+  void check(Clock::time_point now);
   bool over(int fd, Conn &c, Clock::time_point now, uint64_t &unread);
-  void shut(int fd, Conn &c, uint64_t unread, const std::string &who);
+  void shut(int fd, Conn &c, uint64_t unread);
 
-  uint64_t maxUnread_;
-  std::chrono::milliseconds interval_;
+  const uint64_t maxUnread_;
+  const std::chrono::milliseconds interval_;
+  const std::function<std::string(int)> describe_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
   std::unordered_map<int, Conn> conns_;
-  Clock::time_point last_{};
   uint64_t shut_ = 0;
+  std::thread thread_; // last: started once the rest is
 };
 
 } // namespace thinfarm::wire
