@@ -16,7 +16,9 @@
 // Checked on a thread of its own every `interval` (50 ms), not from the
 // application's receive loop, which may be busy with one message for longer:
 // a bomb grows the process by at most maxUnread + link rate x interval. One
-// getsockopt per TCP connection per check. The Socket reports connections
+// getsockopt per check for each TCP connection that received bytes since the
+// last (an epoll set of its own, edge-triggered, says which): idle ones cost
+// nothing. The Socket reports connections
 // opened and closed (its monitor's events) and messages delivered; the
 // descriptors stay libzmq's. (A number libzmq closed and the kernel reused
 // before the Socket reported the close is checked against the old
@@ -82,6 +84,7 @@ private:
   bool stop_ = false;
   std::unordered_map<int, Conn> conns_;
   uint64_t shut_ = 0;
+  int epoll_ = -1; // the watched descriptors, edge-triggered: which received bytes
   std::thread thread_; // last: started once the rest is
 };
 

@@ -380,7 +380,9 @@ TEST(Bounds, MultipartBombIsShutAndMemoryBounded) {
 }
 
 // Watching 1,000 idle connections (each past its handshake, so the guard
-// checks it) costs the coordinator little CPU: one getsockopt each per 50 ms.
+// checks it) costs the coordinator next to no CPU: it asks the kernel only
+// about connections that received bytes (checking all 1,000 every 50 ms cost
+// 4.3% of a core here).
 TEST(Bounds, UnreadGuardCostsLittleWithManyConnections) {
   rlimit fds{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &fds), 0);
@@ -406,7 +408,7 @@ TEST(Bounds, UnreadGuardCostsLittleWithManyConnections) {
   std::printf("%d idle connections: coordinator CPU %.1f%% with the unread guard, %.1f%% "
               "without\n",
               n, 100 * on, 100 * off);
-  EXPECT_LT(on, off + 0.10) << "watching idle connections is expensive";
+  EXPECT_LT(on, off + 0.03) << "watching idle connections is expensive";
 }
 
 TEST(Bounds, NeverFinishingUploadStaysInItsReservation) {
