@@ -67,7 +67,9 @@ public:
     store_ = dir.file("store");
     std::string lock = dir.file("lock");
     std::vector<std::string> argv = {THINFARM_COORDINATOR_PROGRAM, "--listen", endpoint_,
-                                     "--insecure", "--store", store_, "--lock", lock};
+                                     "--store", store_, "--lock", lock};
+    if (std::find(extra.begin(), extra.end(), "--key") == extra.end())
+      argv.push_back("--insecure");
     argv.insert(argv.end(), extra.begin(), extra.end());
     SpawnOptions o;
     o.stderrFile = log_;
@@ -137,21 +139,26 @@ private:
 
 // An honest peer: uploads a blob of `size` bytes, finds it stored, downloads
 // it back and compares. Empty on success, else what went wrong.
+std::string honestRoundTrip(wire::Socket &s, size_t size, unsigned seed);
 std::string honestRoundTrip(wire::Context &ctx, const std::string &endpoint, size_t size,
                             unsigned seed) {
   auto s = wire::Socket::connect(ctx, endpoint);
   if (!s.ok())
     return s.error().message;
+  return honestRoundTrip(*s, size, seed);
+}
+
+std::string honestRoundTrip(wire::Socket &sock, size_t size, unsigned seed) {
   std::string bytes = pattern(size, seed);
   Digest d = Digest::of(bytes);
   wire::BlobRef ref{d, bytes};
-  if (Status st = wire::upload(*s, std::span<const wire::BlobRef>(&ref, 1)); !st.ok())
+  if (Status st = wire::upload(sock, std::span<const wire::BlobRef>(&ref, 1)); !st.ok())
     return "upload: " + st.error().message;
-  auto missing = wire::findMissing(*s, std::span<const Digest>(&d, 1));
+  auto missing = wire::findMissing(sock, std::span<const Digest>(&d, 1));
   if (!missing.ok() || !missing->empty())
     return "the blob is not stored after its upload";
   std::string back;
-  Status st = wire::download(*s, std::span<const Digest>(&d, 1),
+  Status st = wire::download(sock, std::span<const Digest>(&d, 1),
                              [&](const Digest &, std::string &&b) {
                                back = std::move(b);
                                return ok();
@@ -376,6 +383,25 @@ TEST(Bounds, MultipartBombIsShutAndMemoryBounded) {
     ++shutLines;
   EXPECT_EQ(shutLines, 1u) << log;
   EXPECT_EQ(honestRoundTrip(ctx, d.endpoint(), 8 << 20, 99), "");
+  EXPECT_TRUE(d.alive());
+}
+
+// With CURVE over TCP, the guard counts what a connection delivers
+// (ZMQ_SRCFD on decrypted messages): one honest connection moving 160 MiB
+// each way, far more than --max-unread 32M in all, is never shut.
+TEST(Bounds, UnreadGuardCountsCurveMessages) {
+  test::ScratchDir dir;
+  wire::Context ctx;
+  auto server = *wire::generateKeyPair(), client = *wire::generateKeyPair();
+  ASSERT_TRUE(wire::writeKeyFiles(dir.file("coordinator.key"), server, "coordinator").ok());
+  dir.write("allowed", "client " + client.publicKey + " honest\n");
+  Daemon d(dir, {"--key", dir.file("coordinator.key"), "--allow", dir.file("allowed"),
+                 "--max-unread", "32M"});
+  auto s = wire::Socket::connect(ctx, d.endpoint(), wire::ClientCurve{client, server.publicKey});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  for (unsigned i = 0; i < 10; ++i)
+    ASSERT_EQ(honestRoundTrip(*s, 16u << 20, 40 + i), "") << "round " << i << "\n" << d.log();
+  EXPECT_FALSE(contains(d.log(), "--max-unread")) << d.log();
   EXPECT_TRUE(d.alive());
 }
 
