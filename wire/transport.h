@@ -17,11 +17,13 @@
 // message's frames and bytes as it takes them from ZeroMQ, keeps none beyond
 // the first it needs, and turns an oversized message into an Exceeded error
 // for that peer. (libzmq itself holds a multipart message until its last
-// frame is in; each frame is bounded by ZMQ_MAXMSGSIZE, their number not at
-// all: so a listening socket also compares, per TCP connection, the bytes
-// the kernel received with those of the messages receive() delivered, and
-// shuts a connection more than maxUnread behind (UnreadGuard: a thread
-// checks every unreadCheck).) A listening socket watches its connections
+// frame is in; each frame is bounded by ZMQ_MAXMSGSIZE, their number by
+// nothing.) So a listening socket also compares, per TCP connection, the
+// bytes the kernel received with those of the messages receive() delivered,
+// and shuts a connection more than maxUnread behind: an unfinished multipart
+// message, or a backlog of complete ones (UnreadGuard, on a thread of its
+// own, every unreadCheck; ipc:// and inproc:// are not watched, see
+// unread_guard.h). A listening socket watches its connections
 // (a socket monitor's ACCEPTED/DISCONNECTED events): beyond maxConnections a
 // new connection is shut at once, and the ZAP handler refuses handshakes
 // over the total and over maxConnectionsPerKey (ConnectionLimiter). It also
