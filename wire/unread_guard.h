@@ -15,17 +15,24 @@
 //
 // Checked on a thread of its own every `interval` (50 ms), not from the
 // application's receive loop, which may be busy with one message for longer:
-// a bomb grows the process by at most maxUnread + link rate x interval. One
-// getsockopt per check for each TCP connection that received bytes since the
-// last (an epoll set of its own, edge-triggered, says which): idle ones cost
-// nothing. The Socket reports connections
-// opened and closed (its monitor's events) and messages delivered; the
-// descriptors stay libzmq's. (A number libzmq closed and the kernel reused
-// before the Socket reported the close is checked against the old
-// connection's credit for those few milliseconds: a new connection would have
-// to receive maxUnread bytes in them to be shut.) ipc://
-// connections (a 0700 directory: the local user only) and inproc:// (this
-// process) are not watched: AF_UNIX sockets count no bytes.
+// a bomb grows the process by at most maxUnread + link rate x interval on
+// the wire. One getsockopt per check for each TCP connection that received
+// bytes since the last (an epoll set of its own, edge-triggered, says which):
+// idle ones cost nothing. The Socket reports connections opened and closed
+// (its monitor's events) and messages delivered; the descriptors stay
+// libzmq's. (A number libzmq closed and the kernel reused before the Socket
+// reported the close is checked against the old connection's credit for
+// those few milliseconds: a new connection would have to receive maxUnread
+// bytes in them to be shut.)
+//
+// Limits. Memory is not wire bytes: a 4 MiB frame costs libzmq its size, an
+// empty one (2 bytes on the wire) a 64-byte zmq_msg_t in its pipe, so a bomb
+// of empty frames still reaches ~32 x maxUnread before it is shut (measured:
+// +2.0 GiB at 64 MiB; without the guard it grows without end). The credit of
+// 128 bytes per second of a connection's life lets a partial message grow by
+// that much too. ipc:// connections (a 0700 directory: the local user only)
+// and inproc:// (this process) are not watched: AF_UNIX sockets count no
+// bytes.
 #pragma once
 
 #include <chrono>
