@@ -2,6 +2,8 @@
 
 #include <zmq.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -195,6 +197,10 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
   Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
   sock.limiter_ = std::make_shared<ConnectionLimiter>(limits.maxConnections,
                                                       limits.maxConnectionsPerKey);
+  if (limits.maxUnread > 0)
+    sock.guard_ = std::make_unique<UnreadGuard>(
+        limits.maxUnread, limits.unreadCheck,
+        [limiter = sock.limiter_](int fd) { return describe(*limiter, fd); });
   TF_TRY(sock.monitor_, watch(ctx, s, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED));
   if (keys) {
     setInt(s, ZMQ_CURVE_SERVER, 1);
@@ -242,7 +248,7 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
 Socket::Socket(Socket &&o) noexcept
     : sock_(o.sock_), monitor_(o.monitor_), limiter_(std::move(o.limiter_)),
       peersOn_(std::move(o.peersOn_)), gone_(std::move(o.gone_)), shut_(o.shut_),
-      router_(o.router_), endpoint_(std::move(o.endpoint_)), nextRequestId_(o.nextRequestId_),
+      guard_(std::move(o.guard_)), router_(o.router_), endpoint_(std::move(o.endpoint_)), nextRequestId_(o.nextRequestId_),
       unbatched_(std::move(o.unbatched_)) {
   o.sock_ = nullptr;
   o.monitor_ = nullptr;
@@ -250,6 +256,7 @@ Socket::Socket(Socket &&o) noexcept
 
 Socket &Socket::operator=(Socket &&o) noexcept {
   if (this != &o) {
+    guard_.reset();
     if (monitor_)
       zmq_close(monitor_);
     if (sock_)
@@ -261,6 +268,7 @@ Socket &Socket::operator=(Socket &&o) noexcept {
     peersOn_ = std::move(o.peersOn_);
     gone_ = std::move(o.gone_);
     shut_ = o.shut_;
+    guard_ = std::move(o.guard_);
     router_ = o.router_;
     endpoint_ = std::move(o.endpoint_);
     nextRequestId_ = o.nextRequestId_;
@@ -271,6 +279,7 @@ Socket &Socket::operator=(Socket &&o) noexcept {
 }
 
 Socket::~Socket() {
+  guard_.reset(); // before the descriptors it watches are closed
   if (monitor_)
     zmq_close(monitor_);
   if (sock_)
@@ -310,10 +319,14 @@ void Socket::connectionEvents() {
   while (nextEvent(monitor_, id, value)) {
     int fd = static_cast<int>(value);
     if (id == ZMQ_EVENT_ACCEPTED) {
+      if (guard_)
+        guard_->opened(fd);
       if (!limiter_->opened(fd))
         shut(fd, "over the cap of " + std::to_string(limiter_->maxTotal_) +
                      " connections (--max-connections)");
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
+      if (guard_)
+        guard_->closed(fd);
       limiter_->closed(fd);
       if (auto it = peersOn_.find(fd); it != peersOn_.end()) {
         gone_.insert(gone_.end(), it->second.begin(), it->second.end());
@@ -330,6 +343,29 @@ void Socket::shut(int fd, const std::string &why) {
   if (shut_++ % 1000 == 0)
     std::fprintf(stderr, "thinfarm-coordinator: refused a connection %s (%llu so far)\n",
                  why.c_str(), static_cast<unsigned long long>(shut_));
+}
+
+// A connection for the log: its address, and its key once a message named it.
+std::string Socket::describe(const ConnectionLimiter &limiter, int fd) {
+  std::string who = "descriptor " + std::to_string(fd);
+  sockaddr_storage a{};
+  socklen_t len = sizeof a;
+  char host[INET6_ADDRSTRLEN] = "";
+  if (::getpeername(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0) {
+    if (a.ss_family == AF_INET) {
+      const auto *in = reinterpret_cast<const sockaddr_in *>(&a);
+      ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+      who += " (" + std::string(host) + ":" + std::to_string(ntohs(in->sin_port)) + ")";
+    } else if (a.ss_family == AF_INET6) {
+      const auto *in = reinterpret_cast<const sockaddr_in6 *>(&a);
+      ::inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+      who += " ([" + std::string(host) + "]:" + std::to_string(ntohs(in->sin6_port)) + ")";
+    }
+  }
+  std::lock_guard lock(limiter.mutex_);
+  if (auto k = limiter.keyOf_.find(fd); k != limiter.keyOf_.end())
+    who += " key " + k->second;
+  return who;
 }
 
 std::vector<PeerId> Socket::takeGone() {
@@ -427,6 +463,8 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
     } else {
       r.message = decode(std::string_view(data, size));
     }
+    if (fd >= 0 && guard_)
+      guard_->delivered(fd, bytes, frames - (router_ ? 1 : 0));
     if (fd >= 0 && !r.peer.empty()) {
       std::vector<PeerId> &on = peersOn_[fd];
       if (std::find(on.begin(), on.end(), r.peer) == on.end())

@@ -17,8 +17,13 @@
 // message's frames and bytes as it takes them from ZeroMQ, keeps none beyond
 // the first it needs, and turns an oversized message into an Exceeded error
 // for that peer. (libzmq itself holds a multipart message until its last
-// frame is in; each frame is bounded by ZMQ_MAXMSGSIZE, their number only
-// once the message is complete.) A listening socket watches its connections
+// frame is in; each frame is bounded by ZMQ_MAXMSGSIZE, their number by
+// nothing.) So a listening socket also compares, per TCP connection, the
+// bytes the kernel received with those of the messages receive() delivered,
+// and shuts a connection more than maxUnread behind: an unfinished multipart
+// message, or a backlog of complete ones (UnreadGuard, on a thread of its
+// own, every unreadCheck; ipc:// and inproc:// are not watched, see
+// unread_guard.h). A listening socket watches its connections
 // (a socket monitor's ACCEPTED/DISCONNECTED events): beyond maxConnections a
 // new connection is shut at once, and the ZAP handler refuses handshakes
 // over the total and over maxConnectionsPerKey (ConnectionLimiter). It also
@@ -28,6 +33,7 @@
 
 #include "wire/keys.h"
 #include "wire/messages.h"
+#include "wire/unread_guard.h"
 
 #include <chrono>
 #include <deque>
@@ -64,6 +70,12 @@ struct TransportLimits {
   std::chrono::milliseconds heartbeat{2000};   // ZMQ_HEARTBEAT_IVL; silent 5x as long: gone
   size_t maxConnections = 1024;                // listening socket: open connections, total
   size_t maxConnectionsPerKey = 64;            // ... and per CURVE key (ZAP handler)
+  // Listening socket: bytes one TCP connection may have sent that are not yet
+  // messages the application received (UnreadGuard); over it, it is shut. An
+  // honest peer stays far below: a blob transfer's window (kWindow x kChunk),
+  // a worker's batch of results, what the kernel buffers. 0: not checked.
+  uint64_t maxUnread = 64ull << 20;
+  std::chrono::milliseconds unreadCheck{50}; // how often (its own thread)
 };
 
 // The connections a listening socket has open, for refusing more: its
@@ -148,7 +160,7 @@ public:
   // ROUTER: the peers whose connection closed since the last call.
   std::vector<PeerId> takeGone();
   // ROUTER: connections shut for being over a cap, so far.
-  uint64_t shutConnections() const { return shut_; }
+  uint64_t shutConnections() const { return shut_ + (guard_ ? guard_->shutCount() : 0); }
 
 private:
   Socket(void *sock, bool router, std::string endpoint)
@@ -163,6 +175,8 @@ private:
   std::unordered_map<int, std::vector<PeerId>> peersOn_; // ROUTER: fd -> peers seen on it
   std::vector<PeerId> gone_;
   uint64_t shut_ = 0;
+  std::unique_ptr<UnreadGuard> guard_; // ROUTER, unless maxUnread is 0
+  static std::string describe(const ConnectionLimiter &limiter, int fd); // for the log
   bool router_ = false;
   std::string endpoint_;
   uint64_t nextRequestId_ = 1;

@@ -68,6 +68,9 @@ int run(int argc, char **argv) {
   flags.value("max-connections-per-key", "64", "open connections of one CURVE key");
   flags.value("handshake-timeout", "5", "seconds a new connection has to complete its handshake");
   flags.value("heartbeat", "2", "seconds between ZeroMQ heartbeats; a peer silent for 5 is dropped");
+  flags.value("max-unread", "64M",
+              "bytes a TCP connection may have sent that are not yet messages (an unfinished "
+              "multipart message, a backlog); more and it is shut; 0: unchecked");
   flags.value("max-blob", "2G", "the largest blob the store takes (K, M, G, T suffixes)");
   flags.value("peer-uploads", "16", "large uploads one peer may have in flight");
   flags.value("peer-upload-bytes", "4G", "declared bytes of one peer's uploads in flight");
@@ -87,12 +90,13 @@ int run(int argc, char **argv) {
   auto perKey = flags.number("max-connections-per-key");
   auto handshake = flags.number("handshake-timeout");
   auto heartbeat = flags.number("heartbeat");
+  auto maxUnread = flags.bytes("max-unread");
   auto maxBlob = flags.bytes("max-blob");
   auto peerUploads = flags.number("peer-uploads");
   auto peerBytes = flags.bytes("peer-upload-bytes");
   auto uploadTimeout = flags.number("upload-timeout");
   for (auto *n : {&slots, &idle, &probation, &deadline, &maxSessions, &maxQueued, &maxConnections,
-                  &perKey, &handshake, &heartbeat, &maxBlob, &peerUploads, &peerBytes,
+                  &perKey, &handshake, &heartbeat, &maxUnread, &maxBlob, &peerUploads, &peerBytes,
                   &uploadTimeout})
     if (!n->ok())
       return flags.usageError(n->error());
@@ -160,6 +164,7 @@ int run(int argc, char **argv) {
   o.transport.maxConnectionsPerKey = *perKey;
   o.transport.handshake = std::chrono::seconds(*handshake);
   o.transport.heartbeat = std::chrono::seconds(*heartbeat);
+  o.transport.maxUnread = *maxUnread;
   o.blobs.maxBlob = *maxBlob;
   o.blobs.uploadsPerPeer = *peerUploads;
   o.blobs.uploadBytesPerPeer = *peerBytes;
