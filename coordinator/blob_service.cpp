@@ -40,9 +40,10 @@ void BlobService::onPutChunk(const wire::PeerId &peer, uint64_t requestId, wire:
   auto key = std::make_pair(peer, c.digest);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) {
-    if (c.offset != 0)
+    if (c.offset != 0) // its start went with a connection that was shut: upload it again
       return fail("blob " + c.digest.text() + ": upload starts at offset " +
-                  std::to_string(c.offset));
+                      std::to_string(c.offset) + " (its first chunks were lost)",
+                  ErrorKind::Disconnected);
     PeerLoad &load = load_[peer];
     auto refuse = [&](const std::string &why, ErrorKind kind) {
       if (load.uploads == 0)

@@ -40,6 +40,22 @@ namespace {
 using namespace std::chrono_literals;
 using test::pattern;
 
+// Memory bounds are checked in the builds without AddressSanitizer: its
+// allocator keeps freed memory in quarantine and pads every allocation, so
+// under it the figures measure ASan, not the coordinator (CI runs this file
+// in the release build too).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kMemoryChecked = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kMemoryChecked = false;
+#else
+constexpr bool kMemoryChecked = true;
+#endif
+#else
+constexpr bool kMemoryChecked = true;
+#endif
+
 bool contains(const std::string &s, const std::string &part) {
   return s.find(part) != std::string::npos;
 }
@@ -297,7 +313,9 @@ TEST(Bounds, MultipartMessageIsAnsweredAndLetGo) {
   std::this_thread::sleep_for(500ms);
   long after = d.rssKb();
   // Nothing of the message is kept: the coordinator is back near where it was.
-  EXPECT_LT(after - before, 20 * 1024) << "the coordinator kept the message";
+  if (kMemoryChecked) {
+    EXPECT_LT(after - before, 20 * 1024) << "the coordinator kept the message";
+  }
   EXPECT_FALSE(contains(d.log(), "--max-unread")) << d.log();
   EXPECT_TRUE(d.alive());
 }
@@ -372,7 +390,9 @@ TEST(Bounds, MultipartBombIsShutAndMemoryBounded) {
               shut ? "shut" : "still open", before, peak, (peak - before) / 1024, d.rssKb(),
               honestRounds);
   EXPECT_TRUE(shut) << "the attacker's connection was not shut";
-  EXPECT_LT(peak - before, kBombBoundMiB * 1024) << "the bomb grew the coordinator";
+  if (kMemoryChecked) {
+    EXPECT_LT(peak - before, kBombBoundMiB * 1024) << "the bomb grew the coordinator";
+  }
   EXPECT_TRUE(contains(d.log(), "--max-unread")) << d.log();
   EXPECT_TRUE(honestFailures.empty()) << honestFailures.front();
   // One connection shut, the attacker's (the honest client's are never).
@@ -523,7 +543,9 @@ TEST(Bounds, OversizedDeclarationsAreRefusedAndTheLinkRunsLocally) {
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->kind, ErrorKind::Exceeded);
   EXPECT_TRUE(contains(e->message, "--max-blob 16777216 bytes")) << e->message;
-  EXPECT_LT(d.rssKb() - before, 20 * 1024);
+  if (kMemoryChecked) {
+    EXPECT_LT(d.rssKb() - before, 20 * 1024);
+  }
 
   // Through the farm client, as thinfarm-ld uploads: the job runs locally.
   std::string module = pattern(20u << 20, 7), shard = "shard";
@@ -575,7 +597,13 @@ TEST(Bounds, IdleConnectionsAreBoundedAndCostNoCpu) {
   // While they sit there, an honest client is served, and the descriptors
   // the coordinator holds stay bounded.
   std::this_thread::sleep_for(1s);
-  EXPECT_EQ(honestRoundTrip(ctx, d.endpoint(), 3 << 20, 10), "");
+  // Its connection may be one the flood's cap shuts; like thinfarm-ld
+  // (client/retry.h: Disconnected), it connects again.
+  std::string honest;
+  for (int attempt = 0; attempt < 3; ++attempt)
+    if ((honest = honestRoundTrip(ctx, d.endpoint(), 3 << 20, 10)).empty())
+      break;
+  EXPECT_EQ(honest, "");
   size_t maxFds = 0;
   for (int i = 0; i < 20; ++i) {
     maxFds = std::max(maxFds, d.openFds());
