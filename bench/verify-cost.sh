@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Benchmark: what result verification (coordinator/verification.h) costs a
-# link on a farm past probation. The test kernel's vmlinux.o link through the
-# namespace farm (tests/kernel/farm-net.sh: two workers, one slot each, CURVE),
-# in pairs: the coordinator with --verify-fraction 0 (nothing checked) and
-# with FRACTION (default 0.02, the default), alternating which goes first.
+# Benchmark: the farm against stock ld.lld-19 with everything issue #12 added
+# (CURVE on every connection, backends in bubblewrap, results verified), and
+# what result verification costs a link on a farm past probation. The test
+# kernel's vmlinux.o link, in rounds of three: stock ld.lld-19, and through the
+# namespace farm (tests/kernel/farm-net.sh: two workers, one slot each) with
+# the coordinator at --verify-fraction 0 (nothing checked) and at FRACTION
+# (default 0.02, the default); which goes first rotates.
 # Both run with --probation 0, as a farm whose workers passed probation long
 # ago. Every run starts a fresh coordinator store, so every backend job runs
 # (no action cache, no link memo); the workers keep their stores (the bitcode
 # is uploaded once). Outputs are compared with stock ld.lld-19's.
 #
-# usage: bench/verify-cost.sh [PAIRS] [FRACTION]   (root; default 5, 0.02; needs the kernel test's tree)
+# usage: bench/verify-cost.sh [ROUNDS] [FRACTION]   (root; default 5, 0.02; needs the kernel test's tree)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-5}
@@ -33,13 +35,16 @@ start_farm "$DIR"
 # restart_coordinator FRACTION: a fresh coordinator (empty store) with that
 # fraction, and both workers registered with it again.
 restart_coordinator() {
-  local pid=${FARM_PIDS[0]} i
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  local i
+  pkill -TERM -f -- "--store $DIR/coordinator-store" || true
+  for ((i = 0; i < 100; i++)); do
+    pgrep -f -- "--store $DIR/coordinator-store" > /dev/null || break
+    sleep 0.1
+  done
   rm -rf "$DIR/coordinator-store"
   start_daemon c "$DIR/coordinator.log" "listening on" \
     "$BIN/thinfarm-coordinator" --listen "$FARM_ENDPOINT" --store "$DIR/coordinator-store" \
     --key "$DIR/keys/coordinator.key" --allow "$DIR/keys/allowed" --probation 0 --verify-fraction "$1"
-  FARM_PIDS[0]=${FARM_PIDS[-1]}; unset 'FARM_PIDS[-1]'
   for ((i = 0; i < 200; i++)); do # the workers notice and register again
     [ "$(ip netns exec "$NS-b" "$BIN/thinfarm-cache" --coordinator "$FARM_ENDPOINT" \
       --key "$DIR/keys/coordinator.key" --coordinator-key "$FARM_COORDINATOR_KEY" 2>/dev/null |
@@ -63,19 +68,31 @@ timed() { # FRACTION -> seconds on stdout
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-echo "vmlinux.o through the namespace farm (2 workers x 1 slot, CURVE), past probation:" \
-  "--verify-fraction 0 vs $FRACTION, $PAIRS pairs, fresh coordinator store each run"
+stock() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  (cd "$OUT" && ld.lld-19 "${VMLINUX_O_ARGS[@]}" -o "$DIR/stock.o")
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+echo "vmlinux.o: stock ld.lld-19, and through the namespace farm (2 workers x 1 slot, CURVE," \
+  "bubblewrap) past probation with --verify-fraction 0 and $FRACTION; $PAIRS rounds," \
+  "a fresh coordinator store for each farm link"
 timed 0 > /dev/null # uploads the bitcode to the workers: unmeasured
-: > "$DIR/off"; : > "$DIR/on"; : > "$DIR/ratio"
+: > "$DIR/stock"; : > "$DIR/off"; : > "$DIR/on"; : > "$DIR/ratio"; : > "$DIR/vs"
 for ((p = 1; p <= PAIRS; p++)); do
-  if ((p % 2)); then
-    a=$(timed 0); b=$(timed "$FRACTION")
-  else
-    b=$(timed "$FRACTION"); a=$(timed 0)
-  fi
+  case $((p % 3)) in # which goes first rotates
+  1) s=$(stock); a=$(timed 0); b=$(timed "$FRACTION") ;;
+  2) a=$(timed 0); b=$(timed "$FRACTION"); s=$(stock) ;;
+  0) b=$(timed "$FRACTION"); s=$(stock); a=$(timed 0) ;;
+  esac
   r=$(echo "$b / $a" | bc -l)
-  echo "$a" >> "$DIR/off"; echo "$b" >> "$DIR/on"; echo "$r" >> "$DIR/ratio"
-  printf 'pair %d: unverified %.2f s  verified %.2f s  ratio %.3f  (identical)\n' "$p" "$a" "$b" "$r"
+  v=$(echo "$b / $s" | bc -l)
+  echo "$s" >> "$DIR/stock"; echo "$a" >> "$DIR/off"; echo "$b" >> "$DIR/on"
+  echo "$r" >> "$DIR/ratio"; echo "$v" >> "$DIR/vs"
+  printf 'round %d: stock %.2f s  farm unverified %.2f s  farm verified %.2f s  verified/unverified %.3f  verified/stock %.3f  (identical)\n' \
+    "$p" "$s" "$a" "$b" "$r" "$v"
 done
-printf 'median: unverified %.2f s  verified %.2f s  ratio %.3f\n' \
-  "$(median < "$DIR/off")" "$(median < "$DIR/on")" "$(median < "$DIR/ratio")"
+printf 'median: stock %.2f s  unverified %.2f s  verified %.2f s  verified/unverified %.3f  verified/stock %.3f\n' \
+  "$(median < "$DIR/stock")" "$(median < "$DIR/off")" "$(median < "$DIR/on")" \
+  "$(median < "$DIR/ratio")" "$(median < "$DIR/vs")"
