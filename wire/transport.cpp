@@ -15,14 +15,16 @@ namespace thinfarm::wire {
 
 namespace {
 
-constexpr int kHighWaterMark = 4096;  // messages queued per peer before Overloaded
+constexpr int kHighWaterMark = 4096; // messages queued per peer before Overloaded
 constexpr int kSendTimeoutMs = 2000;
 
 Error zmqError(const std::string &what) {
   return failed(what + ": " + zmq_strerror(zmq_errno()));
 }
 
-void setInt(void *s, int option, int value) { zmq_setsockopt(s, option, &value, sizeof value); }
+void setInt(void *s, int option, int value) {
+  zmq_setsockopt(s, option, &value, sizeof value);
+}
 
 void configure(void *s, const TransportLimits &limits) {
   setInt(s, ZMQ_SNDHWM, kHighWaterMark);
@@ -46,33 +48,6 @@ void configure(void *s, const TransportLimits &limits) {
   // Reconnect quickly: a restarted coordinator is found again within a second.
   setInt(s, ZMQ_RECONNECT_IVL, 100);
   setInt(s, ZMQ_RECONNECT_IVL_MAX, 1000);
-}
-
-// One 16-bit event id and 32-bit value (an fd for the connection events),
-// then the endpoint; false when none is queued.
-bool nextEvent(void *monitor, uint16_t &id, uint32_t &value) {
-  zmq_msg_t event;
-  zmq_msg_init(&event);
-  if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) < 0) {
-    zmq_msg_close(&event);
-    return false;
-  }
-  id = 0;
-  value = 0;
-  if (zmq_msg_size(&event) >= 6) {
-    std::memcpy(&id, zmq_msg_data(&event), sizeof id);
-    std::memcpy(&value, static_cast<const char *>(zmq_msg_data(&event)) + 2, sizeof value);
-  }
-  bool more = zmq_msg_more(&event);
-  zmq_msg_close(&event);
-  while (more) { // the endpoint frame
-    zmq_msg_t rest;
-    zmq_msg_init(&rest);
-    bool got = zmq_msg_recv(&rest, monitor, ZMQ_DONTWAIT) >= 0;
-    more = got && zmq_msg_more(&rest);
-    zmq_msg_close(&rest);
-  }
-  return true;
 }
 
 Result<void *> watch(Context &ctx, void *s, int events) {
@@ -158,7 +133,9 @@ bool ConnectionLimiter::attribute(int fd, const std::string &key) {
 }
 
 Context::Context() : ctx_(zmq_ctx_new()) {}
-Context::~Context() { zmq_ctx_term(ctx_); }
+Context::~Context() {
+  zmq_ctx_term(ctx_);
+}
 
 Status checkEndpoint(const std::string &e) {
   auto rest = [&](std::string_view scheme) -> std::optional<std::string_view> {
@@ -195,16 +172,26 @@ Result<Socket> Socket::listen(Context &ctx, const std::vector<std::string> &endp
   // accepted and shut at once, which is what keeps the queue moving.
   setInt(s, ZMQ_BACKLOG, 4096);
   Socket sock(s, true, endpoints.empty() ? std::string() : endpoints.front());
-  sock.limiter_ = std::make_shared<ConnectionLimiter>(limits.maxConnections,
-                                                      limits.maxConnectionsPerKey);
-  if (limits.maxUnread > 0)
-    sock.guard_ = std::make_unique<UnreadGuard>(
-        limits.maxUnread, limits.unreadCheck,
-        [limiter = sock.limiter_](int fd) { return describe(*limiter, fd); });
+  sock.limiter_ =
+      std::make_shared<ConnectionLimiter>(limits.maxConnections, limits.maxConnectionsPerKey);
   TF_TRY(sock.monitor_, watch(ctx, s, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED));
+  // The monitor is read on the guard's thread from here on (see
+  // unread_guard.h): over the cap, a new connection is shut at once.
+  auto limiter = sock.limiter_;
+  sock.guard_ = std::make_unique<UnreadGuard>(
+      UnreadGuard::Events{sock.monitor_,
+                          [limiter](int fd) {
+                            if (!limiter->opened(fd))
+                              limiter->shut(fd, "over the cap of " +
+                                                    std::to_string(limiter->maxTotal_) +
+                                                    " connections (--max-connections)");
+                          },
+                          [limiter](int fd) { limiter->closed(fd); }},
+      limits.maxUnread, limits.unreadCheck, [limiter](int fd) { return describe(*limiter, fd); });
   if (keys) {
     setInt(s, ZMQ_CURVE_SERVER, 1);
-    if (zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys->secretKey.c_str(), keys->secretKey.size()) != 0)
+    if (zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, keys->secretKey.c_str(), keys->secretKey.size()) !=
+        0)
       return zmqError("cannot use the CURVE key");
     // libzmq asks the context's ZAP handler (the Authenticator) about every
     // handshake; the Coordinator keeps it running for as long as this socket.
@@ -233,10 +220,10 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
     for (int i = 0; i < 3; ++i)
       if (zmq_setsockopt(s, options[i], keys[i]->c_str(), keys[i]->size()) != 0)
         return zmqError("cannot use the CURVE keys");
-    TF_TRY(sock.monitor_, watch(ctx, s,
-                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL));
+    TF_TRY(sock.monitor_,
+           watch(ctx, s,
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL));
   }
   // Messages wait for the connection instead of being dropped.
   setInt(s, ZMQ_IMMEDIATE, 0);
@@ -247,8 +234,8 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
 
 Socket::Socket(Socket &&o) noexcept
     : sock_(o.sock_), monitor_(o.monitor_), limiter_(std::move(o.limiter_)),
-      peersOn_(std::move(o.peersOn_)), gone_(std::move(o.gone_)), shut_(o.shut_),
-      guard_(std::move(o.guard_)), router_(o.router_), endpoint_(std::move(o.endpoint_)), nextRequestId_(o.nextRequestId_),
+      peersOn_(std::move(o.peersOn_)), gone_(std::move(o.gone_)), guard_(std::move(o.guard_)),
+      router_(o.router_), endpoint_(std::move(o.endpoint_)), nextRequestId_(o.nextRequestId_),
       unbatched_(std::move(o.unbatched_)) {
   o.sock_ = nullptr;
   o.monitor_ = nullptr;
@@ -267,7 +254,6 @@ Socket &Socket::operator=(Socket &&o) noexcept {
     limiter_ = std::move(o.limiter_);
     peersOn_ = std::move(o.peersOn_);
     gone_ = std::move(o.gone_);
-    shut_ = o.shut_;
     guard_ = std::move(o.guard_);
     router_ = o.router_;
     endpoint_ = std::move(o.endpoint_);
@@ -293,7 +279,7 @@ std::optional<Error> Socket::handshakeFailure() {
   uint16_t id = 0;
   uint32_t value = 0;
   for (;;) {
-    if (!nextEvent(monitor_, id, value))
+    if (!nextMonitorEvent(monitor_, id, value))
       return failure;
     if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 500) // Authenticator: over a cap
       failure = Error{ErrorKind::Overloaded, "the coordinator at " + endpoint_ +
@@ -310,39 +296,24 @@ std::optional<Error> Socket::handshakeFailure() {
   }
 }
 
-// The listening socket's connections opened and closed: over the cap a new
-// one is shut at once (libzmq then closes it: a DISCONNECTED event), and the
-// peers seen on a closed one are gone.
+// The listening socket's connections closed (the guard's thread saw them
+// and released their counts): the peers seen on one are gone.
 void Socket::connectionEvents() {
-  uint16_t id = 0;
-  uint32_t value = 0;
-  while (nextEvent(monitor_, id, value)) {
-    int fd = static_cast<int>(value);
-    if (id == ZMQ_EVENT_ACCEPTED) {
-      if (guard_)
-        guard_->opened(fd);
-      if (!limiter_->opened(fd))
-        shut(fd, "over the cap of " + std::to_string(limiter_->maxTotal_) +
-                     " connections (--max-connections)");
-    } else if (id == ZMQ_EVENT_DISCONNECTED) {
-      if (guard_)
-        guard_->closed(fd);
-      limiter_->closed(fd);
-      if (auto it = peersOn_.find(fd); it != peersOn_.end()) {
-        gone_.insert(gone_.end(), it->second.begin(), it->second.end());
-        peersOn_.erase(it);
-      }
+  for (int fd : guard_->takeClosed())
+    if (auto it = peersOn_.find(fd); it != peersOn_.end()) {
+      gone_.insert(gone_.end(), it->second.begin(), it->second.end());
+      peersOn_.erase(it);
     }
-  }
 }
 
 // Shuts a connection libzmq owns: it sees the end of the stream and closes
 // it itself (the descriptor stays libzmq's to close). Logged once per 1000.
-void Socket::shut(int fd, const std::string &why) {
+void ConnectionLimiter::shut(int fd, const std::string &why) {
   ::shutdown(fd, SHUT_RDWR);
-  if (shut_++ % 1000 == 0)
+  uint64_t n = ++shut_;
+  if (n % 1000 == 1)
     std::fprintf(stderr, "thinfarm-coordinator: refused a connection %s (%llu so far)\n",
-                 why.c_str(), static_cast<unsigned long long>(shut_));
+                 why.c_str(), static_cast<unsigned long long>(n));
 }
 
 // A connection for the log: its address, and its key once a message named it.
@@ -369,7 +340,7 @@ std::string Socket::describe(const ConnectionLimiter &limiter, int fd) {
 }
 
 std::vector<PeerId> Socket::takeGone() {
-  if (router_ && monitor_)
+  if (guard_)
     connectionEvents();
   return std::exchange(gone_, {});
 }
@@ -404,7 +375,7 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
   uint64_t bytes = 0;
   bool polled = false;
   for (;;) {
-    if (frames == 0 && router_ && monitor_)
+    if (frames == 0 && guard_)
       connectionEvents();
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, sock_, ZMQ_DONTWAIT) < 0) {
@@ -418,10 +389,11 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
           return Received{PeerId(), std::move(*refused), {}};
       // Nothing queued: wait once (trying first saves a poll per message
       // when a burst is being drained).
-      // (A listening socket wakes for its connection events too.)
+      // (A connecting socket wakes for its handshake events too; a listening
+      // one's monitor is the guard's.)
       zmq_pollitem_t items[2] = {{sock_, 0, ZMQ_POLLIN, 0}, {monitor_, 0, ZMQ_POLLIN, 0}};
       if (polled || timeout.count() <= 0 ||
-          zmq_poll(items, monitor_ ? 2 : 1, static_cast<long>(timeout.count())) <= 0)
+          zmq_poll(items, monitor_ && !router_ ? 2 : 1, static_cast<long>(timeout.count())) <= 0)
         return std::nullopt;
       polled = true;
       continue;
@@ -445,21 +417,20 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
     if (const char *user = zmq_msg_gets(&part, "User-Id"))
       r.user = user;
     size_t want = router_ ? 2 : 1;
-    int fd = router_ && monitor_ ? zmq_msg_get(&part, ZMQ_SRCFD) : -1;
+    int fd = guard_ ? zmq_msg_get(&part, ZMQ_SRCFD) : -1;
     if (frames != want) {
-      r.message = Error{ErrorKind::Exceeded,
-                        "message refused: " + std::to_string(frames - (router_ ? 1 : 0)) +
-                            " frames, " + std::to_string(bytes) +
-                            " bytes; the limit is one frame (of at most " +
-                            std::to_string(kMaxFrame) + " bytes)"};
+      r.message =
+          Error{ErrorKind::Exceeded,
+                "message refused: " + std::to_string(frames - (router_ ? 1 : 0)) + " frames, " +
+                    std::to_string(bytes) + " bytes; the limit is one frame (of at most " +
+                    std::to_string(kMaxFrame) + " bytes)"};
     } else if (fd >= 0 && !r.user.empty() && !limiter_->attribute(fd, r.user)) {
-      shut(fd, "from " + r.user + ": over the cap of " +
-                   std::to_string(limiter_->maxPerKey_) +
-                   " connections per key (--max-connections-per-key)");
+      limiter_->shut(fd, "from " + r.user + ": over the cap of " +
+                             std::to_string(limiter_->maxPerKey_) +
+                             " connections per key (--max-connections-per-key)");
       r.message = Error{ErrorKind::Overloaded,
                         "this key has more connections than the coordinator's cap of " +
-                            std::to_string(limiter_->maxPerKey_) +
-                            " (--max-connections-per-key)"};
+                            std::to_string(limiter_->maxPerKey_) + " (--max-connections-per-key)"};
     } else {
       r.message = decode(std::string_view(data, size));
     }

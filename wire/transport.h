@@ -35,6 +35,7 @@
 #include "wire/messages.h"
 #include "wire/unread_guard.h"
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -96,6 +97,7 @@ private:
   bool opened(int fd); // false: over the total cap
   void closed(int fd);
   bool attribute(int fd, const std::string &key); // a message's User-Id; false: over the cap
+  void shut(int fd, const std::string &why);       // a connection over a cap (logged)
 
   const size_t maxTotal_, maxPerKey_;
   mutable std::mutex mutex_;
@@ -107,6 +109,7 @@ private:
   // connection closed silent releases the oldest (the monitor's events name
   // the fd only, the ZAP request the key only).
   std::deque<std::string> admitted_;
+  std::atomic<uint64_t> shut_{0};
 };
 
 struct Received {
@@ -160,22 +163,22 @@ public:
   // ROUTER: the peers whose connection closed since the last call.
   std::vector<PeerId> takeGone();
   // ROUTER: connections shut for being over a cap, so far.
-  uint64_t shutConnections() const { return shut_ + (guard_ ? guard_->shutCount() : 0); }
+  uint64_t shutConnections() const {
+    return guard_ ? limiter_->shut_.load() + guard_->shutCount() : 0;
+  }
 
 private:
   Socket(void *sock, bool router, std::string endpoint)
       : sock_(sock), router_(router), endpoint_(std::move(endpoint)) {}
   std::optional<Error> handshakeFailure();
   void connectionEvents();
-  void shut(int fd, const std::string &why);
   void *sock_ = nullptr;
   void *monitor_ = nullptr; // PAIR: the DEALER's handshake events (CURVE only), the
                             // ROUTER's connections opened and closed
   std::shared_ptr<ConnectionLimiter> limiter_;           // ROUTER
   std::unordered_map<int, std::vector<PeerId>> peersOn_; // ROUTER: fd -> peers seen on it
   std::vector<PeerId> gone_;
-  uint64_t shut_ = 0;
-  std::unique_ptr<UnreadGuard> guard_; // ROUTER, unless maxUnread is 0
+  std::unique_ptr<UnreadGuard> guard_; // ROUTER: reads monitor_ (and checks, unless maxUnread is 0)
   static std::string describe(const ConnectionLimiter &limiter, int fd); // for the log
   bool router_ = false;
   std::string endpoint_;

@@ -4,16 +4,22 @@
 // which cannot be included beside <netinet/tcp.h>.
 #include "wire/unread_guard.h"
 
+#include <zmq.h>
+
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <utility>
 
 namespace thinfarm::wire {
 
@@ -33,21 +39,51 @@ bool bytesReceived(int fd, uint64_t &bytes) {
 
 } // namespace
 
-UnreadGuard::UnreadGuard(uint64_t maxUnread, std::chrono::milliseconds interval,
+bool nextMonitorEvent(void *monitor, uint16_t &id, uint32_t &value) {
+  zmq_msg_t event;
+  zmq_msg_init(&event);
+  if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&event);
+    return false;
+  }
+  id = 0;
+  value = 0;
+  if (zmq_msg_size(&event) >= 6) {
+    std::memcpy(&id, zmq_msg_data(&event), sizeof id);
+    std::memcpy(&value, static_cast<const char *>(zmq_msg_data(&event)) + 2, sizeof value);
+  }
+  bool more = zmq_msg_more(&event);
+  zmq_msg_close(&event);
+  while (more) { // the endpoint frame
+    zmq_msg_t rest;
+    zmq_msg_init(&rest);
+    bool got = zmq_msg_recv(&rest, monitor, ZMQ_DONTWAIT) >= 0;
+    more = got && zmq_msg_more(&rest);
+    zmq_msg_close(&rest);
+  }
+  return true;
+}
+
+UnreadGuard::UnreadGuard(Events events, uint64_t maxUnread, std::chrono::milliseconds interval,
                          std::function<std::string(int)> describe)
-    : maxUnread_(maxUnread), interval_(std::max(interval, std::chrono::milliseconds(1))),
-      describe_(std::move(describe)), epoll_(::epoll_create1(EPOLL_CLOEXEC)),
+    : events_(std::move(events)), maxUnread_(maxUnread),
+      interval_(std::max(interval, std::chrono::milliseconds(1))), describe_(std::move(describe)),
+      stop_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       thread_([this] { run(); }) {}
 
 UnreadGuard::~UnreadGuard() {
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
-  }
-  wake_.notify_all();
+  uint64_t one = 1;
+  if (stop_ < 0 || ::write(stop_, &one, sizeof one) != sizeof one)
+    std::abort(); // the thread could not be stopped: nothing sane is left to do
   thread_.join();
+  ::close(stop_);
   if (epoll_ >= 0)
     ::close(epoll_);
+}
+
+std::vector<int> UnreadGuard::takeClosed() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(closed_, {});
 }
 
 void UnreadGuard::opened(int fd) {
@@ -73,6 +109,7 @@ void UnreadGuard::opened(int fd) {
 void UnreadGuard::closed(int fd) {
   std::lock_guard lock(mutex_);
   conns_.erase(fd); // (its epoll entry went with the descriptor's close)
+  closed_.push_back(fd);
 }
 
 void UnreadGuard::delivered(int fd, uint64_t bytes, uint64_t frames) {
@@ -86,14 +123,47 @@ uint64_t UnreadGuard::shutCount() const {
   return shut_;
 }
 
+// Waits for monitor events or the next check, whichever comes first.
 void UnreadGuard::run() {
-  std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, interval_, [&] { return stop_; })) {
+  auto next = Clock::now() + interval_;
+  for (;;) {
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
+    zmq_pollitem_t items[2] = {{nullptr, stop_, ZMQ_POLLIN, 0},
+                               {events_.monitor, 0, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, events_.monitor ? 2 : 1, std::max<long>(wait.count(), 0)) > 0 &&
+        (items[0].revents & ZMQ_POLLIN))
+      return;
     try {
-      check(Clock::now());
-    } catch (const std::exception &e) { // (memory for a log line): the next check retries
+      events();
+      if (auto now = Clock::now(); now >= next) {
+        next = now + interval_;
+        if (maxUnread_ > 0) {
+          std::lock_guard lock(mutex_);
+          check(now);
+        }
+      }
+    } catch (const std::exception &e) { // (memory for a log line): the next round retries
       std::fprintf(stderr, "thinfarm-coordinator: warning: the unread check failed: %s\n",
                    e.what());
+    }
+  }
+}
+
+// The monitor's events queued so far, in order.
+void UnreadGuard::events() {
+  uint16_t id = 0;
+  uint32_t value = 0;
+  while (events_.monitor && nextMonitorEvent(events_.monitor, id, value)) {
+    int fd = static_cast<int>(value);
+    if (id == ZMQ_EVENT_ACCEPTED) {
+      if (maxUnread_ > 0)
+        opened(fd);
+      if (events_.opened)
+        events_.opened(fd);
+    } else if (id == ZMQ_EVENT_DISCONNECTED) {
+      closed(fd);
+      if (events_.closed)
+        events_.closed(fd);
     }
   }
 }
@@ -141,8 +211,7 @@ void UnreadGuard::shut(int fd, Conn &c, uint64_t unread) {
                "message?); the cap is --max-unread %llu (%llu shut so far)\n",
                describe_(fd).c_str(), static_cast<unsigned long long>(c.seen),
                static_cast<unsigned long long>(c.delivered),
-               static_cast<unsigned long long>(unread),
-               static_cast<unsigned long long>(maxUnread_),
+               static_cast<unsigned long long>(unread), static_cast<unsigned long long>(maxUnread_),
                static_cast<unsigned long long>(shut_));
 }
 

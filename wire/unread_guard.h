@@ -16,11 +16,16 @@
 // Checked on a thread of its own every `interval` (50 ms), not from the
 // application's receive loop, which may be busy with one message for longer:
 // a bomb grows the process by at most maxUnread + link rate x interval on
-// the wire. One getsockopt per check for each TCP connection that received
-// bytes since the last (an epoll set of its own, edge-triggered, says which):
-// idle ones cost nothing. The Socket reports connections opened and closed
-// (its monitor's events) and messages delivered; the descriptors stay
-// libzmq's. (A number libzmq closed and the kernel reused before the Socket
+// the wire. The same thread reads the listening socket's monitor (its
+// ACCEPTED and DISCONNECTED events) as they come, so a connection is watched
+// from its first milliseconds however busy the application is (read from
+// the receive loop, an event waited behind a long message, and a bomb ran
+// on unwatched: measured up to +50 MiB over the bound); it tells the
+// application's side through callbacks on this thread and takeClosed(). One
+// getsockopt per check for each TCP connection that received bytes since the
+// last (an epoll set of its own, edge-triggered, says which): idle ones cost
+// nothing. The Socket reports the messages delivered; the descriptors stay
+// libzmq's. (A number libzmq closed and the kernel reused before the monitor
 // reported the close is checked against the old connection's credit for
 // those few milliseconds: a new connection would have to receive maxUnread
 // bytes in them to be shut.)
@@ -36,18 +41,30 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 namespace thinfarm::wire {
 
+// One event of a ZeroMQ socket monitor (a PAIR socket): its 16-bit id and
+// 32-bit value (an fd for connection events); false when none is queued.
+bool nextMonitorEvent(void *monitor, uint16_t &id, uint32_t &value);
+
 class UnreadGuard {
 public:
+  // The listening socket's monitor, read on the guard's thread only (the
+  // caller closes it after the guard is gone), and what to do there when a
+  // connection opens or closes.
+  struct Events {
+    void *monitor = nullptr;
+    std::function<void(int)> opened, closed;
+  };
+
   using Clock = std::chrono::steady_clock;
   // Framing per frame (ZMTP header, CURVE's MESSAGE box) and per second of a
   // connection's life (PINGs and PONGs, at most one of each per second, each
@@ -55,17 +72,16 @@ public:
   static constexpr uint64_t kFrameOverhead = 64;
   static constexpr uint64_t kIdleCreditPerSecond = 128;
 
-  // Starts the checking thread; `describe(fd)` names a connection for the log
-  // (called on that thread).
-  UnreadGuard(uint64_t maxUnread, std::chrono::milliseconds interval,
+  // Starts the thread; `describe(fd)` names a connection for the log (called
+  // on that thread). maxUnread 0: connection events only, no checks.
+  UnreadGuard(Events events, uint64_t maxUnread, std::chrono::milliseconds interval,
               std::function<std::string(int)> describe);
   ~UnreadGuard(); // stops and joins the thread
   UnreadGuard(const UnreadGuard &) = delete;
   UnreadGuard &operator=(const UnreadGuard &) = delete;
 
-  // A connection accepted (watched only if it is TCP) or closed.
-  void opened(int fd);
-  void closed(int fd);
+  // The connections closed since the last call, in the order they closed.
+  std::vector<int> takeClosed();
   // A message taken from fd: `bytes` in `frames` frames (routing id excluded).
   void delivered(int fd, uint64_t bytes, uint64_t frames);
   // Connections shut so far.
@@ -79,16 +95,20 @@ private:
     bool shut = false;
   };
   void run();
+  void events();
+  void opened(int fd); // watched only if it is TCP
+  void closed(int fd);
   void check(Clock::time_point now);
   bool over(int fd, Conn &c, Clock::time_point now, uint64_t &unread);
   void shut(int fd, Conn &c, uint64_t unread);
 
+  const Events events_;
   const uint64_t maxUnread_;
   const std::chrono::milliseconds interval_;
   const std::function<std::string(int)> describe_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;
+  int stop_ = -1; // an eventfd: written to stop the thread
+  std::vector<int> closed_;
   std::unordered_map<int, Conn> conns_;
   uint64_t shut_ = 0;
   int epoll_ = -1; // the watched descriptors, edge-triggered: which received bytes
