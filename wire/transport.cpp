@@ -373,7 +373,7 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
   zmq_msg_t part;
   size_t frames = 0; // of this message, the routing id included
   uint64_t bytes = 0;
-  bool polled = false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (frames == 0 && guard_)
       connectionEvents();
@@ -387,15 +387,16 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
       if (monitor_ && !router_)
         if (auto refused = handshakeFailure())
           return Received{PeerId(), std::move(*refused), {}};
-      // Nothing queued: wait once (trying first saves a poll per message
-      // when a burst is being drained).
-      // (A connecting socket wakes for its handshake events too; a listening
-      // one's monitor is the guard's.)
+      // Nothing queued: wait for what is left of the timeout (trying first
+      // saves a poll per message when a burst is being drained). A
+      // connecting socket wakes for its handshake events too (a listening
+      // one's monitor is the guard's); a wake with no message waits on.
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       zmq_pollitem_t items[2] = {{sock_, 0, ZMQ_POLLIN, 0}, {monitor_, 0, ZMQ_POLLIN, 0}};
-      if (polled || timeout.count() <= 0 ||
-          zmq_poll(items, monitor_ && !router_ ? 2 : 1, static_cast<long>(timeout.count())) <= 0)
+      if (left.count() <= 0 ||
+          zmq_poll(items, monitor_ && !router_ ? 2 : 1, static_cast<long>(left.count())) <= 0)
         return std::nullopt;
-      polled = true;
       continue;
     }
     const char *data = static_cast<const char *>(zmq_msg_data(&part));
