@@ -7,6 +7,7 @@
 #include "worker/staging.h"
 
 #include <cerrno>
+#include <csignal>
 #include <condition_variable>
 #include <cstring>
 #include <cstdio>
@@ -115,7 +116,11 @@ struct Worker::Slot {
     req.workDir = workDir;
     req.outputPath = outPath;
     req.task = rj.spec.task;
-    auto reply = child->run(req);
+    const uint64_t n = w.runs_++;
+    if (o.failEvery && n % o.failEvery == o.failEvery - 1)
+      return wire::BackendReply{true, "test failure of " + req.module + " (--test-fail-every)", {}, 0, {}};
+    const bool kill = o.killEvery && n % o.killEvery == o.killEvery - 1;
+    auto reply = child->run(req, kill ? SIGKILL : 0);
     if (!reply.ok())
       child.reset(); // it died; the next job starts a fresh one
     return reply;
@@ -203,7 +208,7 @@ struct Worker::Slot {
     std::string outPath = outputDir() + "/out.o";
     auto reply = compile(rj, *paths, inputDir() + "/work", outPath);
     if (!reply.ok())
-      return failed(reply.error().message); // the child died on this job: deterministic
+      return reply.error(); // the child died: failed or lost, as it says
     if (reply->failed)
       return failed(reply->message);
     auto object = readFile(outPath);

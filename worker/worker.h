@@ -44,6 +44,11 @@ struct WorkerOptions {
   // Tests of the coordinator's verification: a worker that alters every Nth
   // native object it returns (0: never), as a broken or hostile one would.
   unsigned corruptEvery = 0;
+  // Tests of the coordinator's retry policy (coordinator/job_policy.h): the
+  // backend child of every Nth job is killed (SIGKILL, as the OOM killer
+  // would), or every Nth job fails as if its backend had (0: never).
+  unsigned killEvery = 0;
+  unsigned failEvery = 0;
 };
 
 // Fills the toolchain (the backend program's identity, from the sandbox's
@@ -70,6 +75,7 @@ private:
   std::atomic<bool> stop_{false};
   std::atomic<bool> registered_{false};
   std::atomic<uint64_t> objects_{0}; // native objects made (corruptEvery)
+  std::atomic<uint64_t> runs_{0};    // backends started (killEvery, failEvery)
   std::vector<std::thread> threads_;
   std::unique_ptr<class Staging> staging_;
   std::unique_ptr<Queues> queues_;
