@@ -167,15 +167,35 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
   if (jit != jobs_.end()) {
     Job &job = jit->second;
     if (r.error && r.error->kind != ErrorKind::Failed) {
-      requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out);
+      events_.log.push_back(job.spec.module.identifier + " was lost on worker " + conn.name +
+                            ": " + r.error->message);
+      requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out, RunEnd::Lost,
+                      conn.name);
+    } else if (r.error && job.returned.empty() && !job.delivered) {
+      backendFailed(job, conn, std::move(r), out);
+    } else if (r.error) {
+      // A second opinion that could not be had: the checker's backend failed
+      // where another worker's succeeded. Never a verdict on either.
+      conn.done++;
+      release(job);
+      job.excluded.insert(conn.name);
+      events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
+                            conn.name + " while checking another worker's result: " +
+                            r.error->message);
+      if (job.delivered)
+        dropJob(job.id);
+      else if (canRunElsewhere(job))
+        enqueue(job);
+      else
+        settle(job, out);
     } else if (!r.error && job.spec.key.size != 0 && r.key != job.spec.key) {
       // Not the job it was given, whatever it says: never delivered or cached.
       events_.log.push_back("refused a result from worker " + conn.name + " for " +
                             job.spec.module.identifier + ": its key " + r.key.text() +
                             " is not the key the job was dispatched with, " +
                             job.spec.key.text());
-      job.excluded.insert(conn.name);
-      requeueOrGiveUp(job, "worker " + conn.name + " answered with another key", out);
+      requeueOrGiveUp(job, "worker " + conn.name + " answered with another key", out,
+                      RunEnd::WrongKey, conn.name);
     } else {
       conn.done++;
       if (!r.error) {
@@ -192,6 +212,35 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
     }
   }
   dispatch(out);
+}
+
+// A backend failure is believed once a worker of another name repeats it
+// (a worker's own trouble, its memory or a flipped bit, must not fail the link).
+void Scheduler::backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox &out) {
+  conn.done++;
+  release(job);
+  job.excluded.insert(conn.name);
+  job.failedOn.insert(conn.name);
+  JobHistory h;
+  h.attempts = job.attempts;
+  h.overran = job.overran;
+  h.failedWorkers = static_cast<int>(job.failedOn.size());
+  h.otherWorker = canRunElsewhere(job);
+  if (nextRun(RunEnd::BackendFailed, h) == JobNext::RunElsewhere) {
+    events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
+                          conn.name + " (" + r.error->message + "): it runs on another worker");
+    enqueue(job);
+    return;
+  }
+  if (job.failedOn.size() > 1) {
+    std::string names;
+    for (const std::string &n : job.failedOn)
+      names += (names.empty() ? "" : " and ") + n;
+    events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on workers " +
+                          names + ": " + r.error->message);
+  }
+  answer(job, r, out);
+  dropJob(job.id);
 }
 
 // The answers so far: hold the first for a second opinion, deliver it (and
@@ -344,7 +393,7 @@ void Scheduler::dropWorker(const wire::PeerId &peer, const std::string &why, Out
   free_.erase(peer);
   conns_.erase(it);
   for (uint64_t id : lost)
-    requeueOrGiveUp(jobs_.at(id), "worker " + name + " " + why, out);
+    requeueOrGiveUp(jobs_.at(id), "worker " + name + " " + why, out, RunEnd::Lost, name);
 }
 
 void Scheduler::dropClient(const wire::PeerId &peer) {
@@ -435,7 +484,10 @@ void Scheduler::enforceDeadlines(Clock::time_point now, Outbox &out) {
     conn.overrunning++; // busy until it answers
     job.conn.clear();
     job.excluded.insert(conn.name);
-    if (++job.overran < 2 && (job.delivered || !job.waiters.empty())) {
+    JobHistory h;
+    h.overran = ++job.overran;
+    if (nextRun(RunEnd::Overran, h) == JobNext::RunElsewhere &&
+        (job.delivered || !job.waiters.empty())) {
       enqueue(job);
       continue;
     }
@@ -561,14 +613,31 @@ void Scheduler::answer(Job &job, const wire::JobResult &r, Outbox &out) {
   }
 }
 
-void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out) {
+void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out, RunEnd end,
+                                const std::string &worker) {
   release(job);
   if (job.waiters.empty() && !job.delivered) { // every session that wanted it has ended
     dropJob(job.id);
     return;
   }
-  if (++job.attempts < kAttempts) {
+  // Another worker, when one can take it; else this one again.
+  if (!worker.empty() && job.excluded.insert(worker).second && !canRunElsewhere(job))
+    job.excluded.erase(worker);
+  JobHistory h;
+  h.attempts = ++job.attempts;
+  h.overran = job.overran;
+  h.failedWorkers = static_cast<int>(job.failedOn.size());
+  if (nextRun(end, h) == JobNext::RunElsewhere) {
     enqueue(job);
+    return;
+  }
+  if (job.returned.size() == 1 && !job.delivered) {
+    // A second opinion that could not be had: the one answer stands alone.
+    events_.log.push_back("no second worker could check " + job.spec.module.identifier +
+                          ": the result of worker " + job.returned.front().answer.worker +
+                          " is delivered unchecked");
+    deliver(job, job.returned.front(), out);
+    dropJob(job.id);
     return;
   }
   if (job.delivered) { // a check that could not run: nobody waits for it

@@ -19,10 +19,12 @@
 //  * Merging. Identical jobs (same toolchain, backend config and inputs, the
 //    task number aside) from different sessions in flight at once run once;
 //    every waiting session gets the result, the later ones marked merged.
-//  * Failures. A job whose backend failed (bad bitcode) is answered with the
-//    failure. A job lost with its worker, or failed for an infrastructure
-//    reason, is queued again, up to kAttempts times, then answered with
-//    disconnected (the client runs it locally).
+//  * Failures and losses (job_policy.h, the one policy). A backend failure
+//    runs again on a worker of another name; failed on two, it is answered
+//    with the backend's message. A job lost (its backend child killed by a
+//    signal or a memory limit, its worker gone or in trouble) is queued
+//    again, on another worker when there is one, up to kAttempts runs, then
+//    answered with disconnected (the client runs it locally).
 //  * Keys. A result counts only from the worker connection the job was
 //    dispatched to, and only if the key its backend computed from the inputs
 //    is the key the job was dispatched with; another key is refused, logged,
@@ -43,6 +45,7 @@
 //    quarantined worker's connections get no jobs; what they ran is requeued.
 #pragma once
 
+#include "coordinator/job_policy.h"
 #include "coordinator/verification.h"
 #include "wire/transport.h"
 
@@ -68,7 +71,7 @@ struct SchedulerOptions {
 
 class Scheduler {
 public:
-  static constexpr int kAttempts = 3;
+  static constexpr int kAttempts = kJobAttempts;
   static constexpr auto kWorkerTimeout = std::chrono::seconds(5);
   static constexpr auto kClientTimeout = std::chrono::seconds(30);
 
@@ -140,6 +143,7 @@ private:
     bool delivered = false;         // answered; it runs again only as a check
     Clock::time_point started;      // dispatched
     int overran = 0;                // deadlines it ran past
+    std::set<std::string> failedOn; // workers whose backend failed it
   };
   // A worker's connection and the jobs it runs.
   struct Conn {
@@ -175,7 +179,11 @@ private:
   void quarantine(const std::string &worker, const std::string &why, Outbox &out);
   void dispatch(Outbox &out);
   void answer(Job &job, const wire::JobResult &r, Outbox &out);
-  void requeueOrGiveUp(Job &job, const std::string &why, Outbox &out);
+  // A run that ended without a result: job_policy.h decides what follows.
+  // worker: whose run it was, kept off the job while another can take it.
+  void requeueOrGiveUp(Job &job, const std::string &why, Outbox &out,
+                       RunEnd end = RunEnd::Lost, const std::string &worker = {});
+  void backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox &out);
   void release(Job &job); // off its connection's running set
   size_t prefetch() const; // jobs a connection may hold beyond its slots
   void dropJob(uint64_t id);

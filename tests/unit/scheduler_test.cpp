@@ -199,7 +199,8 @@ TEST_F(SchedulerTest, LostJobsAreRetriedThenGivenUp) {
       << results[0].second.error->message;
 }
 
-TEST_F(SchedulerTest, BackendFailureGoesStraightToTheClient) {
+// With one worker there is no second opinion: its backend failure is the answer.
+TEST_F(SchedulerTest, ABackendFailureOnTheOnlyWorkerGoesToTheClient) {
   addSlot("w1");
   submit("c1", 1, {job("bad", 10, 4), job("good", 5, 8)});
   auto runs = only<wire::RunJob>(take());
@@ -215,6 +216,77 @@ TEST_F(SchedulerTest, BackendFailureGoesStraightToTheClient) {
   auto next = only<wire::RunJob>(out); // the slot moves on to the next job
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].second.spec.module.bitcode, Digest::of("good"));
+}
+
+// A backend failure is believed only when a worker of another name repeats
+// it; a failure on one worker that another does not repeat costs nothing.
+TEST_F(SchedulerTest, ABackendFailureFailsTheLinkOnlyWhenASecondWorkerRepeatsIt) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {job("bad", 10, 4)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  const wire::PeerId first = runs[0].first;
+  finish(first, result(runs[0].second.jobId, wire::ErrorMsg{ErrorKind::Failed, "bad bitcode"}));
+  Outbox out = take();
+  EXPECT_TRUE(only<wire::JobResult>(out).empty()) << "one worker's failure is not believed";
+  auto again = only<wire::RunJob>(out);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_NE(again[0].first, first);
+  finish(again[0].first,
+         result(again[0].second.jobId, wire::ErrorMsg{ErrorKind::Failed, "bad bitcode"}));
+  out = take();
+  EXPECT_TRUE(only<wire::RunJob>(out).empty());
+  auto results = only<wire::JobResult>(out);
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].second.error.has_value());
+  EXPECT_EQ(results[0].second.error->kind, ErrorKind::Failed);
+  EXPECT_EQ(results[0].second.error->message, "bad bitcode");
+
+  // Failed on one worker, fine on the other: the result is delivered.
+  submit("c1", 2, {job("flaky", 10, 5)});
+  runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  finish(runs[0].first, result(runs[0].second.jobId, wire::ErrorMsg{ErrorKind::Failed, "crashed"}));
+  again = only<wire::RunJob>(take());
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_NE(again[0].first, runs[0].first);
+  finish(again[0].first, result(again[0].second.jobId));
+  results = only<wire::JobResult>(take());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].second.task, 5u);
+  EXPECT_FALSE(results[0].second.error.has_value());
+}
+
+// A lost job (its backend child killed: the worker says disconnected) runs
+// again on another worker, not on the one that lost it.
+TEST_F(SchedulerTest, ALostJobRunsAgainOnAnotherWorker) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {job("big", 10, 1)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  const wire::PeerId first = runs[0].first;
+  finish(first, result(runs[0].second.jobId,
+                       wire::ErrorMsg{ErrorKind::Disconnected, "the backend was killed (SIGKILL)"}));
+  Outbox out = take();
+  EXPECT_TRUE(only<wire::JobResult>(out).empty());
+  auto again = only<wire::RunJob>(out);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_NE(again[0].first, first);
+  // Lost there too: with no third worker it may run on either again.
+  finish(again[0].first, result(again[0].second.jobId,
+                                wire::ErrorMsg{ErrorKind::Disconnected, "killed again"}));
+  auto third = only<wire::RunJob>(take());
+  ASSERT_EQ(third.size(), 1u);
+  finish(third[0].first, result(third[0].second.jobId,
+                                wire::ErrorMsg{ErrorKind::Disconnected, "killed a third time"}));
+  auto results = only<wire::JobResult>(take());
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].second.error.has_value());
+  EXPECT_EQ(results[0].second.error->kind, ErrorKind::Disconnected) << "the client runs it";
 }
 
 TEST_F(SchedulerTest, SilentSlotLosesItsJob) {
