@@ -26,6 +26,13 @@ constexpr size_t kHeldLimit = 1 << 16;   // module digests remembered per worker
 
 } // namespace
 
+Scheduler::Scheduler(SchedulerOptions o)
+    : options_(o), start_(Clock::now()),
+      nextJob_(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count())),
+      verifier_(o.verify) {}
+
 bool Scheduler::canServe(const std::string &toolchain) const {
   for (const auto &[peer, conn] : conns_)
     if (conn.toolchain == toolchain)
@@ -97,7 +104,7 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
     return;
   }
   // A session the action cache answered whole needs no worker.
-  if (!s.jobs.empty() && !canServe(s.toolchain)) {
+  if (!s.jobs.empty() && !canServe(s.toolchain) && !inGrace(now)) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Unimplemented,
                                           "no worker runs backend " + s.toolchain)});
     return;
@@ -518,7 +525,7 @@ void Scheduler::tick(Clock::time_point now, Outbox &out) {
       gone.push_back({s.client, id});
       continue;
     }
-    if (s.done < s.total && !canServe(s.toolchain)) {
+    if (s.done < s.total && !canServe(s.toolchain) && !inGrace(now)) {
       out.push_back({s.client, wire::errorReply(0, ErrorKind::Disconnected,
                                                 "no worker left that runs backend " + s.toolchain)});
       gone.push_back({s.client, id});

@@ -34,6 +34,10 @@
 //    60 s plus a second per 64 KiB of its cost) runs again on another
 //    worker; past a second deadline the client runs it. The worker that
 //    overran keeps the slot counted busy until it answers (late, ignored).
+//  * Restarts. Job ids start from the wall clock (ns), so a late result a
+//    worker ran for the coordinator's previous run never passes for one of
+//    this run's jobs. For SchedulerOptions::workerGrace after the start, a
+//    session may come before the workers re-register: it waits for them.
 //  * Caps. A client (its allow-list name; without keys, its connection) has
 //    at most maxSessions sessions open and maxQueuedJobs jobs submitted and
 //    unanswered; over either the session is refused (overloaded: the client
@@ -67,6 +71,10 @@ struct SchedulerOptions {
   std::chrono::seconds jobDeadline{0}; // 0: from each job's cost
   uint32_t maxSessions = 256;          // per client
   uint64_t maxQueuedJobs = 100000;     // per client
+  // For this long after it starts, a session no registered worker can serve
+  // waits for one instead of being refused: a restarted coordinator's
+  // workers come back within a heartbeat, its clients' sessions may be first.
+  Clock::duration workerGrace{0};
 };
 
 class Scheduler {
@@ -75,7 +83,7 @@ public:
   static constexpr auto kWorkerTimeout = std::chrono::seconds(5);
   static constexpr auto kClientTimeout = std::chrono::seconds(30);
 
-  explicit Scheduler(SchedulerOptions o = {}) : options_(o), verifier_(o.verify) {}
+  explicit Scheduler(SchedulerOptions o = {});
 
   // What results led to beyond the messages, for the coordinator to act on.
   struct Events {
@@ -189,10 +197,12 @@ private:
   void dropJob(uint64_t id);
   void progress(Session &s, Clock::time_point now, Outbox &out);
   bool canServe(const std::string &toolchain) const;
+  bool inGrace(Clock::time_point now) const { return now - start_ < options_.workerGrace; }
 
   SchedulerOptions options_;
   Clock::time_point now_; // of the latest event that had a time
-  uint64_t nextJob_ = 1;
+  Clock::time_point start_;
+  uint64_t nextJob_; // never one an earlier run of the coordinator gave out
   std::unordered_map<uint64_t, Job> jobs_;
   std::map<Digest, uint64_t> inFlight_; // job key -> job id (merging)
   std::set<PendingKey> pending_;

@@ -245,6 +245,47 @@ case_farm_failure_twice() {
   echo "message: $(cat tf.err)"
 }
 
+# The coordinator is killed (SIGKILL) mid-link and started again on the same
+# store: the worker registers again by itself, the client submits again what
+# it still waits for (what finished meanwhile comes from the action cache),
+# and the link finishes on the farm, identical.
+case_farm_coordinator_restart() {
+  FARM=ipc://$W/farm.sock
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" 2> coordinator.log &
+  local coord=$!
+  pids+=($coord)
+  "$BIN/thinfarm-worker" --coordinator "$FARM" --slots 1 --store "$W/wstore" --name w1 2> worker.log &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q registered worker.log && break; sleep 0.1; done
+  grep -q registered worker.log || fail "the worker did not register: $(cat worker.log)"
+  python3 - <<'PY'
+import random
+random.seed(2)
+for i in range(24):
+    body = "\n".join(f"int f{i}_{k}(int x) {{ return x * {random.randint(2, 99)} + {k}; }}" for k in range(300))
+    open(f"m{i}.c", "w").write(body + f"\nint g{i}(int x) {{ return f{i}_0(x); }}\n")
+PY
+  ccthin -c m*.c
+  ld.lld-19 -r m*.o -o stock.out
+  local start; start=$(date +%s.%N)
+  THINFARM_COORDINATOR=$FARM "$TFLD" -r m*.o -o tf.out 2> tf.err &
+  local link=$!
+  # Kill it once the worker has made some natives (its scratch's slot output).
+  sleep 1.2
+  kill -0 "$link" 2> /dev/null || fail "the link ended before the coordinator was killed"
+  kill -KILL "$coord"
+  wait "$coord" 2> /dev/null || true
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" 2> coordinator2.log &
+  pids+=($!)
+  wait "$link" || fail "thinfarm-ld failed: $(cat tf.err)"
+  local took; took=$(echo "$(date +%s.%N) - $start" | bc)
+  cmp stock.out tf.out || fail "outputs differ"
+  tail -n1 log.jsonl | grep -c '"jobs_local":0,"jobs_remote":24,' > /dev/null ||
+    fail "not finished on the farm: $(tail -n1 log.jsonl) $(cat tf.err)"
+  echo "link with a coordinator restart: ${took}s; $(tail -n1 log.jsonl | grep -o '"cache_hits":[0-9]*')"
+  echo "client: $(cat tf.err)"; echo "coordinator after the restart: $(cat coordinator2.log)"; tail -n1 log.jsonl
+}
+
 # Nothing listens at the address: the link finishes here, identical, and says so.
 case_farm_unreachable() {
   program
