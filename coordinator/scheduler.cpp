@@ -201,8 +201,9 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
                             job.spec.module.identifier + ": its key " + r.key.text() +
                             " is not the key the job was dispatched with, " +
                             job.spec.key.text());
+      job.excluded.insert(conn.name); // never again there, even with no other worker
       requeueOrGiveUp(job, "worker " + conn.name + " answered with another key", out,
-                      RunEnd::WrongKey, conn.name);
+                      RunEnd::WrongKey);
     } else {
       conn.done++;
       if (!r.error) {
