@@ -25,6 +25,7 @@ public:
   BackendChild &operator=(BackendChild &&) noexcept = default;
 
   const BackendConfig &config() const { return config_; }
+  pid_t pid() const { return child_ ? child_->pid() : -1; }
 
   // Sends the request and waits for the reply (the worker's control thread
   // heartbeats meanwhile); the child is unusable after it died. How it died

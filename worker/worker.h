@@ -3,7 +3,9 @@
 // A control connection (a DEALER socket) and its thread register the worker
 // with its slot count, heartbeat every second, take jobs and send results:
 // the coordinator never sends more jobs than there are slots, so the control
-// thread only queues them for the slot threads. Each slot thread runs one job
+// thread only queues them for the slot threads. A job the coordinator cancels
+// (another run of it won) leaves the queue, or its backend child is killed
+// (through a pidfd: never another process that took its pid); it sends nothing. Each slot thread runs one job
 // at a time through a plain sequence: fetch the inputs its store lacks (over
 // the slot's own data connection, so transfers never hold up the control
 // traffic), lay them out as files, run the backend in the slot's
@@ -49,6 +51,8 @@ struct WorkerOptions {
   // would), or every Nth job fails as if its backend had (0: never).
   unsigned killEvery = 0;
   unsigned failEvery = 0;
+  // Tests of stragglers: each job waits this long in its slot before it runs.
+  std::chrono::milliseconds testDelay{0};
 };
 
 // Fills the toolchain (the backend program's identity, from the sandbox's
