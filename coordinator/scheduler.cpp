@@ -44,8 +44,11 @@ void Scheduler::onRegister(const wire::PeerId &peer, const wire::RegisterWorker 
                            uint64_t requestId, Clock::time_point now, Outbox &out, bool trusted) {
   now_ = now;
   auto [it, fresh] = conns_.try_emplace(peer);
-  for (uint64_t id : std::set<uint64_t>(it->second.running))
-    requeueOrGiveUp(jobs_.at(id), "its worker registered again", out);
+  for (uint64_t id : std::set<uint64_t>(it->second.running)) {
+    Job &job = jobs_.at(id);
+    runOn(job, peer);
+    requeueOrGiveUp(job, "its worker registered again", out);
+  }
   it->second = Conn{r.name, r.toolchain, std::max(1u, r.slots), {}, now};
   verifier_.met(r.name, trusted);
   // A quarantined worker stays connected (its heartbeats are answered) but idle.
@@ -173,6 +176,7 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
   auto jit = jobs_.find(r.jobId);
   if (jit != jobs_.end()) {
     Job &job = jit->second;
+    runOn(job, peer);
     if (r.error && r.error->kind != ErrorKind::Failed) {
       events_.log.push_back(job.spec.module.identifier + " was lost on worker " + conn.name +
                             ": " + r.error->message);
@@ -184,17 +188,21 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
       // A second opinion that could not be had: the checker's backend failed
       // where another worker's succeeded. Never a verdict on either.
       conn.done++;
-      release(job);
       job.excluded.insert(conn.name);
+      if (!handOver(job))
+        release(job);
       events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
                             conn.name + " while checking another worker's result: " +
                             r.error->message);
-      if (job.delivered)
+      if (!job.conn.empty()) {
+        // its other run goes on
+      } else if (job.delivered) {
         dropJob(job.id);
-      else if (canRunElsewhere(job))
+      } else if (canRunElsewhere(job)) {
         enqueue(job);
-      else
+      } else {
         settle(job, out);
+      }
     } else if (!r.error && job.spec.key.size != 0 && r.key != job.spec.key) {
       // Not the job it was given, whatever it says: never delivered or cached.
       events_.log.push_back("refused a result from worker " + conn.name + " for " +
@@ -212,6 +220,7 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
           held.clear();
         held.insert(job.spec.module.bitcode);
       }
+      cancelSpare(job, out); // the first result wins
       release(job);
       job.excluded.insert(conn.name);
       Answer a{conn.name, r.error.has_value(), r.native};
@@ -226,9 +235,14 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
 // (a worker's own trouble, its memory or a flipped bit, must not fail the link).
 void Scheduler::backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox &out) {
   conn.done++;
-  release(job);
   job.excluded.insert(conn.name);
   job.failedOn.insert(conn.name);
+  if (handOver(job)) {
+    events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
+                          conn.name + " (" + r.error->message + "): its other run decides");
+    return;
+  }
+  release(job);
   JobHistory h;
   h.attempts = job.attempts;
   h.overran = job.overran;
@@ -377,16 +391,18 @@ void Scheduler::quarantine(const std::string &worker, const std::string &why, Ou
   events_.quarantined.push_back(worker);
   events_.log.push_back("quarantined worker " + worker + ": " + why +
                         "; it gets no more jobs and the results it cached are dropped");
-  std::vector<uint64_t> lost;
+  std::vector<std::pair<wire::PeerId, uint64_t>> lost;
   for (auto &[peer, conn] : conns_) {
     if (conn.name != worker)
       continue;
     conn.quarantined = true;
     free_.erase(peer);
-    lost.insert(lost.end(), conn.running.begin(), conn.running.end());
+    for (uint64_t id : conn.running)
+      lost.push_back({peer, id});
   }
-  for (uint64_t id : lost) {
+  for (const auto &[peer, id] : lost) {
     Job &job = jobs_.at(id);
+    runOn(job, peer);
     job.excluded.insert(worker);
     requeueOrGiveUp(job, "worker " + worker + " was quarantined", out);
   }
@@ -400,8 +416,11 @@ void Scheduler::dropWorker(const wire::PeerId &peer, const std::string &why, Out
   std::string name = it->second.name;
   free_.erase(peer);
   conns_.erase(it);
-  for (uint64_t id : lost)
-    requeueOrGiveUp(jobs_.at(id), "worker " + name + " " + why, out, RunEnd::Lost, name);
+  for (uint64_t id : lost) {
+    Job &job = jobs_.at(id);
+    runOn(job, peer);
+    requeueOrGiveUp(job, "worker " + name + " " + why, out, RunEnd::Lost, name);
+  }
 }
 
 void Scheduler::dropClient(const wire::PeerId &peer) {
@@ -490,6 +509,12 @@ void Scheduler::enforceDeadlines(Clock::time_point now, Outbox &out) {
                           std::to_string(secs) + " s on worker " + conn.name);
     conn.running.erase(id);
     conn.overrunning++; // busy until it answers
+    runOn(job, peer);
+    if (!job.spare.empty()) { // its other run goes on
+      job.conn = std::exchange(job.spare, {});
+      job.excluded.insert(conn.name);
+      continue;
+    }
     job.conn.clear();
     job.excluded.insert(conn.name);
     JobHistory h;
@@ -589,6 +614,66 @@ void Scheduler::dispatch(Outbox &out) {
     if (conn.running.size() + conn.overrunning >= conn.capacity + prefetch())
       fit = free_.erase(fit); // else the same connection takes another
   }
+  speculate(out);
+}
+
+void Scheduler::speculate(Outbox &out) {
+  if (!options_.stragglers || !pending_.empty() || free_.empty())
+    return;
+  std::vector<std::pair<Clock::time_point, uint64_t>> stragglers;
+  for (const auto &[peer, conn] : conns_)
+    for (uint64_t id : conn.running) {
+      const Job &job = jobs_.at(id);
+      if (job.conn == peer && !job.spared && !job.delivered && !job.waiters.empty() &&
+          !job.spec.noop && now_ - job.started >= kStragglerAge)
+        stragglers.push_back({job.started, id});
+    }
+  std::sort(stragglers.begin(), stragglers.end()); // longest running first
+  for (const auto &[started, id] : stragglers) {
+    Job &job = jobs_.at(id);
+    const std::string &runner = conns_.at(job.conn).name;
+    for (auto fit = free_.begin(); fit != free_.end(); ++fit) {
+      Conn &c = conns_.at(*fit);
+      if (c.quarantined || c.draining || c.toolchain != job.toolchain || c.name == runner ||
+          job.excluded.count(c.name) || c.running.size() + c.overrunning >= c.capacity)
+        continue;
+      events_.log.push_back(job.spec.module.identifier + " straggles on worker " + runner +
+                            ": it runs on worker " + c.name + " too");
+      job.spare = *fit;
+      job.spared = true;
+      c.running.insert(id);
+      out.push_back({*fit, wire::Message{id, wire::RunJob{id, *job.config, job.spec}}});
+      if (c.running.size() + c.overrunning >= c.capacity)
+        free_.erase(fit);
+      break;
+    }
+    if (free_.empty())
+      return;
+  }
+}
+
+void Scheduler::runOn(Job &job, const wire::PeerId &peer) {
+  if (!job.spare.empty() && job.spare == peer)
+    std::swap(job.conn, job.spare);
+}
+
+bool Scheduler::handOver(Job &job) {
+  if (job.spare.empty())
+    return false;
+  if (auto it = conns_.find(job.conn); it != conns_.end() && it->second.running.erase(job.id))
+    free_.insert(it->first);
+  job.conn = std::exchange(job.spare, {});
+  return true;
+}
+
+void Scheduler::cancelSpare(Job &job, Outbox &out) {
+  if (job.spare.empty())
+    return;
+  if (auto it = conns_.find(job.spare); it != conns_.end() && it->second.running.erase(job.id)) {
+    free_.insert(it->first);
+    out.push_back({it->first, wire::Message{0, wire::CancelJob{job.id}}});
+  }
+  job.spare.clear();
 }
 
 size_t Scheduler::prefetch() const {
@@ -623,6 +708,11 @@ void Scheduler::answer(Job &job, const wire::JobResult &r, Outbox &out) {
 
 void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out, RunEnd end,
                                 const std::string &worker) {
+  if (handOver(job)) { // its other run goes on
+    if (!worker.empty())
+      job.excluded.insert(worker);
+    return;
+  }
   release(job);
   if (job.waiters.empty() && !job.delivered) { // every session that wanted it has ended
     dropJob(job.id);

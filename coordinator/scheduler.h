@@ -38,6 +38,12 @@
 //    worker ran for the coordinator's previous run never passes for one of
 //    this run's jobs. For SchedulerOptions::workerGrace after the start, a
 //    session may come before the workers re-register: it waits for them.
+//  * Stragglers. When nothing is pending and a slot is free, a job running
+//    for longer than kStragglerAge (longest first) runs again on a worker of
+//    another name. The first result wins and is the job's only answer (the
+//    other run is cancelled: cancelJob, its backend killed, and counts for
+//    nothing, verification included); a run that fails or is lost leaves
+//    the job to the other.
 //  * Caps. A client (its allow-list name; without keys, its connection) has
 //    at most maxSessions sessions open and maxQueuedJobs jobs submitted and
 //    unanswered; over either the session is refused (overloaded: the client
@@ -75,6 +81,7 @@ struct SchedulerOptions {
   // waits for one instead of being refused: a restarted coordinator's
   // workers come back within a heartbeat, its clients' sessions may be first.
   Clock::duration workerGrace{0};
+  bool stragglers = true; // run stragglers again on idle slots (see the rules)
 };
 
 class Scheduler {
@@ -82,6 +89,7 @@ public:
   static constexpr int kAttempts = kJobAttempts;
   static constexpr auto kWorkerTimeout = std::chrono::seconds(5);
   static constexpr auto kClientTimeout = std::chrono::seconds(30);
+  static constexpr auto kStragglerAge = std::chrono::seconds(2);
 
   explicit Scheduler(SchedulerOptions o = {});
 
@@ -144,7 +152,9 @@ private:
     std::shared_ptr<const BackendConfig> config;
     wire::JobSpec spec;
     std::vector<Waiter> waiters;
-    wire::PeerId conn; // empty while pending
+    wire::PeerId conn;  // empty while pending
+    wire::PeerId spare; // a second run of a straggler, on another worker; empty: none
+    bool spared = false; // it had one (a job gets one at most)
     int attempts = 0;
     std::vector<Returned> returned; // answers held for comparison
     std::set<std::string> excluded; // workers that may not run it (again)
@@ -193,6 +203,13 @@ private:
                        RunEnd end = RunEnd::Lost, const std::string &worker = {});
   void backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox &out);
   void release(Job &job); // off its connection's running set
+  // Stragglers: with nothing pending, idle slots run the longest-running jobs again.
+  void speculate(Outbox &out);
+  // The run on `peer` becomes job.conn (a spare's result is handled as the job's).
+  static void runOn(Job &job, const wire::PeerId &peer);
+  // The job's run on job.conn ended without a result; its other run goes on.
+  bool handOver(Job &job);
+  void cancelSpare(Job &job, Outbox &out);
   size_t prefetch() const; // jobs a connection may hold beyond its slots
   void dropJob(uint64_t id);
   void progress(Session &s, Clock::time_point now, Outbox &out);

@@ -245,6 +245,35 @@ case_farm_failure_twice() {
   echo "message: $(cat tf.err)"
 }
 
+# Stragglers: w1's slot waits 30 s before each job. Once w2 is idle and the
+# queue empty, w1's job runs on w2 too; w2's result wins, w1's run is
+# cancelled, and the link finishes long before w1 would have, identical.
+case_farm_straggler() {
+  FARM=ipc://$W/farm.sock
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" --probation 0 \
+    --verify-fraction 0 2> coordinator.log &
+  pids+=($!)
+  for w in w1 w2; do
+    local delay=0
+    [ $w = w1 ] && delay=30000
+    "$BIN/thinfarm-worker" --coordinator "$FARM" --slots 1 --store "$W/$w.store" --name $w \
+      --test-delay-ms $delay 2> $w.log &
+    pids+=($!)
+    for _ in $(seq 100); do grep -q registered $w.log && break; sleep 0.1; done
+    grep -q registered $w.log || fail "$w did not register: $(cat $w.log)"
+  done
+  program
+  local start; start=$(date +%s)
+  link_farm -r a.o b.o
+  local took=$(($(date +%s) - start))
+  [ "$took" -lt 20 ] || fail "the link took ${took} s: the straggler was waited for"
+  grep -c "straggles on worker w1: it runs on worker w2 too" coordinator.log > /dev/null ||
+    fail "no straggler run: $(cat coordinator.log)"
+  tail -n1 log.jsonl | grep -c '"jobs_local":0,"jobs_remote":2,.*"workers":{"w2":2}' > /dev/null ||
+    fail "not both from w2: $(tail -n1 log.jsonl)"
+  echo "link with a 30 s straggler: ${took} s"
+}
+
 # The coordinator is killed (SIGKILL) mid-link and started again on the same
 # store: the worker registers again by itself, the client submits again what
 # it still waits for (what finished meanwhile comes from the action cache),
