@@ -6,6 +6,11 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
+#include <vector>
+
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <sys/wait.h>
 
@@ -73,6 +78,48 @@ Error BackendChild::death(int status, uint64_t stderrFrom) {
   return failed(text.empty() ? how : text);
 }
 
+namespace {
+void descendants(pid_t pid, std::vector<pid_t> &out) {
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    auto kids = readFile(it->path().string() + "/children");
+    if (!kids.ok())
+      continue;
+    std::istringstream in(*kids);
+    for (pid_t kid; in >> kid;) {
+      out.push_back(kid);
+      descendants(kid, out);
+    }
+  }
+}
+} // namespace
+
+void BackendChild::killTree(pid_t pid, int pidfd) {
+  const int own = pidfd >= 0 ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  const int root = pidfd >= 0 ? pidfd : own;
+  // The root is alive (and not reaped) while its children are listed: they
+  // are its tree. Each is signalled through a pidfd of its own.
+  if (root < 0 || ::syscall(SYS_pidfd_send_signal, root, 0, nullptr, 0) != 0) {
+    if (own >= 0)
+      ::close(own);
+    return;
+  }
+  std::vector<pid_t> tree;
+  descendants(pid, tree);
+  std::vector<int> fds;
+  for (pid_t p : tree)
+    if (int fd = static_cast<int>(::syscall(SYS_pidfd_open, p, 0)); fd >= 0)
+      fds.push_back(fd);
+  (void)::syscall(SYS_pidfd_send_signal, root, SIGKILL, nullptr, 0);
+  for (int fd : fds) {
+    (void)::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+    ::close(fd);
+  }
+  if (own >= 0)
+    ::close(own);
+}
+
 Result<wire::BackendReply> BackendChild::run(const wire::BackendRequest &req, int testSignal) {
   if (!child_)
     return failed("the backend child is gone");
@@ -88,7 +135,9 @@ Result<wire::BackendReply> BackendChild::run(const wire::BackendRequest &req, in
   // SIGPIPE is ignored: a write to a child that died fails with EPIPE.
   if (!wire::writeFrame(child_->stdinFd(), wire::Message{0, req}).ok())
     return dead();
-  if (testSignal != 0)
+  if (testSignal == SIGKILL)
+    killTree(child_->pid(), -1);
+  else if (testSignal != 0)
     ::kill(child_->pid(), testSignal);
   auto reply = wire::readFrame(child_->stdoutFd());
   if (!reply.ok())

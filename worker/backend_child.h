@@ -26,6 +26,12 @@ public:
 
   const BackendConfig &config() const { return config_; }
   pid_t pid() const { return child_ ? child_->pid() : -1; }
+  // SIGKILLs the process `pid` (pidfd: its pidfd, or -1) and every process
+  // below it: the sandbox's bwrap, its pid-namespace init, the backend. Killing
+  // bwrap alone leaves its init running when bwrap had not yet armed
+  // --die-with-parent (a child killed just after it started), and that init
+  // keeps the pipes open.
+  static void killTree(pid_t pid, int pidfd);
 
   // Sends the request and waits for the reply (the worker's control thread
   // heartbeats meanwhile); the child is unusable after it died. How it died

@@ -53,7 +53,11 @@ struct Worker::Queues {
   std::condition_variable cv;
   std::deque<wire::RunJob> jobs;
   std::vector<wire::Message> results;
-  std::map<uint64_t, int> running; // job id -> its backend child's pidfd, -1: none (yet)
+  struct Child {
+    pid_t pid = -1;
+    int pidfd = -1; // -1: none (yet)
+  };
+  std::map<uint64_t, Child> running; // job id -> its backend child
   std::set<uint64_t> cancelled;    // running jobs the coordinator cancelled
   int wake = -1;
 
@@ -131,15 +135,15 @@ struct Worker::Slot {
       std::lock_guard<std::mutex> lock(q.mu);
       if (q.cancelled.count(rj.jobId))
         return Error{ErrorKind::Disconnected, "cancelled"};
-      q.running[rj.jobId] = static_cast<int>(::syscall(SYS_pidfd_open, child->pid(), 0));
+      q.running[rj.jobId] = {child->pid(), static_cast<int>(::syscall(SYS_pidfd_open, child->pid(), 0))};
     }
     auto reply = child->run(req, kill ? SIGKILL : 0);
     {
       std::lock_guard<std::mutex> lock(q.mu);
-      int &fd = q.running[rj.jobId];
-      if (fd >= 0)
-        ::close(fd);
-      fd = -1;
+      Queues::Child &c = q.running[rj.jobId];
+      if (c.pidfd >= 0)
+        ::close(c.pidfd);
+      c = {};
     }
     if (!reply.ok())
       child.reset(); // it died; the next job starts a fresh one
@@ -269,7 +273,7 @@ struct Worker::Slot {
           return;
         rj = std::move(q.jobs.front());
         q.jobs.pop_front();
-        q.running[rj.jobId] = -1;
+        q.running[rj.jobId] = {};
         if (w.options_.testDelay.count() > 0)
           q.cv.wait_for(lock, w.options_.testDelay,
                         [&] { return w.stop_.load() || q.cancelled.count(rj.jobId) > 0; });
@@ -347,8 +351,8 @@ void Worker::control(wire::Socket sock) {
           q.jobs.erase(queued);
         } else if (auto run = q.running.find(c->jobId); run != q.running.end()) {
           q.cancelled.insert(c->jobId);
-          if (run->second >= 0)
-            (void)::syscall(SYS_pidfd_send_signal, run->second, SIGKILL, nullptr, 0);
+          if (run->second.pidfd >= 0)
+            BackendChild::killTree(run->second.pid, run->second.pidfd);
           q.cv.notify_all(); // a slot waiting (--test-delay-ms) stops waiting
         }
       } else if (m.get<wire::Registered>()) {
