@@ -26,6 +26,13 @@ constexpr size_t kHeldLimit = 1 << 16;   // module digests remembered per worker
 
 } // namespace
 
+Scheduler::Scheduler(SchedulerOptions o)
+    : options_(o), start_(Clock::now()),
+      nextJob_(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count())),
+      verifier_(o.verify) {}
+
 bool Scheduler::canServe(const std::string &toolchain) const {
   for (const auto &[peer, conn] : conns_)
     if (conn.toolchain == toolchain)
@@ -37,8 +44,11 @@ void Scheduler::onRegister(const wire::PeerId &peer, const wire::RegisterWorker 
                            uint64_t requestId, Clock::time_point now, Outbox &out, bool trusted) {
   now_ = now;
   auto [it, fresh] = conns_.try_emplace(peer);
-  for (uint64_t id : std::set<uint64_t>(it->second.running))
-    requeueOrGiveUp(jobs_.at(id), "its worker registered again", out);
+  for (uint64_t id : std::set<uint64_t>(it->second.running)) {
+    Job &job = jobs_.at(id);
+    runOn(job, peer);
+    requeueOrGiveUp(job, "its worker registered again", out);
+  }
   it->second = Conn{r.name, r.toolchain, std::max(1u, r.slots), {}, now};
   verifier_.met(r.name, trusted);
   // A quarantined worker stays connected (its heartbeats are answered) but idle.
@@ -97,7 +107,7 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
     return;
   }
   // A session the action cache answered whole needs no worker.
-  if (!s.jobs.empty() && !canServe(s.toolchain)) {
+  if (!s.jobs.empty() && !canServe(s.toolchain) && !inGrace(now)) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Unimplemented,
                                           "no worker runs backend " + s.toolchain)});
     return;
@@ -166,16 +176,42 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
   auto jit = jobs_.find(r.jobId);
   if (jit != jobs_.end()) {
     Job &job = jit->second;
+    runOn(job, peer);
     if (r.error && r.error->kind != ErrorKind::Failed) {
-      requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out);
+      events_.log.push_back(job.spec.module.identifier + " was lost on worker " + conn.name +
+                            ": " + r.error->message);
+      requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out, RunEnd::Lost,
+                      conn.name);
+    } else if (r.error && job.returned.empty() && !job.delivered) {
+      backendFailed(job, conn, std::move(r), out);
+    } else if (r.error) {
+      // A second opinion that could not be had: the checker's backend failed
+      // where another worker's succeeded. Never a verdict on either.
+      conn.done++;
+      job.excluded.insert(conn.name);
+      if (!handOver(job))
+        release(job);
+      events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
+                            conn.name + " while checking another worker's result: " +
+                            r.error->message);
+      if (!job.conn.empty()) {
+        // its other run goes on
+      } else if (job.delivered) {
+        dropJob(job.id);
+      } else if (canRunElsewhere(job)) {
+        enqueue(job);
+      } else {
+        settle(job, out);
+      }
     } else if (!r.error && job.spec.key.size != 0 && r.key != job.spec.key) {
       // Not the job it was given, whatever it says: never delivered or cached.
       events_.log.push_back("refused a result from worker " + conn.name + " for " +
                             job.spec.module.identifier + ": its key " + r.key.text() +
                             " is not the key the job was dispatched with, " +
                             job.spec.key.text());
-      job.excluded.insert(conn.name);
-      requeueOrGiveUp(job, "worker " + conn.name + " answered with another key", out);
+      job.excluded.insert(conn.name); // never again there, even with no other worker
+      requeueOrGiveUp(job, "worker " + conn.name + " answered with another key", out,
+                      RunEnd::WrongKey);
     } else {
       conn.done++;
       if (!r.error) {
@@ -184,6 +220,7 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
           held.clear();
         held.insert(job.spec.module.bitcode);
       }
+      cancelSpare(job, out); // the first result wins
       release(job);
       job.excluded.insert(conn.name);
       Answer a{conn.name, r.error.has_value(), r.native};
@@ -192,6 +229,40 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
     }
   }
   dispatch(out);
+}
+
+// A backend failure is believed once a worker of another name repeats it
+// (a worker's own trouble, its memory or a flipped bit, must not fail the link).
+void Scheduler::backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox &out) {
+  conn.done++;
+  job.excluded.insert(conn.name);
+  job.failedOn.insert(conn.name);
+  if (handOver(job)) {
+    events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
+                          conn.name + " (" + r.error->message + "): its other run decides");
+    return;
+  }
+  release(job);
+  JobHistory h;
+  h.attempts = job.attempts;
+  h.overran = job.overran;
+  h.failedWorkers = static_cast<int>(job.failedOn.size());
+  h.otherWorker = canRunElsewhere(job);
+  if (nextRun(RunEnd::BackendFailed, h) == JobNext::RunElsewhere) {
+    events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
+                          conn.name + " (" + r.error->message + "): it runs on another worker");
+    enqueue(job);
+    return;
+  }
+  if (job.failedOn.size() > 1) {
+    std::string names;
+    for (const std::string &n : job.failedOn)
+      names += (names.empty() ? "" : " and ") + n;
+    events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on workers " +
+                          names + ": " + r.error->message);
+  }
+  answer(job, r, out);
+  dropJob(job.id);
 }
 
 // The answers so far: hold the first for a second opinion, deliver it (and
@@ -320,16 +391,18 @@ void Scheduler::quarantine(const std::string &worker, const std::string &why, Ou
   events_.quarantined.push_back(worker);
   events_.log.push_back("quarantined worker " + worker + ": " + why +
                         "; it gets no more jobs and the results it cached are dropped");
-  std::vector<uint64_t> lost;
+  std::vector<std::pair<wire::PeerId, uint64_t>> lost;
   for (auto &[peer, conn] : conns_) {
     if (conn.name != worker)
       continue;
     conn.quarantined = true;
     free_.erase(peer);
-    lost.insert(lost.end(), conn.running.begin(), conn.running.end());
+    for (uint64_t id : conn.running)
+      lost.push_back({peer, id});
   }
-  for (uint64_t id : lost) {
+  for (const auto &[peer, id] : lost) {
     Job &job = jobs_.at(id);
+    runOn(job, peer);
     job.excluded.insert(worker);
     requeueOrGiveUp(job, "worker " + worker + " was quarantined", out);
   }
@@ -343,8 +416,11 @@ void Scheduler::dropWorker(const wire::PeerId &peer, const std::string &why, Out
   std::string name = it->second.name;
   free_.erase(peer);
   conns_.erase(it);
-  for (uint64_t id : lost)
-    requeueOrGiveUp(jobs_.at(id), "worker " + name + " " + why, out);
+  for (uint64_t id : lost) {
+    Job &job = jobs_.at(id);
+    runOn(job, peer);
+    requeueOrGiveUp(job, "worker " + name + " " + why, out, RunEnd::Lost, name);
+  }
 }
 
 void Scheduler::dropClient(const wire::PeerId &peer) {
@@ -433,9 +509,18 @@ void Scheduler::enforceDeadlines(Clock::time_point now, Outbox &out) {
                           std::to_string(secs) + " s on worker " + conn.name);
     conn.running.erase(id);
     conn.overrunning++; // busy until it answers
+    runOn(job, peer);
+    if (!job.spare.empty()) { // its other run goes on
+      job.conn = std::exchange(job.spare, {});
+      job.excluded.insert(conn.name);
+      continue;
+    }
     job.conn.clear();
     job.excluded.insert(conn.name);
-    if (++job.overran < 2 && (job.delivered || !job.waiters.empty())) {
+    JobHistory h;
+    h.overran = ++job.overran;
+    if (nextRun(RunEnd::Overran, h) == JobNext::RunElsewhere &&
+        (job.delivered || !job.waiters.empty())) {
       enqueue(job);
       continue;
     }
@@ -466,7 +551,7 @@ void Scheduler::tick(Clock::time_point now, Outbox &out) {
       gone.push_back({s.client, id});
       continue;
     }
-    if (s.done < s.total && !canServe(s.toolchain)) {
+    if (s.done < s.total && !canServe(s.toolchain) && !inGrace(now)) {
       out.push_back({s.client, wire::errorReply(0, ErrorKind::Disconnected,
                                                 "no worker left that runs backend " + s.toolchain)});
       gone.push_back({s.client, id});
@@ -529,6 +614,66 @@ void Scheduler::dispatch(Outbox &out) {
     if (conn.running.size() + conn.overrunning >= conn.capacity + prefetch())
       fit = free_.erase(fit); // else the same connection takes another
   }
+  speculate(out);
+}
+
+void Scheduler::speculate(Outbox &out) {
+  if (!options_.stragglers || !pending_.empty() || free_.empty())
+    return;
+  std::vector<std::pair<Clock::time_point, uint64_t>> stragglers;
+  for (const auto &[peer, conn] : conns_)
+    for (uint64_t id : conn.running) {
+      const Job &job = jobs_.at(id);
+      if (job.conn == peer && !job.spared && !job.delivered && !job.waiters.empty() &&
+          !job.spec.noop && now_ - job.started >= kStragglerAge)
+        stragglers.push_back({job.started, id});
+    }
+  std::sort(stragglers.begin(), stragglers.end()); // longest running first
+  for (const auto &[started, id] : stragglers) {
+    Job &job = jobs_.at(id);
+    const std::string &runner = conns_.at(job.conn).name;
+    for (auto fit = free_.begin(); fit != free_.end(); ++fit) {
+      Conn &c = conns_.at(*fit);
+      if (c.quarantined || c.draining || c.toolchain != job.toolchain || c.name == runner ||
+          job.excluded.count(c.name) || c.running.size() + c.overrunning >= c.capacity)
+        continue;
+      events_.log.push_back(job.spec.module.identifier + " straggles on worker " + runner +
+                            ": it runs on worker " + c.name + " too");
+      job.spare = *fit;
+      job.spared = true;
+      c.running.insert(id);
+      out.push_back({*fit, wire::Message{id, wire::RunJob{id, *job.config, job.spec}}});
+      if (c.running.size() + c.overrunning >= c.capacity)
+        free_.erase(fit);
+      break;
+    }
+    if (free_.empty())
+      return;
+  }
+}
+
+void Scheduler::runOn(Job &job, const wire::PeerId &peer) {
+  if (!job.spare.empty() && job.spare == peer)
+    std::swap(job.conn, job.spare);
+}
+
+bool Scheduler::handOver(Job &job) {
+  if (job.spare.empty())
+    return false;
+  if (auto it = conns_.find(job.conn); it != conns_.end() && it->second.running.erase(job.id))
+    free_.insert(it->first);
+  job.conn = std::exchange(job.spare, {});
+  return true;
+}
+
+void Scheduler::cancelSpare(Job &job, Outbox &out) {
+  if (job.spare.empty())
+    return;
+  if (auto it = conns_.find(job.spare); it != conns_.end() && it->second.running.erase(job.id)) {
+    free_.insert(it->first);
+    out.push_back({it->first, wire::Message{0, wire::CancelJob{job.id}}});
+  }
+  job.spare.clear();
 }
 
 size_t Scheduler::prefetch() const {
@@ -561,14 +706,36 @@ void Scheduler::answer(Job &job, const wire::JobResult &r, Outbox &out) {
   }
 }
 
-void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out) {
+void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out, RunEnd end,
+                                const std::string &worker) {
+  if (handOver(job)) { // its other run goes on
+    if (!worker.empty())
+      job.excluded.insert(worker);
+    return;
+  }
   release(job);
   if (job.waiters.empty() && !job.delivered) { // every session that wanted it has ended
     dropJob(job.id);
     return;
   }
-  if (++job.attempts < kAttempts) {
+  // Another worker, when one can take it; else this one again.
+  if (!worker.empty() && job.excluded.insert(worker).second && !canRunElsewhere(job))
+    job.excluded.erase(worker);
+  JobHistory h;
+  h.attempts = ++job.attempts;
+  h.overran = job.overran;
+  h.failedWorkers = static_cast<int>(job.failedOn.size());
+  if (nextRun(end, h) == JobNext::RunElsewhere) {
     enqueue(job);
+    return;
+  }
+  if (job.returned.size() == 1 && !job.delivered) {
+    // A second opinion that could not be had: the one answer stands alone.
+    events_.log.push_back("no second worker could check " + job.spec.module.identifier +
+                          ": the result of worker " + job.returned.front().answer.worker +
+                          " is delivered unchecked");
+    deliver(job, job.returned.front(), out);
+    dropJob(job.id);
     return;
   }
   if (job.delivered) { // a check that could not run: nobody waits for it

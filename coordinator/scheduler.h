@@ -19,10 +19,12 @@
 //  * Merging. Identical jobs (same toolchain, backend config and inputs, the
 //    task number aside) from different sessions in flight at once run once;
 //    every waiting session gets the result, the later ones marked merged.
-//  * Failures. A job whose backend failed (bad bitcode) is answered with the
-//    failure. A job lost with its worker, or failed for an infrastructure
-//    reason, is queued again, up to kAttempts times, then answered with
-//    disconnected (the client runs it locally).
+//  * Failures and losses (job_policy.h, the one policy). A backend failure
+//    runs again on a worker of another name; failed on two, it is answered
+//    with the backend's message. A job lost (its backend child killed by a
+//    signal or a memory limit, its worker gone or in trouble) is queued
+//    again, on another worker when there is one, up to kAttempts runs, then
+//    answered with disconnected (the client runs it locally).
 //  * Keys. A result counts only from the worker connection the job was
 //    dispatched to, and only if the key its backend computed from the inputs
 //    is the key the job was dispatched with; another key is refused, logged,
@@ -32,6 +34,16 @@
 //    60 s plus a second per 64 KiB of its cost) runs again on another
 //    worker; past a second deadline the client runs it. The worker that
 //    overran keeps the slot counted busy until it answers (late, ignored).
+//  * Restarts. Job ids start from the wall clock (ns), so a late result a
+//    worker ran for the coordinator's previous run never passes for one of
+//    this run's jobs. For SchedulerOptions::workerGrace after the start, a
+//    session may come before the workers re-register: it waits for them.
+//  * Stragglers. When nothing is pending and a slot is free, a job running
+//    for longer than kStragglerAge (longest first) runs again on a worker of
+//    another name. The first result wins and is the job's only answer (the
+//    other run is cancelled: cancelJob, its backend killed, and counts for
+//    nothing, verification included); a run that fails or is lost leaves
+//    the job to the other.
 //  * Caps. A client (its allow-list name; without keys, its connection) has
 //    at most maxSessions sessions open and maxQueuedJobs jobs submitted and
 //    unanswered; over either the session is refused (overloaded: the client
@@ -43,6 +55,7 @@
 //    quarantined worker's connections get no jobs; what they ran is requeued.
 #pragma once
 
+#include "coordinator/job_policy.h"
 #include "coordinator/verification.h"
 #include "wire/transport.h"
 
@@ -64,15 +77,21 @@ struct SchedulerOptions {
   std::chrono::seconds jobDeadline{0}; // 0: from each job's cost
   uint32_t maxSessions = 256;          // per client
   uint64_t maxQueuedJobs = 100000;     // per client
+  // For this long after it starts, a session no registered worker can serve
+  // waits for one instead of being refused: a restarted coordinator's
+  // workers come back within a heartbeat, its clients' sessions may be first.
+  Clock::duration workerGrace{0};
+  bool stragglers = true; // run stragglers again on idle slots (see the rules)
 };
 
 class Scheduler {
 public:
-  static constexpr int kAttempts = 3;
+  static constexpr int kAttempts = kJobAttempts;
   static constexpr auto kWorkerTimeout = std::chrono::seconds(5);
   static constexpr auto kClientTimeout = std::chrono::seconds(30);
+  static constexpr auto kStragglerAge = std::chrono::seconds(2);
 
-  explicit Scheduler(SchedulerOptions o = {}) : options_(o), verifier_(o.verify) {}
+  explicit Scheduler(SchedulerOptions o = {});
 
   // What results led to beyond the messages, for the coordinator to act on.
   struct Events {
@@ -133,13 +152,16 @@ private:
     std::shared_ptr<const BackendConfig> config;
     wire::JobSpec spec;
     std::vector<Waiter> waiters;
-    wire::PeerId conn; // empty while pending
+    wire::PeerId conn;  // empty while pending
+    wire::PeerId spare; // a second run of a straggler, on another worker; empty: none
+    bool spared = false; // it had one (a job gets one at most)
     int attempts = 0;
     std::vector<Returned> returned; // answers held for comparison
     std::set<std::string> excluded; // workers that may not run it (again)
     bool delivered = false;         // answered; it runs again only as a check
     Clock::time_point started;      // dispatched
     int overran = 0;                // deadlines it ran past
+    std::set<std::string> failedOn; // workers whose backend failed it
   };
   // A worker's connection and the jobs it runs.
   struct Conn {
@@ -175,16 +197,29 @@ private:
   void quarantine(const std::string &worker, const std::string &why, Outbox &out);
   void dispatch(Outbox &out);
   void answer(Job &job, const wire::JobResult &r, Outbox &out);
-  void requeueOrGiveUp(Job &job, const std::string &why, Outbox &out);
+  // A run that ended without a result: job_policy.h decides what follows.
+  // worker: whose run it was, kept off the job while another can take it.
+  void requeueOrGiveUp(Job &job, const std::string &why, Outbox &out,
+                       RunEnd end = RunEnd::Lost, const std::string &worker = {});
+  void backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox &out);
   void release(Job &job); // off its connection's running set
+  // Stragglers: with nothing pending, idle slots run the longest-running jobs again.
+  void speculate(Outbox &out);
+  // The run on `peer` becomes job.conn (a spare's result is handled as the job's).
+  static void runOn(Job &job, const wire::PeerId &peer);
+  // The job's run on job.conn ended without a result; its other run goes on.
+  bool handOver(Job &job);
+  void cancelSpare(Job &job, Outbox &out);
   size_t prefetch() const; // jobs a connection may hold beyond its slots
   void dropJob(uint64_t id);
   void progress(Session &s, Clock::time_point now, Outbox &out);
   bool canServe(const std::string &toolchain) const;
+  bool inGrace(Clock::time_point now) const { return now - start_ < options_.workerGrace; }
 
   SchedulerOptions options_;
   Clock::time_point now_; // of the latest event that had a time
-  uint64_t nextJob_ = 1;
+  Clock::time_point start_;
+  uint64_t nextJob_; // never one an earlier run of the coordinator gave out
   std::unordered_map<uint64_t, Job> jobs_;
   std::map<Digest, uint64_t> inFlight_; // job key -> job id (merging)
   std::set<PendingKey> pending_;

@@ -229,6 +229,7 @@ struct Encoder {
     b.setName(m.name);
     b.setDrain(m.drain);
   }
+  void operator()(const CancelJob &m) { env.setCancelJob(m.jobId); }
   void operator()(const StoreStats &m) {
     auto b = env.initStoreStats();
     b.setEntries(m.entries);
@@ -510,6 +511,7 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
   case cw::Envelope::LINK_MEMO: return getMemo<LinkMemo>(env.getLinkMemo());
   case cw::Envelope::RECORD_LINK: return getMemo<RecordLink>(env.getRecordLink());
   case cw::Envelope::GET_STATS: return GetStats{};
+  case cw::Envelope::CANCEL_JOB: return CancelJob{env.getCancelJob()};
   case cw::Envelope::DRAIN_WORKER: {
     auto r = env.getDrainWorker();
     return DrainWorker{str(r.getName()), r.getDrain()};
@@ -546,7 +548,7 @@ const char *kindName(const Body &body) {
       "putAck",    "getChunk",       "chunk",      "submit",      "endSession", "runJob",
       "jobResult", "progress",       "backendRequest", "backendReply", "batch",
       "lookupLink", "linkMemo",      "recordLink", "getStats", "storeStats", "registered",
-      "drainWorker"};
+      "drainWorker", "cancelJob"};
   static_assert(std::size(names) == std::variant_size_v<Body>);
   return names[body.index()];
 }

@@ -204,6 +204,11 @@ struct StoreStats {
   std::vector<WorkerStats> workers;                      // by name
 };
 
+// The coordinator's word that a job's other run won: the worker stops it.
+struct CancelJob {
+  uint64_t jobId = 0;
+};
+
 struct Message;
 // Several messages for one peer in one frame (never nested).
 struct Batch {
@@ -213,7 +218,7 @@ struct Batch {
 using Body = std::variant<ErrorMsg, RegisterWorker, Heartbeat, FindMissing, Missing, PutChunk,
                           PutAck, GetChunk, Chunk, Session, EndSession, RunJob, JobResult, Progress,
                           BackendRequest, BackendReply, Batch, LookupLink, LinkMemo, RecordLink,
-                          GetStats, StoreStats, Registered, DrainWorker>;
+                          GetStats, StoreStats, Registered, DrainWorker, CancelJob>;
 
 struct Message {
   uint64_t requestId = 0;

@@ -20,6 +20,9 @@
 #   W -> K  registerWorker           once per connection; again when K answers
 #                                    an unknown peer with error(disconnected)
 #   K -> W  registered               the registration is accepted
+#   K -> W  cancelJob                a job another worker finished first
+#                                    (stragglers run twice): its backend is
+#                                    killed, no result is sent
 #   W -> K  heartbeat                every second, also while a job runs
 #   C -> K  heartbeat                every second while a session runs
 #   K -> W  runJob                   up to the worker's slot count at a time,
@@ -300,5 +303,7 @@ struct Envelope {
     storeStats @22 :StoreStats;
     registered @23 :Registered;
     drainWorker @24 :DrainWorker;  # -> storeStats
+    cancelJob @25 :UInt64;      # K -> W: stop running this job id (another
+                                # run of it, started for a straggler, won)
   }
 }

@@ -7,16 +7,20 @@
 #include "worker/staging.h"
 
 #include <cerrno>
+#include <csignal>
 #include <condition_variable>
 #include <cstring>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace thinfarm {
@@ -49,6 +53,12 @@ struct Worker::Queues {
   std::condition_variable cv;
   std::deque<wire::RunJob> jobs;
   std::vector<wire::Message> results;
+  struct Child {
+    pid_t pid = -1;
+    int pidfd = -1; // -1: none (yet)
+  };
+  std::map<uint64_t, Child> running; // job id -> its backend child
+  std::set<uint64_t> cancelled;    // running jobs the coordinator cancelled
   int wake = -1;
 
   void post(wire::Message &&m) {
@@ -115,7 +125,26 @@ struct Worker::Slot {
     req.workDir = workDir;
     req.outputPath = outPath;
     req.task = rj.spec.task;
-    auto reply = child->run(req);
+    const uint64_t n = w.runs_++;
+    if (o.failEvery && n % o.failEvery == o.failEvery - 1)
+      return wire::BackendReply{true, "test failure of " + req.module + " (--test-fail-every)", {}, 0, {}};
+    const bool kill = o.killEvery && n % o.killEvery == o.killEvery - 1;
+    Queues &q = *w.queues_;
+    {
+      // Cancellable from here: the control thread signals the child's pidfd.
+      std::lock_guard<std::mutex> lock(q.mu);
+      if (q.cancelled.count(rj.jobId))
+        return Error{ErrorKind::Disconnected, "cancelled"};
+      q.running[rj.jobId] = {child->pid(), static_cast<int>(::syscall(SYS_pidfd_open, child->pid(), 0))};
+    }
+    auto reply = child->run(req, kill ? SIGKILL : 0);
+    {
+      std::lock_guard<std::mutex> lock(q.mu);
+      Queues::Child &c = q.running[rj.jobId];
+      if (c.pidfd >= 0)
+        ::close(c.pidfd);
+      c = {};
+    }
     if (!reply.ok())
       child.reset(); // it died; the next job starts a fresh one
     return reply;
@@ -203,7 +232,7 @@ struct Worker::Slot {
     std::string outPath = outputDir() + "/out.o";
     auto reply = compile(rj, *paths, inputDir() + "/work", outPath);
     if (!reply.ok())
-      return failed(reply.error().message); // the child died on this job: deterministic
+      return reply.error(); // the child died: failed or lost, as it says
     if (reply->failed)
       return failed(reply->message);
     auto object = readFile(outPath);
@@ -244,6 +273,10 @@ struct Worker::Slot {
           return;
         rj = std::move(q.jobs.front());
         q.jobs.pop_front();
+        q.running[rj.jobId] = {};
+        if (w.options_.testDelay.count() > 0)
+          q.cv.wait_for(lock, w.options_.testDelay,
+                        [&] { return w.stop_.load() || q.cancelled.count(rj.jobId) > 0; });
       }
       // An exception (memory for a peer's sizes, a library's throw) fails
       // this job, which runs again elsewhere; the slot serves on.
@@ -252,6 +285,12 @@ struct Worker::Slot {
         result = runJob(rj);
       } catch (const std::exception &e) {
         result = Error{ErrorKind::Disconnected, std::string("the worker's slot threw: ") + e.what()};
+      }
+      {
+        std::lock_guard<std::mutex> lock(q.mu);
+        q.running.erase(rj.jobId);
+        if (q.cancelled.erase(rj.jobId))
+          continue; // another run won: nothing to say
       }
       wire::JobResult res;
       if (result.ok()) {
@@ -304,6 +343,18 @@ void Worker::control(wire::Socket sock) {
       if (auto *e = m.get<wire::ErrorMsg>()) {
         if (e->kind == ErrorKind::Disconnected)
           registerNow(); // the coordinator restarted or forgot us
+      } else if (auto *c = m.get<wire::CancelJob>()) {
+        std::lock_guard<std::mutex> lock(q.mu);
+        auto queued = std::find_if(q.jobs.begin(), q.jobs.end(),
+                                   [&](const wire::RunJob &j) { return j.jobId == c->jobId; });
+        if (queued != q.jobs.end()) {
+          q.jobs.erase(queued);
+        } else if (auto run = q.running.find(c->jobId); run != q.running.end()) {
+          q.cancelled.insert(c->jobId);
+          if (run->second.pidfd >= 0)
+            BackendChild::killTree(run->second.pid, run->second.pidfd);
+          q.cv.notify_all(); // a slot waiting (--test-delay-ms) stops waiting
+        }
       } else if (m.get<wire::Registered>()) {
         registered_ = true;
       } else if (auto *rj = m.get<wire::RunJob>()) {
@@ -320,7 +371,7 @@ void Worker::control(wire::Socket sock) {
           std::lock_guard<std::mutex> lock(q.mu);
           q.jobs.push_back(std::move(*rj));
         }
-        q.cv.notify_one();
+        q.cv.notify_all(); // (a slot may wait on it for --test-delay-ms too)
       }
     }
     if (!answered.empty())

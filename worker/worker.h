@@ -3,7 +3,9 @@
 // A control connection (a DEALER socket) and its thread register the worker
 // with its slot count, heartbeat every second, take jobs and send results:
 // the coordinator never sends more jobs than there are slots, so the control
-// thread only queues them for the slot threads. Each slot thread runs one job
+// thread only queues them for the slot threads. A job the coordinator cancels
+// (another run of it won) leaves the queue, or its backend child is killed
+// (through a pidfd: never another process that took its pid); it sends nothing. Each slot thread runs one job
 // at a time through a plain sequence: fetch the inputs its store lacks (over
 // the slot's own data connection, so transfers never hold up the control
 // traffic), lay them out as files, run the backend in the slot's
@@ -44,6 +46,13 @@ struct WorkerOptions {
   // Tests of the coordinator's verification: a worker that alters every Nth
   // native object it returns (0: never), as a broken or hostile one would.
   unsigned corruptEvery = 0;
+  // Tests of the coordinator's retry policy (coordinator/job_policy.h): the
+  // backend child of every Nth job is killed (SIGKILL, as the OOM killer
+  // would), or every Nth job fails as if its backend had (0: never).
+  unsigned killEvery = 0;
+  unsigned failEvery = 0;
+  // Tests of stragglers: each job waits this long in its slot before it runs.
+  std::chrono::milliseconds testDelay{0};
 };
 
 // Fills the toolchain (the backend program's identity, from the sandbox's
@@ -70,6 +79,7 @@ private:
   std::atomic<bool> stop_{false};
   std::atomic<bool> registered_{false};
   std::atomic<uint64_t> objects_{0}; // native objects made (corruptEvery)
+  std::atomic<uint64_t> runs_{0};    // backends started (killEvery, failEvery)
   std::vector<std::thread> threads_;
   std::unique_ptr<class Staging> staging_;
   std::unique_ptr<Queues> queues_;

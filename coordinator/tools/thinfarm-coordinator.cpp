@@ -139,6 +139,7 @@ int run(int argc, char **argv) {
   so.jobDeadline = std::chrono::seconds(*deadline);
   so.maxSessions = static_cast<uint32_t>(std::min<uint64_t>(*maxSessions, UINT32_MAX));
   so.maxQueuedJobs = *maxQueued;
+  so.workerGrace = Scheduler::kWorkerTimeout; // after a restart, the workers come back
   o.storeDir = flags.get("store");
   o.storeBudget = *budget;
   // Every connection is a descriptor: the cap stays below what the process

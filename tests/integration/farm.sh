@@ -182,6 +182,139 @@ case_farm_lost_midway() {
   echo "notice: $(cat tf.err)"
 }
 
+# A coordinator and two one-slot workers, w1 and w2, each with extra flags.
+start_two() { # W1-FLAGS W2-FLAGS (each one word or empty)
+  FARM=ipc://$W/farm.sock
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" 2> coordinator.log &
+  pids+=($!)
+  local flags=("$1" "$2") i=0
+  for w in w1 w2; do
+    # shellcheck disable=SC2086
+    "$BIN/thinfarm-worker" --coordinator "$FARM" --slots 1 --store "$W/$w.store" --name $w \
+      ${flags[$i]} 2> $w.log &
+    pids+=($!)
+    i=$((i + 1))
+  done
+  for w in w1 w2; do
+    for _ in $(seq 100); do grep -q registered $w.log && break; sleep 0.1; done
+    grep -q registered $w.log || fail "$w did not register: $(cat $w.log)"
+  done
+}
+
+# Modules enough for both workers to take some: N modules m1..mN.
+many_modules() { # N
+  for i in $(seq "$1"); do
+    echo "int f$i(int x) { int s = 0; for (int k = 0; k < x; k++) s += k * $i ^ (s >> 3); return s; }" > m$i.c
+  done
+  ccthin -c m*.c
+}
+
+# Lost is not failed (coordinator/job_policy.h): w1's backend children are
+# all killed by SIGKILL, as the OOM killer would. Every job w1 takes is lost,
+# runs on w2, and the link finishes on the farm, identical.
+case_farm_lost_job() {
+  start_two "--test-kill-every=1" ""
+  many_modules 8
+  link_farm -r m*.o
+  tail -n1 log.jsonl | grep -c '"jobs_local":0,"jobs_remote":8,' > /dev/null || fail "not run on the farm: $(tail -n1 log.jsonl)"
+  tail -n1 log.jsonl | grep -c '"workers":{"w2":8}' > /dev/null || fail "not all on w2: $(tail -n1 log.jsonl)"
+  grep -c "was lost on worker w1: the backend was killed (SIGKILL" coordinator.log > /dev/null ||
+    fail "no job was lost on w1: $(cat coordinator.log)"
+}
+
+# A backend failure on one worker only (w1 fails every job) is not believed:
+# each job runs on w2 too, and the link finishes on the farm, identical. When
+# both workers fail a job, the link fails with the backend's message.
+case_farm_failure_twice() {
+  start_two "--test-fail-every=1" ""
+  many_modules 8
+  link_farm -r m*.o
+  tail -n1 log.jsonl | grep -c '"jobs_local":0,"jobs_remote":8,' > /dev/null || fail "not run on the farm: $(tail -n1 log.jsonl)"
+  grep -c "failed on worker w1 (test failure of m[0-9]*.o (--test-fail-every)): it runs on another worker" \
+    coordinator.log > /dev/null || fail "no failure on w1: $(cat coordinator.log)"
+  for p in "${pids[@]}"; do kill "$p"; done
+  wait 2> /dev/null || true
+  pids=()
+  rm -rf cstore w1.store w2.store
+  start_two "--test-fail-every=1" "--test-fail-every=1"
+  set +e; THINFARM_COORDINATOR=$FARM "$TFLD" -r m*.o -o tf.out 2> tf.err; rc=$?; set -e
+  [ "$rc" = 1 ] || fail "exit status $rc, expected 1: $(cat tf.err)"
+  grep -c 'test failure of m[0-9]*\.o (--test-fail-every)' tf.err > /dev/null || fail "not the backend's message: $(cat tf.err)"
+  grep -c "failed on workers w1 and w2: test failure" coordinator.log > /dev/null ||
+    fail "the coordinator does not say both failed: $(cat coordinator.log)"
+  echo "message: $(cat tf.err)"
+}
+
+# Stragglers: w1's slot waits 30 s before each job. Once w2 is idle and the
+# queue empty, w1's job runs on w2 too; w2's result wins, w1's run is
+# cancelled, and the link finishes long before w1 would have, identical.
+case_farm_straggler() {
+  FARM=ipc://$W/farm.sock
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" --probation 0 \
+    --verify-fraction 0 2> coordinator.log &
+  pids+=($!)
+  for w in w1 w2; do
+    local delay=0
+    [ $w = w1 ] && delay=30000
+    "$BIN/thinfarm-worker" --coordinator "$FARM" --slots 1 --store "$W/$w.store" --name $w \
+      --test-delay-ms $delay 2> $w.log &
+    pids+=($!)
+    for _ in $(seq 100); do grep -q registered $w.log && break; sleep 0.1; done
+    grep -q registered $w.log || fail "$w did not register: $(cat $w.log)"
+  done
+  program
+  local start; start=$(date +%s)
+  link_farm -r a.o b.o
+  local took=$(($(date +%s) - start))
+  [ "$took" -lt 20 ] || fail "the link took ${took} s: the straggler was waited for"
+  grep -c "straggles on worker w1: it runs on worker w2 too" coordinator.log > /dev/null ||
+    fail "no straggler run: $(cat coordinator.log)"
+  tail -n1 log.jsonl | grep -c '"jobs_local":0,"jobs_remote":2,.*"workers":{"w2":2}' > /dev/null ||
+    fail "not both from w2: $(tail -n1 log.jsonl)"
+  echo "link with a 30 s straggler: ${took} s"
+}
+
+# The coordinator is killed (SIGKILL) mid-link and started again on the same
+# store: the worker registers again by itself, the client submits again what
+# it still waits for (what finished meanwhile comes from the action cache),
+# and the link finishes on the farm, identical.
+case_farm_coordinator_restart() {
+  FARM=ipc://$W/farm.sock
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" 2> coordinator.log &
+  local coord=$!
+  pids+=($coord)
+  "$BIN/thinfarm-worker" --coordinator "$FARM" --slots 1 --store "$W/wstore" --name w1 2> worker.log &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q registered worker.log && break; sleep 0.1; done
+  grep -q registered worker.log || fail "the worker did not register: $(cat worker.log)"
+  python3 - <<'PY'
+import random
+random.seed(2)
+for i in range(24):
+    body = "\n".join(f"int f{i}_{k}(int x) {{ return x * {random.randint(2, 99)} + {k}; }}" for k in range(300))
+    open(f"m{i}.c", "w").write(body + f"\nint g{i}(int x) {{ return f{i}_0(x); }}\n")
+PY
+  ccthin -c m*.c
+  ld.lld-19 -r m*.o -o stock.out
+  local start; start=$(date +%s.%N)
+  THINFARM_COORDINATOR=$FARM "$TFLD" -r m*.o -o tf.out 2> tf.err &
+  local link=$!
+  # Kill it once the worker has made some natives (its scratch's slot output).
+  sleep 1.2
+  kill -0 "$link" 2> /dev/null || fail "the link ended before the coordinator was killed"
+  kill -KILL "$coord"
+  wait "$coord" 2> /dev/null || true
+  "$BIN/thinfarm-coordinator" --listen "$FARM" --store "$W/cstore" 2> coordinator2.log &
+  pids+=($!)
+  wait "$link" || fail "thinfarm-ld failed: $(cat tf.err)"
+  local took; took=$(echo "$(date +%s.%N) - $start" | bc)
+  cmp stock.out tf.out || fail "outputs differ"
+  tail -n1 log.jsonl | grep -c '"jobs_local":0,"jobs_remote":24,' > /dev/null ||
+    fail "not finished on the farm: $(tail -n1 log.jsonl) $(cat tf.err)"
+  echo "link with a coordinator restart: ${took}s; $(tail -n1 log.jsonl | grep -o '"cache_hits":[0-9]*')"
+  echo "client: $(cat tf.err)"; echo "coordinator after the restart: $(cat coordinator2.log)"; tail -n1 log.jsonl
+}
+
 # Nothing listens at the address: the link finishes here, identical, and says so.
 case_farm_unreachable() {
   program

@@ -199,7 +199,8 @@ TEST_F(SchedulerTest, LostJobsAreRetriedThenGivenUp) {
       << results[0].second.error->message;
 }
 
-TEST_F(SchedulerTest, BackendFailureGoesStraightToTheClient) {
+// With one worker there is no second opinion: its backend failure is the answer.
+TEST_F(SchedulerTest, ABackendFailureOnTheOnlyWorkerGoesToTheClient) {
   addSlot("w1");
   submit("c1", 1, {job("bad", 10, 4), job("good", 5, 8)});
   auto runs = only<wire::RunJob>(take());
@@ -217,7 +218,149 @@ TEST_F(SchedulerTest, BackendFailureGoesStraightToTheClient) {
   EXPECT_EQ(next[0].second.spec.module.bitcode, Digest::of("good"));
 }
 
+// A backend failure is believed only when a worker of another name repeats
+// it; a failure on one worker that another does not repeat costs nothing.
+TEST_F(SchedulerTest, ABackendFailureFailsTheLinkOnlyWhenASecondWorkerRepeatsIt) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {job("bad", 10, 4)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  const wire::PeerId first = runs[0].first;
+  finish(first, result(runs[0].second.jobId, wire::ErrorMsg{ErrorKind::Failed, "bad bitcode"}));
+  Outbox out = take();
+  EXPECT_TRUE(only<wire::JobResult>(out).empty()) << "one worker's failure is not believed";
+  auto again = only<wire::RunJob>(out);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_NE(again[0].first, first);
+  finish(again[0].first,
+         result(again[0].second.jobId, wire::ErrorMsg{ErrorKind::Failed, "bad bitcode"}));
+  out = take();
+  EXPECT_TRUE(only<wire::RunJob>(out).empty());
+  auto results = only<wire::JobResult>(out);
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].second.error.has_value());
+  EXPECT_EQ(results[0].second.error->kind, ErrorKind::Failed);
+  EXPECT_EQ(results[0].second.error->message, "bad bitcode");
+
+  // Failed on one worker, fine on the other: the result is delivered.
+  submit("c1", 2, {job("flaky", 10, 5)});
+  runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  finish(runs[0].first, result(runs[0].second.jobId, wire::ErrorMsg{ErrorKind::Failed, "crashed"}));
+  again = only<wire::RunJob>(take());
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_NE(again[0].first, runs[0].first);
+  finish(again[0].first, result(again[0].second.jobId));
+  results = only<wire::JobResult>(take());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].second.task, 5u);
+  EXPECT_FALSE(results[0].second.error.has_value());
+}
+
+// A lost job (its backend child killed: the worker says disconnected) runs
+// again on another worker, not on the one that lost it.
+TEST_F(SchedulerTest, ALostJobRunsAgainOnAnotherWorker) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {job("big", 10, 1)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  const wire::PeerId first = runs[0].first;
+  finish(first, result(runs[0].second.jobId,
+                       wire::ErrorMsg{ErrorKind::Disconnected, "the backend was killed (SIGKILL)"}));
+  Outbox out = take();
+  EXPECT_TRUE(only<wire::JobResult>(out).empty());
+  auto again = only<wire::RunJob>(out);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_NE(again[0].first, first);
+  // Lost there too: with no third worker it may run on either again.
+  finish(again[0].first, result(again[0].second.jobId,
+                                wire::ErrorMsg{ErrorKind::Disconnected, "killed again"}));
+  auto third = only<wire::RunJob>(take());
+  ASSERT_EQ(third.size(), 1u);
+  finish(third[0].first, result(third[0].second.jobId,
+                                wire::ErrorMsg{ErrorKind::Disconnected, "killed a third time"}));
+  auto results = only<wire::JobResult>(take());
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].second.error.has_value());
+  EXPECT_EQ(results[0].second.error->kind, ErrorKind::Disconnected) << "the client runs it";
+}
+
+// Stragglers: with nothing pending, an idle slot of another worker runs the
+// longest-running job again; the first result is the job's only answer and
+// the other run is cancelled (its late answer counts for nothing).
+TEST_F(SchedulerTest, AStragglerRunsAgainOnAnIdleSlotAndTheFirstResultWins) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {job("slow", 20, 1), job("quick", 10, 2)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 2u);
+  const wire::PeerId slow = runs[0].first, quick = runs[1].first;
+  const uint64_t slowId = runs[0].second.jobId;
+  finish(quick, result(runs[1].second.jobId), 500ms);
+  EXPECT_EQ(only<wire::JobResult>(take()).size(), 1u);
+  s_.onHeartbeat("w1", t0_ + 1s, out_);
+  s_.onHeartbeat("w2", t0_ + 1s, out_);
+  s_.tick(t0_ + 1s, out_);
+  EXPECT_TRUE(only<wire::RunJob>(take()).empty()) << "running 1 s is no straggler yet";
+  s_.onHeartbeat("w1", t0_ + 3s, out_);
+  s_.onHeartbeat("w2", t0_ + 3s, out_);
+  s_.tick(t0_ + 3s, out_);
+  auto spare = only<wire::RunJob>(take());
+  ASSERT_EQ(spare.size(), 1u);
+  EXPECT_EQ(spare[0].first, quick);
+  EXPECT_EQ(spare[0].second.jobId, slowId);
+  s_.tick(t0_ + 3500ms, out_);
+  EXPECT_TRUE(only<wire::RunJob>(take()).empty()) << "a job runs at most twice";
+  // The spare answers first: delivered once, the slow run cancelled.
+  finish(quick, result(slowId), 4s);
+  Outbox out = take();
+  auto results = only<wire::JobResult>(out);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].second.task, 1u);
+  auto cancels = only<wire::CancelJob>(out);
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].first, slow);
+  EXPECT_EQ(cancels[0].second.jobId, slowId);
+  // The cancelled run's answer, should it come anyway, is stale.
+  finish(slow, result(slowId), 5s);
+  EXPECT_TRUE(take().empty());
+  // Both slots are free again.
+  submit("c1", 2, {job("x", 5, 1), job("y", 4, 2)});
+  EXPECT_EQ(only<wire::RunJob>(take()).size(), 2u);
+}
+
+// A straggler's run that fails leaves the job to its other run.
+TEST_F(SchedulerTest, AStragglersLostRunLeavesTheJobToTheOther) {
+  addSlot("w1");
+  addSlot("w2");
+  take();
+  submit("c1", 1, {job("slow", 20, 1)});
+  auto runs = only<wire::RunJob>(take());
+  ASSERT_EQ(runs.size(), 1u);
+  const wire::PeerId first = runs[0].first;
+  const uint64_t id = runs[0].second.jobId;
+  s_.onHeartbeat("w1", t0_ + 3s, out_);
+  s_.onHeartbeat("w2", t0_ + 3s, out_);
+  s_.tick(t0_ + 3s, out_);
+  auto spare = only<wire::RunJob>(take());
+  ASSERT_EQ(spare.size(), 1u);
+  finish(spare[0].first, result(id, wire::ErrorMsg{ErrorKind::Disconnected, "killed"}), 4s);
+  Outbox out = take();
+  EXPECT_TRUE(only<wire::RunJob>(out).empty()) << "not queued again: its first run goes on";
+  EXPECT_TRUE(only<wire::JobResult>(out).empty());
+  finish(first, result(id), 5s);
+  auto results = only<wire::JobResult>(take());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].second.error.has_value());
+}
+
 TEST_F(SchedulerTest, SilentSlotLosesItsJob) {
+  s_ = Scheduler(SchedulerOptions{.verify = {0, 0, 1}, .stragglers = false});
   addSlot("w1");
   addSlot("w2");
   submit("c1", 1, {job("a", 10, 2)});
@@ -248,7 +391,7 @@ TEST_F(SchedulerTest, SilentSlotLosesItsJob) {
 // A job past its deadline runs on another worker; the worker that overran
 // counts as busy until it answers; past a second deadline the client runs it.
 TEST_F(SchedulerTest, AJobPastItsDeadlineRunsElsewhereThenOnTheClient) {
-  s_ = Scheduler(SchedulerOptions{.verify = {0, 0, 1}, .jobDeadline = 10s});
+  s_ = Scheduler(SchedulerOptions{.verify = {0, 0, 1}, .jobDeadline = 10s, .stragglers = false});
   addSlot("w1");
   addSlot("w2");
   addSlot("w3");

@@ -97,6 +97,7 @@ TEST(WireCodec, RoundTripsControlMessages) {
     EXPECT_EQ(d.drain, drain);
   }
   roundTrip(0, Heartbeat{});
+  EXPECT_EQ(roundTrip(0, CancelJob{~0ull - 1}).jobId, ~0ull - 1);
   EXPECT_EQ(roundTrip(0, EndSession{~0ull}).sessionId, ~0ull);
   Progress p = roundTrip(0, Progress{42, 1, 2, 3, 4, 5});
   EXPECT_EQ(std::vector<uint32_t>({p.done, p.merged, p.running, p.queued, p.workers}),

@@ -39,12 +39,21 @@ int main(int argc, char **argv) {
   flags.value("max-size", "10G", "the store's size budget (K, M, G, T suffixes; 0: unlimited)");
   flags.value("test-corrupt-every", "0",
               "for tests of the coordinator's verification only: alter every Nth native object");
+  flags.value("test-kill-every", "0",
+              "for tests of the retry policy only: SIGKILL the backend child of every Nth job");
+  flags.value("test-fail-every", "0",
+              "for tests of the retry policy only: fail every Nth job as its backend would");
+  flags.value("test-delay-ms", "0",
+              "for tests of stragglers only: each job waits this long in its slot before it runs");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
   auto slots = flags.number("slots");
   auto memory = flags.number("job-memory-mb");
   auto corrupt = flags.number("test-corrupt-every");
-  for (auto *n : {&slots, &memory, &corrupt})
+  auto killEvery = flags.number("test-kill-every");
+  auto failEvery = flags.number("test-fail-every");
+  auto delay = flags.number("test-delay-ms");
+  for (auto *n : {&slots, &memory, &corrupt, &killEvery, &failEvery, &delay})
     if (!n->ok())
       return flags.usageError(n->error());
   if (*slots == 0 || *slots > 1024)
@@ -68,6 +77,9 @@ int main(int argc, char **argv) {
   o.backendProgram = flags.get("backend");
   o.memoryLimit = *memory << 20;
   o.corruptEvery = static_cast<unsigned>(*corrupt);
+  o.killEvery = static_cast<unsigned>(*killEvery);
+  o.failEvery = static_cast<unsigned>(*failEvery);
+  o.testDelay = std::chrono::milliseconds(*delay);
   o.scratch = flags.get("scratch");
   if (flags.has("no-sandbox")) {
     std::fprintf(stderr, "thinfarm-worker: warning: --no-sandbox: backends can read and write"
