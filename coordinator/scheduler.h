@@ -159,6 +159,9 @@ private:
     std::shared_ptr<const BackendConfig> config;
     uint32_t total = 0, done = 0, merged = 0;
     Clock::time_point lastSeen, lastProgress;
+    // The jobs it waits for (some may be gone): its end and its progress
+    // visit these, not every job of every session.
+    std::vector<uint64_t> jobIds;
   };
   // Pending order: largest cost first, then oldest.
   using PendingKey = std::pair<uint64_t, uint64_t>; // {~cost, job id}
