@@ -334,12 +334,18 @@ int scaleMode(const Flags &flags, wire::Context &ctx) {
   double bound = std::max(sum / static_cast<double>(slots), longest);
   std::vector<double> lpt = secs;
   std::sort(lpt.begin(), lpt.end(), std::greater<>());
-  std::vector<Cost> byBytes = *costs; // the scheduler's order: cost() estimate, largest first
-  std::stable_sort(byBytes.begin(), byBytes.end(),
-                   [](const Cost &a, const Cost &b) { return a.bytes > b.bytes; });
+  // The scheduler's order: cost() estimate, largest first, then oldest (a
+  // sort with the index as tie-break: stable_sort's order, without the
+  // libstdc++ 12 get_temporary_buffer clang warns about).
+  std::vector<size_t> byBytes(costs->size());
+  std::iota(byBytes.begin(), byBytes.end(), size_t(0));
+  std::sort(byBytes.begin(), byBytes.end(), [&](size_t a, size_t b) {
+    uint64_t ca = (*costs)[a].bytes, cb = (*costs)[b].bytes;
+    return ca != cb ? ca > cb : a < b;
+  });
   std::vector<double> estimated;
-  for (const Cost &c : byBytes)
-    estimated.push_back(c.seconds);
+  for (size_t i : byBytes)
+    estimated.push_back((*costs)[i].seconds);
 
   auto sock = wire::Socket::connect(ctx, flags.get("coordinator"));
   if (!sock.ok()) {
