@@ -207,6 +207,7 @@ int loadMode(const Flags &flags, wire::Context &ctx) {
     }
   };
   std::vector<std::thread> threads;
+  threads.reserve(clients);
   for (uint64_t c = 0; c < clients; ++c)
     threads.emplace_back(client, c);
   auto start = Clock::now();
@@ -304,7 +305,7 @@ Result<std::vector<Cost>> readCosts(const std::string &path) {
 }
 
 // The makespan of list scheduling in the given order on `slots` slots.
-double listSchedule(std::vector<double> order, uint64_t slots) {
+double listSchedule(const std::vector<double> &order, uint64_t slots) {
   std::priority_queue<double, std::vector<double>, std::greater<>> free;
   for (uint64_t i = 0; i < slots; ++i)
     free.push(0);
@@ -344,6 +345,7 @@ int scaleMode(const Flags &flags, wire::Context &ctx) {
     return ca != cb ? ca > cb : a < b;
   });
   std::vector<double> estimated;
+  estimated.reserve(byBytes.size());
   for (size_t i : byBytes)
     estimated.push_back((*costs)[i].seconds);
 
