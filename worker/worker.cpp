@@ -203,6 +203,9 @@ struct Worker::Slot {
     res.worker = o.name;
     if (o.noop || o.simulatedSeconds)
       return simulate(rj, std::move(res));
+    if (!sock) // only the benchmark modes above run without their data connection
+      return Error{ErrorKind::Disconnected, "the slot has no data connection"};
+    wire::Socket &data = *sock;
     const wire::JobSpec &s = rj.spec;
     std::vector<Digest> inputs{s.module.bitcode, s.shard};
     for (const auto &m : s.imports)
@@ -221,7 +224,7 @@ struct Worker::Slot {
     std::sort(missing->begin(), missing->end());
     missing->erase(std::unique(missing->begin(), missing->end()), missing->end());
     if (!missing->empty()) {
-      Status got = wire::download(*sock, *missing, [&](const Digest &d, std::string &&bytes) {
+      Status got = wire::download(data, *missing, [&](const Digest &d, std::string &&bytes) {
         return w.store_.put(d, bytes);
       });
       if (!got.ok())
@@ -264,12 +267,12 @@ struct Worker::Slot {
     if (object->size() <= wire::kChunk) {
       res.nativeBytes = std::move(*object); // rides with the result
     } else {
-      auto need = wire::findMissing(*sock, std::span<const Digest>(&res.native, 1));
+      auto need = wire::findMissing(data, std::span<const Digest>(&res.native, 1));
       if (!need.ok())
         return Error{ErrorKind::Disconnected, need.error().message};
       if (!need->empty()) {
         wire::BlobRef blob{res.native, *object};
-        if (auto up = wire::upload(*sock, std::span<const wire::BlobRef>(&blob, 1)); !up.ok())
+        if (auto up = wire::upload(data, std::span<const wire::BlobRef>(&blob, 1)); !up.ok())
           return Error{ErrorKind::Disconnected,
                        "uploading the native object: " + up.error().message};
       }
