@@ -124,6 +124,7 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
     Digest key = jobKey(sess.toolchain, *sess.config, spec);
     if (auto it = inFlight_.find(key); it != inFlight_.end()) {
       jobs_.at(it->second).waiters.push_back({sess.id, spec.task});
+      sess.jobIds.push_back(it->second);
       continue;
     }
     Job &job = jobs_[nextJob_];
@@ -132,6 +133,7 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
     job.toolchain = sess.toolchain;
     job.config = sess.config;
     job.waiters.push_back({sess.id, spec.task});
+    sess.jobIds.push_back(job.id);
     job.spec = std::move(spec);
     inFlight_[key] = job.id;
     enqueue(job);
@@ -144,11 +146,16 @@ void Scheduler::onEndSession(const wire::PeerId &peer, uint64_t sessionId) {
   auto it = sessions_.find(sessionId);
   if (it == sessions_.end() || it->second.client != peer)
     return;
+  std::vector<uint64_t> ids = std::move(it->second.jobIds);
   sessions_.erase(it);
   // Jobs nobody waits for any more: pending ones go; running ones finish and
   // their answer is dropped.
   std::vector<uint64_t> orphans;
-  for (auto &[id, job] : jobs_) {
+  for (uint64_t id : ids) {
+    auto jit = jobs_.find(id);
+    if (jit == jobs_.end())
+      continue;
+    Job &job = jit->second;
     std::erase_if(job.waiters, [&](const Waiter &w) { return w.session == sessionId; });
     if (job.waiters.empty() && job.conn.empty() && !job.delivered) // (checks run on)
       orphans.push_back(id);
@@ -767,7 +774,11 @@ void Scheduler::progress(Session &s, Clock::time_point now, Outbox &out) {
   p.sessionId = s.id;
   p.done = s.done;
   p.merged = s.merged;
-  for (const auto &[id, job] : jobs_) {
+  for (uint64_t id : s.jobIds) {
+    auto jit = jobs_.find(id);
+    if (jit == jobs_.end())
+      continue;
+    const Job &job = jit->second;
     bool mine = false;
     for (const Waiter &w : job.waiters)
       mine |= w.session == s.id;

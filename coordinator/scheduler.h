@@ -60,6 +60,7 @@
 #include "wire/transport.h"
 
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -181,6 +182,9 @@ private:
     std::shared_ptr<const BackendConfig> config;
     uint32_t total = 0, done = 0, merged = 0;
     Clock::time_point lastSeen, lastProgress;
+    // The jobs it waits for (some may be gone): its end and its progress
+    // visit these, not every job of every session.
+    std::vector<uint64_t> jobIds;
   };
   // Pending order: largest cost first, then oldest.
   using PendingKey = std::pair<uint64_t, uint64_t>; // {~cost, job id}
@@ -221,13 +225,22 @@ private:
   Clock::time_point start_;
   uint64_t nextJob_; // never one an earlier run of the coordinator gave out
   std::unordered_map<uint64_t, Job> jobs_;
-  std::map<Digest, uint64_t> inFlight_; // job key -> job id (merging)
+  // Hashed, not ordered: looked up for every job submitted, scanned and
+  // answered (ordered sets of 64 Ki digests were a tenth of the loop's time).
+  struct DigestHash {
+    size_t operator()(const Digest &d) const {
+      size_t h;
+      std::memcpy(&h, d.sha256.data(), sizeof h); // SHA-256 bits are uniform
+      return h;
+    }
+  };
+  std::unordered_map<Digest, uint64_t, DigestHash> inFlight_; // job key -> job id (merging)
   std::set<PendingKey> pending_;
   std::map<wire::PeerId, Conn> conns_;
   std::set<wire::PeerId> free_; // connections with a free slot
   std::map<uint64_t, Session> sessions_;
   // Module digests each worker (by name) has compiled: where inputs already are.
-  std::map<std::string, std::set<Digest>> held_;
+  std::map<std::string, std::unordered_set<Digest, DigestHash>> held_;
   Verifier verifier_;
   std::set<std::string> unchecked_; // workers the log said run unchecked (alone)
   std::set<std::string> drained_;   // by an admin, until resumed

@@ -337,6 +337,8 @@ DriverContext DriverContext::fromEnvironment() {
     ctx.timing = true;
   if (const char *l = std::getenv("THINFARM_LOG"); l && *l)
     ctx.logPath = l;
+  if (const char *t = std::getenv("THINFARM_TRACE_COSTS"); t && *t)
+    ctx.costTrace = t;
   auto setting = [](const char *env, std::string_view config) {
     const char *v = std::getenv(env);
     return v && *v ? std::string(v) : configValue(config);

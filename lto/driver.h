@@ -15,6 +15,10 @@ struct DriverContext {
   unsigned threads = 0;         // $THINFARM_JOBS; 0 = the command line's or one per core
   bool timing = false;          // $THINFARM_TIMING: print each stage's wall time
   std::string logPath;          // $THINFARM_LOG: one JSON line per ThinLTO link
+  // $THINFARM_TRACE_COSTS: for the scale model (bench/scale-model.sh), each
+  // backend run in this process appends "SECONDS COST MODULE" (CPU seconds of the backend thread,
+  // the scheduling estimate job.h's cost(), lld's module name) to this file.
+  std::string costTrace;
   // Where backends run: $THINFARM_COORDINATOR, else `coordinator = ADDRESS` in
   // the config file ($XDG_CONFIG_HOME/thinfarm/config, ~/.config/thinfarm/config);
   // empty: the embedded default, a local coordinator; "off": in this process.

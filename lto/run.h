@@ -24,9 +24,11 @@ using KeepOutput = std::function<Result<NativeObject>(const BackendJob &, Backen
 
 // Stage 6: runs every job on a local thread pool, longest first so the last
 // job to start is a short one. Returns one NativeObject per job, in job
-// order, or an error naming every module whose backend failed.
+// order, or an error naming every module whose backend failed. `seconds`, if
+// given, gets each job's backend CPU time, in job order (the cost trace).
 Result<std::vector<NativeObject>> runJobs(const BackendProcess &backend,
                                           const std::vector<BackendJob> &jobs, unsigned threads,
-                                          const KeepOutput &keep);
+                                          const KeepOutput &keep,
+                                          std::vector<double> *seconds = nullptr);
 
 } // namespace thinfarm

@@ -16,6 +16,7 @@
 // directory and could not reproduce an absolute path.
 #include "lto/run_farm.h"
 
+#include "base/file.h"
 #include "base/flags.h"
 #include "client/client.h"
 #include "client/local_farm.h"
@@ -26,6 +27,9 @@
 #include <cstdio>
 #include <set>
 #include <unordered_map>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace thinfarm {
 
@@ -176,7 +180,7 @@ private:
   std::string output_;
 };
 
-Status runHere(const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
+Status runHere(const DriverContext &ctx, const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
                const std::vector<size_t> &which, unsigned threads, const KeepOutput &keep,
                RunResult &result) {
   if (which.empty())
@@ -186,7 +190,22 @@ Status runHere(const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
   subset.reserve(which.size());
   for (size_t i : which)
     subset.push_back(jobs[i]);
-  TF_TRY(std::vector<NativeObject> natives, runJobs(backend, subset, threads, keep));
+  std::vector<double> seconds;
+  TF_TRY(std::vector<NativeObject> natives,
+         runJobs(backend, subset, threads, keep, ctx.costTrace.empty() ? nullptr : &seconds));
+  if (!ctx.costTrace.empty()) {
+    std::string lines;
+    for (size_t k = 0; k < subset.size(); ++k)
+      lines += std::to_string(seconds[k]) + " " + std::to_string(subset[k].cost()) + " " +
+               subset[k].module.identifier + "\n";
+    int fd = ::open(ctx.costTrace.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    Status st = fd < 0 ? failed("cannot open " + ctx.costTrace) : writeAll(fd, lines, ctx.costTrace);
+    if (fd >= 0)
+      ::close(fd);
+    if (!st.ok())
+      std::fprintf(stderr, "thinfarm-ld: warning: THINFARM_TRACE_COSTS: %s\n",
+                   st.error().message.c_str());
+  }
   for (size_t k = 0; k < which.size(); ++k) {
     result.natives[which[k]] = std::move(natives[k]);
     result.ran.push_back(jobs[which[k]].module.identifier);
@@ -253,7 +272,7 @@ Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
     hereJobs.clear();
     for (size_t i = 0; i < jobs.size(); ++i)
       hereJobs.push_back(i);
-    TF_CHECK(runHere(cmd, jobs, hereJobs, threads, keep, result));
+    TF_CHECK(runHere(ctx, cmd, jobs, hereJobs, threads, keep, result));
     return result;
   }
 
@@ -283,7 +302,7 @@ Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
       hereJobs.push_back(t);
   }
   std::sort(hereJobs.begin(), hereJobs.end());
-  TF_CHECK(runHere(cmd, jobs, hereJobs, threads, keep, result));
+  TF_CHECK(runHere(ctx, cmd, jobs, hereJobs, threads, keep, result));
   return result;
 }
 

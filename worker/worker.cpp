@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -43,6 +44,31 @@ Result<WorkerOptions> completeOptions(WorkerOptions o) {
     o.name = std::string(host) + "-" + std::to_string(::getpid());
   }
   return o;
+}
+
+Result<std::unordered_map<std::string, double>> readCostTable(const std::string &path) {
+  TF_TRY(std::string text, readFile(path));
+  std::unordered_map<std::string, double> table;
+  size_t lineNo = 0;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    ++lineNo;
+    if (line.empty() || line[0] == '#')
+      continue;
+    char *rest = nullptr;
+    double secs = std::strtod(line.c_str(), &rest);
+    size_t sp1 = line.find(' '), sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (rest == line.c_str() || !(secs >= 0) || sp2 == std::string::npos || sp2 + 1 >= line.size())
+      return failed(path + ":" + std::to_string(lineNo) + ": not \"SECONDS COST MODULE\": " + line);
+    table[line.substr(sp2 + 1)] = secs;
+  }
+  if (table.empty())
+    return failed(path + ": no costs in it");
+  return table;
 }
 
 // What the control thread and the slots share: jobs in, results out. The
@@ -91,7 +117,7 @@ Status emptyDirectory(const std::string &dir) {
 struct Worker::Slot {
   Worker &w;
   unsigned index;
-  wire::Socket sock;
+  std::optional<wire::Socket> sock; // none in the benchmark modes (no blobs move)
   std::optional<BackendChild> child;
 
   std::string dir() const { return w.options_.scratch + "/slot" + std::to_string(index); }
@@ -181,6 +207,22 @@ struct Worker::Slot {
     return paths;
   }
 
+  // A benchmark's job (--noop, --simulate-costs): no inputs, no backend; a
+  // fixed object, no key (never cached).
+  Result<wire::JobResult> simulate(const wire::RunJob &rj, wire::JobResult res) {
+    const WorkerOptions &o = w.options_;
+    if (o.simulatedSeconds) {
+      auto it = o.simulatedSeconds->find(rj.spec.module.identifier);
+      if (it == o.simulatedSeconds->end())
+        return failed("no simulated cost for module " + rj.spec.module.identifier);
+      std::this_thread::sleep_for(std::chrono::duration<double>(it->second));
+      res.seconds = it->second;
+    }
+    res.nativeBytes = std::string(kSimulatedObject);
+    res.native = Digest::of(res.nativeBytes);
+    return res;
+  }
+
   // Runs one job; the error kind says whether another worker should redo it.
   Result<wire::JobResult> runJob(const wire::RunJob &rj) {
     const WorkerOptions &o = w.options_;
@@ -188,6 +230,11 @@ struct Worker::Slot {
     res.jobId = rj.jobId;
     res.task = rj.spec.task;
     res.worker = o.name;
+    if (o.noop || o.simulatedSeconds)
+      return simulate(rj, std::move(res));
+    if (!sock) // only the benchmark modes above run without their data connection
+      return Error{ErrorKind::Disconnected, "the slot has no data connection"};
+    wire::Socket &data = *sock;
     const wire::JobSpec &s = rj.spec;
     std::vector<Digest> inputs{s.module.bitcode, s.shard};
     for (const auto &m : s.imports)
@@ -206,7 +253,7 @@ struct Worker::Slot {
     std::sort(missing->begin(), missing->end());
     missing->erase(std::unique(missing->begin(), missing->end()), missing->end());
     if (!missing->empty()) {
-      Status got = wire::download(sock, *missing, [&](const Digest &d, std::string &&bytes) {
+      Status got = wire::download(data, *missing, [&](const Digest &d, std::string &&bytes) {
         return w.store_.put(d, bytes);
       });
       if (!got.ok())
@@ -249,12 +296,12 @@ struct Worker::Slot {
     if (object->size() <= wire::kChunk) {
       res.nativeBytes = std::move(*object); // rides with the result
     } else {
-      auto need = wire::findMissing(sock, std::span<const Digest>(&res.native, 1));
+      auto need = wire::findMissing(data, std::span<const Digest>(&res.native, 1));
       if (!need.ok())
         return Error{ErrorKind::Disconnected, need.error().message};
       if (!need->empty()) {
         wire::BlobRef blob{res.native, *object};
-        if (auto up = wire::upload(sock, std::span<const wire::BlobRef>(&blob, 1)); !up.ok())
+        if (auto up = wire::upload(data, std::span<const wire::BlobRef>(&blob, 1)); !up.ok())
           return Error{ErrorKind::Disconnected,
                        "uploading the native object: " + up.error().message};
       }
@@ -414,10 +461,11 @@ Status Worker::start(std::chrono::milliseconds timeout) {
   if (queues_->wake < 0)
     return failed("eventfd failed");
   TF_TRY(wire::Socket control, wire::Socket::connect(ctx_, options_.coordinator, options_.curve));
-  std::vector<wire::Socket> socks;
-  for (unsigned i = 0; i < options_.slots; ++i) {
+  std::vector<std::optional<wire::Socket>> socks(options_.slots);
+  const bool benchmark = options_.noop || options_.simulatedSeconds;
+  for (unsigned i = 0; i < options_.slots && !benchmark; ++i) {
     TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, options_.coordinator, options_.curve));
-    socks.push_back(std::move(s));
+    socks[i] = std::move(s);
   }
   // No exception escapes a thread: one that does is logged and stops this
   // worker cleanly (its jobs run elsewhere), instead of std::terminate.

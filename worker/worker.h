@@ -26,6 +26,8 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -53,7 +55,22 @@ struct WorkerOptions {
   unsigned failEvery = 0;
   // Tests of stragglers: each job waits this long in its slot before it runs.
   std::chrono::milliseconds testDelay{0};
+  // Benchmarks only (the load generator, bench/scale-model.sh): no backend
+  // child, no inputs fetched. `noop`: each slot answers a job at once with
+  // kSimulatedObject. `simulatedSeconds` (not empty): each slot sleeps for
+  // the job's measured cost, looked up by module name, then answers the same.
+  // The answer goes through the normal result path but carries no backend
+  // key, so no coordinator caches it.
+  bool noop = false;
+  std::shared_ptr<const std::unordered_map<std::string, double>> simulatedSeconds;
 };
+
+// The native object a no-op or simulated job returns: tiny, fixed, not ELF.
+inline constexpr std::string_view kSimulatedObject = "thinfarm simulated native object\n";
+
+// A cost table (bench/data/vmlinux-o-costs.txt): "SECONDS COST MODULE" lines,
+// the module name being the rest of the line; '#' starts a comment line.
+Result<std::unordered_map<std::string, double>> readCostTable(const std::string &path);
 
 // Fills the toolchain (the backend program's identity, from the sandbox's
 // probe if there is one) and, if unset, the name (host-pid).

@@ -45,6 +45,12 @@ int main(int argc, char **argv) {
               "for tests of the retry policy only: fail every Nth job as its backend would");
   flags.value("test-delay-ms", "0",
               "for tests of stragglers only: each job waits this long in its slot before it runs");
+  flags.toggle("noop", "for benchmarks only: each slot answers every job at once with a tiny"
+                       " fixed object (no backend, no inputs fetched; never cached)");
+  flags.value("simulate-costs", "",
+              "for benchmarks only: each slot sleeps for the job's cost in this table"
+              " (\"SECONDS COST MODULE\" lines, bench/data/) instead of running it, then answers"
+              " as --noop does");
   if (Status st = flags.parse(argc, argv); !st.ok())
     return flags.usageError(st.error());
   auto slots = flags.number("slots");
@@ -81,7 +87,20 @@ int main(int argc, char **argv) {
   o.failEvery = static_cast<unsigned>(*failEvery);
   o.testDelay = std::chrono::milliseconds(*delay);
   o.scratch = flags.get("scratch");
-  if (flags.has("no-sandbox")) {
+  o.noop = flags.has("noop");
+  if (!flags.get("simulate-costs").empty()) {
+    if (o.noop)
+      return flags.usageError(failed("--noop and --simulate-costs: choose one"));
+    auto table = readCostTable(flags.get("simulate-costs"));
+    if (!table.ok())
+      return flags.usageError(table.error());
+    o.simulatedSeconds =
+        std::make_shared<const std::unordered_map<std::string, double>>(std::move(*table));
+  }
+  if (o.noop || o.simulatedSeconds) {
+    std::fprintf(stderr, "thinfarm-worker: warning: %s: a benchmark worker, its slots run"
+                         " nothing\n", o.noop ? "--noop" : "--simulate-costs");
+  } else if (flags.has("no-sandbox")) {
     std::fprintf(stderr, "thinfarm-worker: warning: --no-sandbox: backends can read and write"
                          " whatever this user can\n");
   } else {
