@@ -244,9 +244,10 @@ void Scheduler::backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox 
   conn.done++;
   job.excluded.insert(conn.name);
   job.failedOn.insert(conn.name);
+  const std::string why = r.error ? r.error->message : std::string("no message");
   if (handOver(job)) {
     events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
-                          conn.name + " (" + r.error->message + "): its other run decides");
+                          conn.name + " (" + why + "): its other run decides");
     return;
   }
   release(job);
@@ -257,7 +258,7 @@ void Scheduler::backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox 
   h.otherWorker = canRunElsewhere(job);
   if (nextRun(RunEnd::BackendFailed, h) == JobNext::RunElsewhere) {
     events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on worker " +
-                          conn.name + " (" + r.error->message + "): it runs on another worker");
+                          conn.name + " (" + why + "): it runs on another worker");
     enqueue(job);
     return;
   }
@@ -266,7 +267,7 @@ void Scheduler::backendFailed(Job &job, Conn &conn, wire::JobResult &&r, Outbox 
     for (const std::string &n : job.failedOn)
       names += (names.empty() ? "" : " and ") + n;
     events_.log.push_back("the backend of " + job.spec.module.identifier + " failed on workers " +
-                          names + ": " + r.error->message);
+                          names + ": " + why);
   }
   answer(job, r, out);
   dropJob(job.id);
