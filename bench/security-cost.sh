@@ -22,17 +22,14 @@ OUT=$(readlink -f "${THINFARM_KERNEL_WORK:-build/kernel-work}")/out
 fail() { echo "security-cost: FAIL: $*" >&2; exit 1; }
 [ -f "$OUT/vmlinux.a" ] || fail "no built kernel in $OUT: run the kernel test first"
 source tests/kernel/vmlinux-o-cmd.sh
+source tests/kernel/farm-net.sh
 vmlinux_o_args "$OUT"
 DIR=$(mktemp -d /dev/shm/thinfarm-security-bench-XXXXXX)
 PIDS=()
 stop_all() { (( ${#PIDS[@]} == 0 )) || kill "${PIDS[@]}" 2> /dev/null || true; wait 2> /dev/null || true; PIDS=(); }
 trap 'stop_all; rm -rf "$DIR"' EXIT
 PLAIN=tcp://127.0.0.1:7731 SECURE=tcp://127.0.0.1:7732
-mkdir -p "$DIR/keys"
-for k in coordinator:admin w1:worker w2:worker client:client; do
-  "$BIN/thinfarm-keygen" --out "$DIR/keys/${k%:*}.key" --name "${k%:*}" --role "${k#*:}" \
-    >> "$DIR/keys/allowed" || fail "thinfarm-keygen failed"
-done
+farm_keys "$DIR" # (tests/kernel/farm-net.sh; its namespaces are not used here)
 wait_for() { # LOG TEXT
   local i
   for ((i = 0; i < 300; i++)); do grep -q -- "$2" "$1" 2> /dev/null && return; sleep 0.1; done

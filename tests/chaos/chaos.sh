@@ -56,18 +56,9 @@ cleanup() {
 trap cleanup EXIT
 farm_network || fail "cannot set up the namespaces"
 
-# The farm of start_farm (tests/kernel/farm-net.sh), with three honest workers
-# whose stores each live on a tmpfs of their own (so one can be filled).
-keys() {
-  mkdir -p "$DIR/keys"
-  local b role
-  for b in coordinator:admin w1:worker w2:worker w3:worker client:client; do
-    role=${b#*:} b=${b%:*}
-    "$BIN/thinfarm-keygen" --out "$DIR/keys/$b.key" --name "$b" --role "$role" >> "$DIR/keys/allowed" ||
-      fail "thinfarm-keygen failed"
-  done
-  FARM_CLIENT_KEY=$DIR/keys/client.key FARM_COORDINATOR_KEY=$DIR/keys/coordinator.pub
-}
+# The farm of start_farm (tests/kernel/farm-net.sh, its keys from farm_keys),
+# with three honest workers whose stores each live on a tmpfs of their own (so
+# one can be filled).
 start_coordinator() {
   start_daemon c "$DIR/coordinator.log" "listening on" \
     "$BIN/thinfarm-coordinator" --listen "$FARM_ENDPOINT" --store "$DIR/coordinator-store" \
@@ -82,7 +73,7 @@ start_worker() { # NAME
     --name "$1" --key "$DIR/keys/$1.key" --coordinator-key "$FARM_COORDINATOR_KEY"
   echo "${FARM_PIDS[-1]}" > "$DIR/$1.pid"
 }
-keys
+farm_keys "$DIR"
 start_coordinator
 for w in "${WORKERS[@]}"; do
   mkdir -p "$DIR/$w-fs"

@@ -55,6 +55,21 @@ start_daemon() {
 
 FARM_ENDPOINT=tcp://10.213.0.1:7700
 
+# farm_keys DIR: a keypair each (thinfarm-keygen) for the coordinator (admin),
+# workers w1-w3 and one client under DIR/keys, the allow-list DIR/keys/allowed
+# admitting them; the client's key file in $FARM_CLIENT_KEY, the
+# coordinator's public key in $FARM_COORDINATOR_KEY.
+farm_keys() {
+  local b role
+  mkdir -p "$1/keys"
+  for b in coordinator:admin w1:worker w2:worker w3:worker client:client; do
+    role=${b#*:} b=${b%:*}
+    "$BIN/thinfarm-keygen" --out "$1/keys/$b.key" --name "$b" --role "$role" >> "$1/keys/allowed" ||
+      fail "thinfarm-keygen failed"
+  done
+  FARM_CLIENT_KEY=$1/keys/client.key FARM_COORDINATOR_KEY=$1/keys/coordinator.pub
+}
+
 # start_farm DIR [liar]: the coordinator and both workers, stores and logs
 # under DIR, every connection with CURVE keys (thinfarm-keygen, under
 # DIR/keys): the coordinator admits w1 and w2 as workers and one client key,
@@ -68,13 +83,8 @@ start_farm() {
   for b in thinfarm-coordinator thinfarm-worker thinfarm-backend thinfarm-keygen; do
     [ -x "$BIN/$b" ] || fail "no $b beside thinfarm-ld in $BIN"
   done
-  rm -rf "$dir" && mkdir -p "$dir/keys"
-  for b in coordinator:admin w1:worker w2:worker w3:worker client:client; do
-    role=${b#*:} b=${b%:*}
-    "$BIN/thinfarm-keygen" --out "$dir/keys/$b.key" --name "$b" --role "$role" >> "$dir/keys/allowed" ||
-      fail "thinfarm-keygen failed"
-  done
-  FARM_CLIENT_KEY=$dir/keys/client.key FARM_COORDINATOR_KEY=$dir/keys/coordinator.pub
+  rm -rf "$dir" && mkdir -p "$dir"
+  farm_keys "$dir"
   start_daemon c "$dir/coordinator.log" "listening on" \
     "$BIN/thinfarm-coordinator" --listen "$FARM_ENDPOINT" --store "$dir/coordinator-store" \
     --key "$dir/keys/coordinator.key" --allow "$dir/keys/allowed"
