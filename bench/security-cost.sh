@@ -76,14 +76,7 @@ timed() { # MODE -> seconds on stdout
   tail -n1 "$DIR/log.jsonl" | grep -q '"jobs_local":0,' || fail "jobs ran locally ($1): $(tail -n1 "$DIR/log.jsonl")"
   echo "$t1 - $t0" | bc -l
 }
-stock() {
-  local t0 t1
-  t0=$(date +%s.%N)
-  (cd "$OUT" && ld.lld-19 "${VMLINUX_O_ARGS[@]}" -o "$DIR/stock.o")
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
-}
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+stock() { vmlinux_o_stock "$OUT" "$DIR/stock.o"; }
 
 echo "vmlinux.o: stock ld.lld-19; a plain farm (--insecure, --no-sandbox, unverified); a secure farm" \
   "(CURVE, bubblewrap, --verify-fraction 0.02); 2 workers x 1 slot on loopback, past probation," \

@@ -67,14 +67,7 @@ timed() { # FRACTION -> seconds on stdout
   echo "$t1 - $t0" | bc -l
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-stock() {
-  local t0 t1
-  t0=$(date +%s.%N)
-  (cd "$OUT" && ld.lld-19 "${VMLINUX_O_ARGS[@]}" -o "$DIR/stock.o")
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
-}
+stock() { vmlinux_o_stock "$OUT" "$DIR/stock.o"; }
 echo "vmlinux.o: stock ld.lld-19, and through the namespace farm (2 workers x 1 slot, CURVE," \
   "bubblewrap) past probation with --verify-fraction 0 and $FRACTION; $PAIRS rounds," \
   "a fresh coordinator store for each farm link"

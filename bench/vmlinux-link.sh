@@ -51,7 +51,6 @@ timed() { # LINKER OUTPUT -> seconds on stdout
   echo "$t1 - $t0" | bc -l
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 echo "vmlinux.o link: ld.lld-19 vs thinfarm-ld (THINFARM_COORDINATOR=${THINFARM_COORDINATOR:-unset}), $PAIRS paired runs, $(nproc) cores"
 echo "command: ${clean[*]}"

@@ -124,7 +124,6 @@ chaos_during() {
   done
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 link() { # OUTPUT -> starts it in the background; LINK_PID
   (cd "$OUT" && ip netns exec "$NS-b" env THINFARM_COORDINATOR="$FARM_ENDPOINT" \
     THINFARM_KEY="$FARM_CLIENT_KEY" THINFARM_COORDINATOR_KEY="$FARM_COORDINATOR_KEY" \

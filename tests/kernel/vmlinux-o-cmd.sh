@@ -1,5 +1,5 @@
 # The vmlinux.o link as kbuild ran it, for tests/kernel/kernel.sh and the
-# benchmarks (sourced).
+# benchmarks (sourced), and what the benchmarks time it with.
 #
 # vmlinux_o_args OUT: reads OUT/.vmlinux.o.cmd (cmd_vmlinux.o, or
 # savedcmd_vmlinux.o since Linux 6.11) and sets the array VMLINUX_O_ARGS to the
@@ -14,3 +14,16 @@ vmlinux_o_args() {
     VMLINUX_O_ARGS+=("${args[i]}")
   done
 }
+
+# vmlinux_o_stock OUT OUTPUT: stock ld.lld-19's vmlinux.o link in OUT (after
+# vmlinux_o_args) into OUTPUT; its wall seconds on stdout.
+vmlinux_o_stock() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  (cd "$1" && ld.lld-19 "${VMLINUX_O_ARGS[@]}" -o "$2")
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+# median: of the numbers on stdin, one per line.
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
