@@ -59,9 +59,9 @@ Error BackendChild::death(int status, uint64_t stderrFrom) {
     text = text.substr(prefix.size());
   // bwrap reports a child killed by signal N as exit status 128 + N; the
   // backend itself exits 0 or 1.
-  int signal = WIFSIGNALED(status)                                 ? WTERMSIG(status)
+  int signal = WIFSIGNALED(status)                              ? WTERMSIG(status)
                : WIFEXITED(status) && WEXITSTATUS(status) > 128 ? WEXITSTATUS(status) - 128
-                                                                  : 0;
+                                                                : 0;
   if (signal != 0) {
     std::string how = signal == SIGKILL
                           ? "the backend was killed (SIGKILL: out of memory?)"
@@ -79,7 +79,8 @@ Error BackendChild::death(int status, uint64_t stderrFrom) {
 }
 
 namespace {
-void descendants(pid_t pid, std::vector<pid_t> &out) {
+std::vector<pid_t> children(pid_t pid) {
+  std::vector<pid_t> out;
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
@@ -87,34 +88,58 @@ void descendants(pid_t pid, std::vector<pid_t> &out) {
     if (!kids.ok())
       continue;
     std::istringstream in(*kids);
-    for (pid_t kid; in >> kid;) {
+    for (pid_t kid; in >> kid;)
       out.push_back(kid);
-      descendants(kid, out);
-    }
   }
+  return out;
+}
+
+// Whether `pid` has stopped (or died): it then forks no more.
+bool settled(pid_t pid) {
+  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok())
+    return true; // gone
+  size_t paren = stat->rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat->size())
+    return true;
+  char state = (*stat)[paren + 2];
+  return state == 'T' || state == 't' || state == 'Z' || state == 'X' || state == 'x';
 }
 } // namespace
 
+// Stop, list, then kill. A process listed while it runs may be in the
+// middle of a fork whose child is not listed yet; bwrap forks its
+// pid-namespace init that way, and an init forked after the list and before
+// the kill, with --die-with-parent not yet armed, outlives the kill holding
+// the pipes (and runs the job it was killed for, or hangs). A stopped
+// process forks no more: its list of children is final. Each level is
+// stopped before its children are listed (SIGSTOP reaches a namespace's
+// init from outside), then all are killed through pidfds, so a reused pid
+// is never signalled.
 void BackendChild::killTree(pid_t pid, int pidfd) {
   const int own = pidfd >= 0 ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   const int root = pidfd >= 0 ? pidfd : own;
-  // The root is alive (and not reaped) while its children are listed: they
-  // are its tree. Each is signalled through a pidfd of its own.
   if (root < 0 || ::syscall(SYS_pidfd_send_signal, root, 0, nullptr, 0) != 0) {
     if (own >= 0)
       ::close(own);
     return;
   }
-  std::vector<pid_t> tree;
-  descendants(pid, tree);
-  std::vector<int> fds;
-  for (pid_t p : tree)
-    if (int fd = static_cast<int>(::syscall(SYS_pidfd_open, p, 0)); fd >= 0)
-      fds.push_back(fd);
-  (void)::syscall(SYS_pidfd_send_signal, root, SIGKILL, nullptr, 0);
-  for (int fd : fds) {
+  std::vector<std::pair<pid_t, int>> tree{{pid, root}};
+  for (size_t i = 0; i < tree.size(); ++i) {
+    auto [p, fd] = tree[i];
+    (void)::syscall(SYS_pidfd_send_signal, fd, SIGSTOP, nullptr, 0);
+    // A process in an uninterruptible sleep stops when it leaves it; after
+    // 200 ms it is listed as it is.
+    for (int k = 0; k < 2000 && !settled(p); ++k)
+      ::usleep(100);
+    for (pid_t kid : children(p))
+      if (int kfd = static_cast<int>(::syscall(SYS_pidfd_open, kid, 0)); kfd >= 0)
+        tree.push_back({kid, kfd});
+  }
+  for (auto [p, fd] : tree) {
     (void)::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
-    ::close(fd);
+    if (fd != root)
+      ::close(fd);
   }
   if (own >= 0)
     ::close(own);

@@ -30,7 +30,8 @@ public:
   // below it: the sandbox's bwrap, its pid-namespace init, the backend. Killing
   // bwrap alone leaves its init running when bwrap had not yet armed
   // --die-with-parent (a child killed just after it started), and that init
-  // keeps the pipes open.
+  // keeps the pipes open. Each process is stopped before its children are
+  // listed, so one forked during the kill is never missed.
   static void killTree(pid_t pid, int pidfd);
 
   // Sends the request and waits for the reply (the worker's control thread

@@ -6,12 +6,14 @@
 // fails when the sandbox is taken away (a shell then sees all of it).
 #include "base/file.h"
 #include "scratch_dir.h"
+#include "worker/backend_child.h"
 #include "worker/sandbox.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,7 +67,8 @@ TEST_F(SandboxTest, RunsAndSeesItsInputs) {
 
 TEST_F(SandboxTest, NoNetworkButLoopback) {
   std::string hostNet = std::filesystem::read_symlink("/proc/self/ns/net").string();
-  Run r = inside("readlink /proc/self/ns/net; sed -n '3,$p' /proc/net/dev | cut -d: -f1 | tr -d ' '");
+  Run r =
+      inside("readlink /proc/self/ns/net; sed -n '3,$p' /proc/net/dev | cut -d: -f1 | tr -d ' '");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out, "net:[" + r.out.substr(5, r.out.find(']') - 5) + "]\nlo\n");
   EXPECT_NE(r.out.substr(0, r.out.find('\n')), hostNet) << "the host's network namespace";
@@ -73,8 +76,8 @@ TEST_F(SandboxTest, NoNetworkButLoopback) {
 
 TEST_F(SandboxTest, NoEtcHomeOrHostTmp) {
   dir_.write("secret", "the host's /tmp\n");
-  for (const std::string &path : {std::string("/etc/passwd"), std::string("/etc/hostname"),
-                                  dir_.file("secret")}) {
+  for (const std::string &path :
+       {std::string("/etc/passwd"), std::string("/etc/hostname"), dir_.file("secret")}) {
     ASSERT_FALSE(test::readAll(path).empty()) << path << " is not readable here";
     Run r = inside("cat " + path);
     EXPECT_NE(r.status, 0) << path;
@@ -83,14 +86,16 @@ TEST_F(SandboxTest, NoEtcHomeOrHostTmp) {
   // Of the host's temporary directory, only the way to the job's directories.
   std::filesystem::path tmp(dir_.path());
   Run r = inside("for d in /etc /home /root /var /run /srv /opt /mnt; do test -e $d && echo $d;"
-                 " done; ls -A /dev/shm " + tmp.parent_path().string() + " " + dir_.path());
-  EXPECT_EQ(r.out, "/dev/shm:\n\n" + tmp.parent_path().string() + ":\n" +
-                       tmp.filename().string() + "\n\n" + dir_.path() + ":\nin\nout\n");
+                 " done; ls -A /dev/shm " +
+                 tmp.parent_path().string() + " " + dir_.path());
+  EXPECT_EQ(r.out, "/dev/shm:\n\n" + tmp.parent_path().string() + ":\n" + tmp.filename().string() +
+                       "\n\n" + dir_.path() + ":\nin\nout\n");
 }
 
 TEST_F(SandboxTest, InputsAreReadOnly) {
   Run r = inside("touch " + in_ + "/new; echo changed >> " + in_ + "/input; rm -f " + in_ +
-                 "/input; chmod 666 " + in_ + "/input; ln " + in_ + "/input " + out_ + "/link; echo done");
+                 "/input; chmod 666 " + in_ + "/input; ln " + in_ + "/input " + out_ +
+                 "/link; echo done");
   EXPECT_EQ(r.out, "done\n");
   EXPECT_FALSE(std::filesystem::exists(dir_.file("in/new")));
   EXPECT_EQ(test::readAll(dir_.file("in/input")), "the job's input\n");
@@ -104,6 +109,35 @@ TEST_F(SandboxTest, NoCapabilitiesNoOtherProcesses) {
   Run r = inside("grep CapEff /proc/self/status; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'");
   // Process 1 is bwrap itself; besides it the shell, ls and grep.
   EXPECT_EQ(r.out, "CapEff:\t0000000000000000\nbwrap\n4\n");
+}
+
+// killTree at any moment of a sandbox's start-up leaves nothing running:
+// not bwrap, not its pid-namespace init, not the command. A survivor would
+// hold the output pipe open and answer ("alive"), as a backend killed just
+// after it started once answered a job it had been killed for.
+TEST_F(SandboxTest, KillTreeAtAnyMomentOfStartUpLeavesNothing) {
+  int survivors = 0;
+  for (int i = 0; i < 200; ++i) {
+    SpawnOptions o;
+    o.pipeStdout = true;
+    o.stderrFile = dir_.file("stderr");
+    auto child =
+        sandbox_->spawn({"/bin/sh", "-c", "sleep 0.2; echo alive"}, SandboxView{{in_}, {out_}}, o);
+    ASSERT_TRUE(child.ok()) << child.error().message;
+    // From at once to well after bwrap has made its namespaces (~2-10 ms).
+    ::usleep(static_cast<useconds_t>((i % 20) * 500));
+    BackendChild::killTree(child->pid(), -1);
+    // End of file at once: nothing holds the pipe. A survivor either
+    // answers or, stranded half-started, holds it open for good.
+    pollfd p{child->stdoutFd(), POLLIN, 0};
+    char byte;
+    bool eof = ::poll(&p, 1, 3000) == 1 && ::read(child->stdoutFd(), &byte, 1) == 0;
+    survivors += !eof;
+    if (!eof)
+      BackendChild::killTree(child->pid(), -1); // (the old way, again)
+    (void)child->wait();
+  }
+  EXPECT_EQ(survivors, 0);
 }
 
 // The start-up probe: what is wrong, in one line.
