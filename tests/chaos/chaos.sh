@@ -19,7 +19,7 @@
 #   CHAOS_SEED=N          the seed (default: the time)
 #   CHAOS_EVENTS="..."    the kinds to draw from (default: kill freeze netdown diskfull)
 #   CHAOS_DEADLINE=S      the coordinator's --job-deadline (default 8)
-# kernel.chaos in CI runs 3; run it with more links (e.g. 10) for the figures in BENCHMARKS.md.
+# kernel.chaos in CI runs 3; bench/chaos.sh runs 12 for the figures in BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LINKS=${1:-3}
