@@ -50,14 +50,23 @@ void configure(void *s, const TransportLimits &limits) {
   setInt(s, ZMQ_RECONNECT_IVL_MAX, 1000);
 }
 
+// A monitor's events reach the returned PAIR socket. libzmq's I/O thread
+// sends each event with a blocking send: were the reader's queue bounded, an
+// idle socket's unread events would one day stop that thread (and every
+// connection it serves), so the reader's queue is unbounded (RCVHWM 0, which
+// makes the inproc pipe's limit none; an event is a few dozen bytes). The
+// reader is closed only after the monitor is stopped (Socket::release): a
+// send to a PAIR with no peer waits forever.
 Result<void *> watch(Context &ctx, void *s, int events) {
   char monitor[64];
-  std::snprintf(monitor, sizeof monitor, "inproc://thinfarm-monitor-%p", s);
+  std::snprintf(monitor, sizeof monitor, "inproc://thinfarm-monitor-%llu",
+                static_cast<unsigned long long>(ctx.nextMonitor()));
   if (zmq_socket_monitor(s, monitor, events) != 0)
     return zmqError("cannot watch the socket");
   void *pair = zmq_socket(ctx.raw(), ZMQ_PAIR);
   if (!pair)
     return zmqError("cannot watch the socket");
+  setInt(pair, ZMQ_RCVHWM, 0);
   if (zmq_connect(pair, monitor) != 0) {
     zmq_close(pair);
     return zmqError("cannot watch the socket");
@@ -243,11 +252,7 @@ Socket::Socket(Socket &&o) noexcept
 
 Socket &Socket::operator=(Socket &&o) noexcept {
   if (this != &o) {
-    guard_.reset();
-    if (monitor_)
-      zmq_close(monitor_);
-    if (sock_)
-      zmq_close(sock_);
+    release();
     sock_ = o.sock_;
     monitor_ = o.monitor_;
     o.monitor_ = nullptr;
@@ -265,11 +270,18 @@ Socket &Socket::operator=(Socket &&o) noexcept {
 }
 
 Socket::~Socket() {
-  guard_.reset(); // before the descriptors it watches are closed
+  release();
+}
+
+void Socket::release() {
+  if (sock_ && monitor_)
+    zmq_socket_monitor(sock_, nullptr, 0); // no event after this (see watch())
+  guard_.reset(); // its thread reads the monitor and watches the socket's descriptors
   if (monitor_)
     zmq_close(monitor_);
   if (sock_)
     zmq_close(sock_);
+  monitor_ = sock_ = nullptr;
 }
 
 // A handshake event from the monitor, if one is queued: two frames, the

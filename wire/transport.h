@@ -57,9 +57,13 @@ public:
   Context(const Context &) = delete;
   Context &operator=(const Context &) = delete;
   void *raw() const { return ctx_; }
+  // A name no other monitor of this context has had: a closed socket's
+  // monitor endpoint may still be bound while a new socket gets the address.
+  uint64_t nextMonitor() { return ++monitors_; }
 
 private:
   void *ctx_;
+  std::atomic<uint64_t> monitors_{0};
 };
 
 // A ROUTER socket's name for one connected peer.
@@ -85,7 +89,8 @@ struct TransportLimits {
 // checked again by every message's User-Id.
 class ConnectionLimiter {
 public:
-  ConnectionLimiter(size_t maxTotal, size_t maxPerKey) : maxTotal_(maxTotal), maxPerKey_(maxPerKey) {}
+  ConnectionLimiter(size_t maxTotal, size_t maxPerKey)
+      : maxTotal_(maxTotal), maxPerKey_(maxPerKey) {}
   // Why a new handshake with `key` must be refused now; "" admits it (and
   // counts it against the key until a message attributes it to a connection).
   std::string admit(const std::string &key);
@@ -97,7 +102,7 @@ private:
   bool opened(int fd); // false: over the total cap
   void closed(int fd);
   bool attribute(int fd, const std::string &key); // a message's User-Id; false: over the cap
-  void shut(int fd, const std::string &why);       // a connection over a cap (logged)
+  void shut(int fd, const std::string &why);      // a connection over a cap (logged)
 
   const size_t maxTotal_, maxPerKey_;
   mutable std::mutex mutex_;
@@ -118,7 +123,6 @@ struct Received {
   std::string user;        // CURVE: the sender's public key, as the
                            // Authenticator admitted it; "" without CURVE
 };
-
 
 class Socket {
 public:
@@ -172,6 +176,7 @@ private:
       : sock_(sock), router_(router), endpoint_(std::move(endpoint)) {}
   std::optional<Error> handshakeFailure();
   void connectionEvents();
+  void release(); // the monitor stopped, the guard joined, both sockets closed
   void *sock_ = nullptr;
   void *monitor_ = nullptr; // PAIR: the DEALER's handshake events (CURVE only), the
                             // ROUTER's connections opened and closed

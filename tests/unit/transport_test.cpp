@@ -2,8 +2,9 @@
 // a ROUTER served by a thread that answers from a BlobService over a real
 // Store in a temporary directory.
 #include "coordinator/blob_service.h"
-#include "wire/blob_transfer.h"
 #include "scratch_dir.h"
+#include "wire/blob_transfer.h"
+#include "wire/keys.h"
 
 #include <gtest/gtest.h>
 
@@ -53,6 +54,41 @@ TEST(Transport, RouterAndDealerTalkBothWays) {
   Status gone = router->send("no such peer", Message{1, Heartbeat{}});
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.error().kind, ErrorKind::Disconnected);
+}
+
+// Closing a watched socket must not stop libzmq's I/O thread: a socket
+// lingers after it is closed (a message still to deliver), goes on
+// connecting, and its monitor goes on reporting; were the reader closed
+// before the monitor stopped, the I/O thread would block for good in the
+// event's send, and every connection it serves with it (found as a client
+// whose reconnect to a restarted coordinator stalled, then gave up). Here
+// clients pinned to the wrong coordinator key fail their handshakes while
+// they linger; a fresh pair on the same context must still talk at once.
+TEST(Transport, ClosingWatchedSocketsLeavesTheIoThreadFree) {
+  test::ScratchDir dir;
+  Context ctx;
+  auto server = generateKeyPair(), impostor = generateKeyPair(), client = generateKeyPair();
+  ASSERT_TRUE(server.ok() && impostor.ok() && client.ok());
+  std::string curved = "ipc://" + dir.file("curved");
+  auto router = Socket::listen(ctx, {curved}, *server);
+  ASSERT_TRUE(router.ok()) << router.error().message;
+  for (int i = 0; i < 4; ++i) {
+    auto wrong = Socket::connect(ctx, curved, ClientCurve{*client, impostor->publicKey});
+    ASSERT_TRUE(wrong.ok()) << wrong.error().message;
+    ASSERT_TRUE(wrong->send(Message{1, Heartbeat{}}).ok()); // undeliverable: it lingers
+    std::this_thread::sleep_for(20ms);
+  }
+  std::this_thread::sleep_for(300ms); // their handshakes fail again, closed
+  std::string plain = "ipc://" + dir.file("plain");
+  auto other = Socket::listen(ctx, {plain});
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  auto dealer = Socket::connect(ctx, plain);
+  ASSERT_TRUE(dealer.ok()) << dealer.error().message;
+  ASSERT_TRUE(dealer->send(Message{1, Heartbeat{}}).ok());
+  auto in = other->receive(2s);
+  ASSERT_TRUE(in.has_value()) << "libzmq's I/O thread is stuck";
+  ASSERT_TRUE(other->send(in->peer, Message{1, Heartbeat{}}).ok());
+  EXPECT_TRUE(dealer->receive(2s).has_value()) << "libzmq's I/O thread is stuck";
 }
 
 // sendAll batches small messages into one frame and sends chunks alone; the
