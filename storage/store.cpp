@@ -157,6 +157,7 @@ struct Store::Impl {
   std::unique_ptr<rocksdb::DB> db;
   StoreOptions options;
   Counters counters;
+  std::string flushed;   // the counters as last persisted (flushStats)
   mutable std::mutex mu; // the totals below, and check-then-write sequences
   uint64_t entries = 0, total = 0;
   uint64_t reserved = 0; // declared sizes of the blobs being written (Writer)
@@ -172,9 +173,9 @@ struct Store::Impl {
                                             " bytes) is larger than the store's budget of " +
                                             std::to_string(budget) + " bytes"};
     if (budget != 0 && reserved + bytes > budget)
-      return Error{ErrorKind::Overloaded,
-                   "the store's budget of " + std::to_string(budget) + " bytes is held by " +
-                       std::to_string(reserved) + " bytes of uploads in flight; try again later"};
+      return Error{ErrorKind::Overloaded, "the store's budget of " + std::to_string(budget) +
+                                              " bytes is held by " + std::to_string(reserved) +
+                                              " bytes of uploads in flight; try again later"};
     reserved += bytes;
     evictLocked();
     return ok();
@@ -432,6 +433,7 @@ Result<Store> Store::open(const std::string &dir, StoreOptions storeOptions) {
   std::string stats;
   if (db->Get(rocksdb::ReadOptions(), "S", &stats).ok())
     impl->counters.decode(stats);
+  impl->flushed = impl->counters.encode();
   TF_CHECK(impl->dropUnfinished());
   scanUse(*db, impl->entries, impl->total);
   {
@@ -468,10 +470,15 @@ StoreStats Store::stats() const {
   return out;
 }
 
+// Only when they changed: an idle coordinator writes nothing.
 Status Store::flushStats() {
-  rocksdb::Status s = impl_->db->Put(rocksdb::WriteOptions(), "S", impl_->counters.encode());
+  std::string now = impl_->counters.encode();
+  if (now == impl_->flushed)
+    return ok();
+  rocksdb::Status s = impl_->db->Put(rocksdb::WriteOptions(), "S", now);
   if (!s.ok())
     return storeError("writing statistics", s);
+  impl_->flushed = std::move(now);
   return ok();
 }
 
@@ -753,7 +760,7 @@ Status Store::Writer::finish() {
     return failed("blob " + s.digest.text() + ": finished twice");
   s.done = true;
   s.releaseReservation(); // from here on the blob is either dropped or counted in the total
-  struct Release { // on every path, after the lock below is let go
+  struct Release {        // on every path, after the lock below is let go
     State &s;
     ~Release() { s.release(); }
   } release{s};

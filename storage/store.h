@@ -42,8 +42,8 @@
 // absent), so the caller recomputes it; `corrupt` counts them.
 #pragma once
 
-#include "base/result.h"
 #include "base/digest.h"
+#include "base/result.h"
 
 #include <functional>
 #include <memory>
@@ -140,8 +140,9 @@ public:
   Result<size_t> dropRecords(RecordKind kind, const std::function<bool(std::string_view)> &which);
 
   StoreStats stats() const;
-  // Persists the counters; the owner calls it about once a second (and the
-  // destructor does), so a crash loses at most the counts since.
+  // Persists the counters when they changed since the last time; the owner
+  // calls it about once a second (and the destructor does), so a crash loses
+  // at most the counts since. One caller at a time.
   Status flushStats();
 
 private:

@@ -1,14 +1,16 @@
 // The content-addressed store on a real RocksDB in a temporary directory.
-#include "storage/store.h"
 #include "scratch_dir.h"
+#include "storage/store.h"
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <rocksdb/db.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <csignal>
+#include <cstdlib>
 #include <thread>
 
 #include <sys/wait.h>
@@ -25,9 +27,10 @@ TEST(Digest, Sha256AndSize) {
   auto back = Digest::parse(d.text());
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, d);
-  for (const char *bad : {"", "xyz", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-                          "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD-3",
-                          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad-3x"}) {
+  for (const char *bad :
+       {"", "xyz", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD-3",
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad-3x"}) {
     auto p = Digest::parse(bad);
     ASSERT_FALSE(p.ok()) << bad;
     EXPECT_NE(p.error().message.find("malformed digest"), std::string::npos);
@@ -66,11 +69,14 @@ TEST_F(StoreTest, PutGetFindMissingAcrossReopen) {
   EXPECT_EQ(**store->get(db), big);
   EXPECT_FALSE(store->get(absent)->has_value());
   size_t chunks = 0;
-  ASSERT_TRUE(store->read(db, [&](std::string_view c) {
-    EXPECT_LE(c.size(), Store::kChunkSize);
-    ++chunks;
-    return ok();
-  }).ok());
+  ASSERT_TRUE(store
+                  ->read(db,
+                         [&](std::string_view c) {
+                           EXPECT_LE(c.size(), Store::kChunkSize);
+                           ++chunks;
+                           return ok();
+                         })
+                  .ok());
   EXPECT_EQ(chunks, 4u);
 }
 
@@ -215,7 +221,9 @@ struct RawDb {
   std::unique_ptr<rocksdb::DB> db;
 };
 
-std::string smallBlob(int i) { return pattern(1000, static_cast<unsigned>(i + 1) << 13); }
+std::string smallBlob(int i) {
+  return pattern(1000, static_cast<unsigned>(i + 1) << 13);
+}
 
 TEST_F(StoreTest, EvictsLeastRecentlyUsedBeyondTheBudget) {
   StoreOptions o;
@@ -323,6 +331,29 @@ TEST_F(StoreTest, StatisticsPersistAndReadWhileAnotherProcessHoldsTheStore) {
   EXPECT_EQ(ro->bytesServed, 1u);
   EXPECT_EQ(ro->entries, 1u);
   EXPECT_EQ(ro->bytes, 1u);
+}
+
+// An idle owner writes nothing: flushStats persists the counters only when
+// they changed (the coordinator calls it every 200 ms). Seen in the
+// write-ahead log, where every Put lands at once.
+TEST_F(StoreTest, StatisticsAreWrittenOnlyWhenTheyChange) {
+  auto store = Store::open(path());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto wal = [&] {
+    uint64_t bytes = 0;
+    for (const auto &e : std::filesystem::directory_iterator(path()))
+      if (e.path().extension() == ".log")
+        bytes += e.file_size();
+    return bytes;
+  };
+  ASSERT_TRUE(store->flushStats().ok());
+  uint64_t before = wal();
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(store->flushStats().ok());
+  EXPECT_EQ(wal(), before) << "unchanged statistics were written again";
+  EXPECT_FALSE(store->getRecord(RecordKind::LinkMemo, Digest::of("k"))->has_value()); // a miss
+  ASSERT_TRUE(store->flushStats().ok());
+  EXPECT_GT(wal(), before) << "changed statistics were not written";
 }
 
 TEST_F(StoreTest, OlderFormatIsEmptiedNewerIsRefused) {
