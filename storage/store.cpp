@@ -173,9 +173,9 @@ struct Store::Impl {
                                             " bytes) is larger than the store's budget of " +
                                             std::to_string(budget) + " bytes"};
     if (budget != 0 && reserved + bytes > budget)
-      return Error{ErrorKind::Overloaded, "the store's budget of " + std::to_string(budget) +
-                                              " bytes is held by " + std::to_string(reserved) +
-                                              " bytes of uploads in flight; try again later"};
+      return Error{ErrorKind::Overloaded,
+                   "the store's budget of " + std::to_string(budget) + " bytes is held by " +
+                       std::to_string(reserved) + " bytes of uploads in flight; try again later"};
     reserved += bytes;
     evictLocked();
     return ok();
@@ -760,7 +760,7 @@ Status Store::Writer::finish() {
     return failed("blob " + s.digest.text() + ": finished twice");
   s.done = true;
   s.releaseReservation(); // from here on the blob is either dropped or counted in the total
-  struct Release {        // on every path, after the lock below is let go
+  struct Release { // on every path, after the lock below is let go
     State &s;
     ~Release() { s.release(); }
   } release{s};

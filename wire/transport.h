@@ -89,8 +89,7 @@ struct TransportLimits {
 // checked again by every message's User-Id.
 class ConnectionLimiter {
 public:
-  ConnectionLimiter(size_t maxTotal, size_t maxPerKey)
-      : maxTotal_(maxTotal), maxPerKey_(maxPerKey) {}
+  ConnectionLimiter(size_t maxTotal, size_t maxPerKey) : maxTotal_(maxTotal), maxPerKey_(maxPerKey) {}
   // Why a new handshake with `key` must be refused now; "" admits it (and
   // counts it against the key until a message attributes it to a connection).
   std::string admit(const std::string &key);
@@ -102,7 +101,7 @@ private:
   bool opened(int fd); // false: over the total cap
   void closed(int fd);
   bool attribute(int fd, const std::string &key); // a message's User-Id; false: over the cap
-  void shut(int fd, const std::string &why);      // a connection over a cap (logged)
+  void shut(int fd, const std::string &why);       // a connection over a cap (logged)
 
   const size_t maxTotal_, maxPerKey_;
   mutable std::mutex mutex_;
@@ -123,6 +122,7 @@ struct Received {
   std::string user;        // CURVE: the sender's public key, as the
                            // Authenticator admitted it; "" without CURVE
 };
+
 
 class Socket {
 public:

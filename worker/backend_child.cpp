@@ -59,9 +59,9 @@ Error BackendChild::death(int status, uint64_t stderrFrom) {
     text = text.substr(prefix.size());
   // bwrap reports a child killed by signal N as exit status 128 + N; the
   // backend itself exits 0 or 1.
-  int signal = WIFSIGNALED(status)                              ? WTERMSIG(status)
+  int signal = WIFSIGNALED(status)                                 ? WTERMSIG(status)
                : WIFEXITED(status) && WEXITSTATUS(status) > 128 ? WEXITSTATUS(status) - 128
-                                                                : 0;
+                                                                  : 0;
   if (signal != 0) {
     std::string how = signal == SIGKILL
                           ? "the backend was killed (SIGKILL: out of memory?)"

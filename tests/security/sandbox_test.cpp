@@ -67,8 +67,7 @@ TEST_F(SandboxTest, RunsAndSeesItsInputs) {
 
 TEST_F(SandboxTest, NoNetworkButLoopback) {
   std::string hostNet = std::filesystem::read_symlink("/proc/self/ns/net").string();
-  Run r =
-      inside("readlink /proc/self/ns/net; sed -n '3,$p' /proc/net/dev | cut -d: -f1 | tr -d ' '");
+  Run r = inside("readlink /proc/self/ns/net; sed -n '3,$p' /proc/net/dev | cut -d: -f1 | tr -d ' '");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out, "net:[" + r.out.substr(5, r.out.find(']') - 5) + "]\nlo\n");
   EXPECT_NE(r.out.substr(0, r.out.find('\n')), hostNet) << "the host's network namespace";
@@ -76,8 +75,8 @@ TEST_F(SandboxTest, NoNetworkButLoopback) {
 
 TEST_F(SandboxTest, NoEtcHomeOrHostTmp) {
   dir_.write("secret", "the host's /tmp\n");
-  for (const std::string &path :
-       {std::string("/etc/passwd"), std::string("/etc/hostname"), dir_.file("secret")}) {
+  for (const std::string &path : {std::string("/etc/passwd"), std::string("/etc/hostname"),
+                                  dir_.file("secret")}) {
     ASSERT_FALSE(test::readAll(path).empty()) << path << " is not readable here";
     Run r = inside("cat " + path);
     EXPECT_NE(r.status, 0) << path;
@@ -86,16 +85,14 @@ TEST_F(SandboxTest, NoEtcHomeOrHostTmp) {
   // Of the host's temporary directory, only the way to the job's directories.
   std::filesystem::path tmp(dir_.path());
   Run r = inside("for d in /etc /home /root /var /run /srv /opt /mnt; do test -e $d && echo $d;"
-                 " done; ls -A /dev/shm " +
-                 tmp.parent_path().string() + " " + dir_.path());
-  EXPECT_EQ(r.out, "/dev/shm:\n\n" + tmp.parent_path().string() + ":\n" + tmp.filename().string() +
-                       "\n\n" + dir_.path() + ":\nin\nout\n");
+                 " done; ls -A /dev/shm " + tmp.parent_path().string() + " " + dir_.path());
+  EXPECT_EQ(r.out, "/dev/shm:\n\n" + tmp.parent_path().string() + ":\n" +
+                       tmp.filename().string() + "\n\n" + dir_.path() + ":\nin\nout\n");
 }
 
 TEST_F(SandboxTest, InputsAreReadOnly) {
   Run r = inside("touch " + in_ + "/new; echo changed >> " + in_ + "/input; rm -f " + in_ +
-                 "/input; chmod 666 " + in_ + "/input; ln " + in_ + "/input " + out_ +
-                 "/link; echo done");
+                 "/input; chmod 666 " + in_ + "/input; ln " + in_ + "/input " + out_ + "/link; echo done");
   EXPECT_EQ(r.out, "done\n");
   EXPECT_FALSE(std::filesystem::exists(dir_.file("in/new")));
   EXPECT_EQ(test::readAll(dir_.file("in/input")), "the job's input\n");
@@ -134,7 +131,7 @@ TEST_F(SandboxTest, KillTreeAtAnyMomentOfStartUpLeavesNothing) {
     bool eof = ::poll(&p, 1, 3000) == 1 && ::read(child->stdoutFd(), &byte, 1) == 0;
     survivors += !eof;
     if (!eof)
-      BackendChild::killTree(child->pid(), -1); // (the old way, again)
+      BackendChild::killTree(child->pid(), -1); // a hung one, before it is waited for
     (void)child->wait();
   }
   EXPECT_EQ(survivors, 0);

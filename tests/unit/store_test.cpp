@@ -1,16 +1,15 @@
 // The content-addressed store on a real RocksDB in a temporary directory.
-#include "scratch_dir.h"
 #include "storage/store.h"
+#include "scratch_dir.h"
 
 #include <gtest/gtest.h>
-
-#include <filesystem>
 #include <rocksdb/db.h>
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdlib>
+#include <csignal>
+#include <filesystem>
 #include <thread>
 
 #include <sys/wait.h>
@@ -27,10 +26,9 @@ TEST(Digest, Sha256AndSize) {
   auto back = Digest::parse(d.text());
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, d);
-  for (const char *bad :
-       {"", "xyz", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-        "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD-3",
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad-3x"}) {
+  for (const char *bad : {"", "xyz", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                          "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD-3",
+                          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad-3x"}) {
     auto p = Digest::parse(bad);
     ASSERT_FALSE(p.ok()) << bad;
     EXPECT_NE(p.error().message.find("malformed digest"), std::string::npos);
@@ -69,14 +67,11 @@ TEST_F(StoreTest, PutGetFindMissingAcrossReopen) {
   EXPECT_EQ(**store->get(db), big);
   EXPECT_FALSE(store->get(absent)->has_value());
   size_t chunks = 0;
-  ASSERT_TRUE(store
-                  ->read(db,
-                         [&](std::string_view c) {
-                           EXPECT_LE(c.size(), Store::kChunkSize);
-                           ++chunks;
-                           return ok();
-                         })
-                  .ok());
+  ASSERT_TRUE(store->read(db, [&](std::string_view c) {
+    EXPECT_LE(c.size(), Store::kChunkSize);
+    ++chunks;
+    return ok();
+  }).ok());
   EXPECT_EQ(chunks, 4u);
 }
 
@@ -221,9 +216,7 @@ struct RawDb {
   std::unique_ptr<rocksdb::DB> db;
 };
 
-std::string smallBlob(int i) {
-  return pattern(1000, static_cast<unsigned>(i + 1) << 13);
-}
+std::string smallBlob(int i) { return pattern(1000, static_cast<unsigned>(i + 1) << 13); }
 
 TEST_F(StoreTest, EvictsLeastRecentlyUsedBeyondTheBudget) {
   StoreOptions o;

@@ -2,9 +2,9 @@
 // a ROUTER served by a thread that answers from a BlobService over a real
 // Store in a temporary directory.
 #include "coordinator/blob_service.h"
-#include "scratch_dir.h"
 #include "wire/blob_transfer.h"
 #include "wire/keys.h"
+#include "scratch_dir.h"
 
 #include <gtest/gtest.h>
 
