@@ -12,17 +12,11 @@ BIN=$(readlink -f "${THINFARM_BIN:-build/bin}")
 JOBS=${1:-200000}
 SLOTS=${2:-8}
 PORT=${PORT:-7791}
+source tests/load/farm.sh
 TMP=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-"$BIN/thinfarm-coordinator" --listen "tcp://127.0.0.1:$PORT" --insecure --store "$TMP/store" 2> "$TMP/coordinator.log" &
-pids+=($!)
-"$BIN/thinfarm-worker" --coordinator "tcp://127.0.0.1:$PORT" --slots "$SLOTS" --store "$TMP/worker" \
-  --name bench 2> "$TMP/worker.log" &
-pids+=($!)
-for _ in $(seq 100); do grep -q registered "$TMP/worker.log" 2> /dev/null && break; sleep 0.1; done
-grep -q registered "$TMP/worker.log" || { cat "$TMP"/*.log >&2; exit 1; }
+trap bench_farm_stop EXIT
+start_bench_farm "tcp://127.0.0.1:$PORT" 1 --insecure -- --slots "$SLOTS"
 echo "dispatch: $JOBS no-op jobs, 1 worker with $SLOTS slots, $(nproc) cores, tcp loopback"
 "$BIN/thinfarm-dispatch-bench" --coordinator "tcp://127.0.0.1:$PORT" --jobs "$JOBS" \
   --toolchain "$("$BIN/thinfarm-backend" --identity)" "${@:3}"

@@ -17,18 +17,11 @@ JOBS=${2:-300}
 SECONDS_=${3:-300}
 SLOTS=${4:-64}
 PORT=${PORT:-7792}
+source tests/load/farm.sh
 TMP=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-"$BIN/thinfarm-coordinator" --listen "tcp://127.0.0.1:$PORT" --insecure --store "$TMP/store" 2> "$TMP/coordinator.log" &
-pids+=($!)
-COORD=$!
-"$BIN/thinfarm-worker" --coordinator "tcp://127.0.0.1:$PORT" --slots "$SLOTS" --store "$TMP/worker" \
-  --name noop --noop 2> "$TMP/worker.log" &
-pids+=($!)
-for _ in $(seq 100); do grep -q registered "$TMP/worker.log" 2> /dev/null && break; sleep 0.1; done
-grep -q registered "$TMP/worker.log" || { cat "$TMP"/*.log >&2; exit 1; }
+trap bench_farm_stop EXIT
+start_bench_farm "tcp://127.0.0.1:$PORT" 1 --insecure -- --slots "$SLOTS" --noop
 echo "load: 1 worker --noop with $SLOTS slots, $(nproc) cores, tcp loopback, load average $(cut -d' ' -f1 /proc/loadavg)"
 status=0
 "$BIN/thinfarm-loadgen" --coordinator "tcp://127.0.0.1:$PORT" --toolchain "$("$BIN/thinfarm-backend" --identity)" \

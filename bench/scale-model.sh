@@ -19,30 +19,17 @@ COSTS=$(readlink -f "${COSTS:-bench/data/vmlinux-o-costs.txt}")
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(64 256 1024)
 PORT=${PORT:-7793}
+source tests/load/farm.sh
 TOOLCHAIN=$("$BIN/thinfarm-backend" --identity)
 echo "scale model: $(grep -vc '^#' "$COSTS") jobs from $COSTS, $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg)"
 for size in "${SIZES[@]}"; do
   TMP=$(mktemp -d)
   pids=()
-  "$BIN/thinfarm-coordinator" --listen "tcp://127.0.0.1:$PORT" --insecure --store "$TMP/store" \
-    --probation 0 --verify-fraction 0 --max-connections 4096 2> "$TMP/coordinator.log" &
-  pids+=($!)
-  COORD=$!
-  n=$((size / 64))
-  for ((w = 1; w <= n; w++)); do
-    "$BIN/thinfarm-worker" --coordinator "tcp://127.0.0.1:$PORT" --slots 64 --store "$TMP/w$w" \
-      --name "sim$w" --simulate-costs "$COSTS" 2> "$TMP/w$w.log" &
-    pids+=($!)
-  done
-  for ((w = 1; w <= n; w++)); do
-    for _ in $(seq 200); do grep -q registered "$TMP/w$w.log" 2> /dev/null && break; sleep 0.1; done
-    grep -q registered "$TMP/w$w.log" || { cat "$TMP"/*.log >&2; exit 1; }
-  done
+  FARM_WAIT=200 start_bench_farm "tcp://127.0.0.1:$PORT" $((size / 64)) --insecure --probation 0 \
+    --verify-fraction 0 --max-connections 4096 -- --slots 64 --simulate-costs "$COSTS"
   status=0
   "$BIN/thinfarm-loadgen" --coordinator "tcp://127.0.0.1:$PORT" --toolchain "$TOOLCHAIN" \
     --costs "$COSTS" --slots "$size" --coordinator-pid "$COORD" || status=$?
-  for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
-  wait 2> /dev/null || true
-  rm -rf "$TMP"
+  bench_farm_stop
   [ "$status" = 0 ] || exit "$status"
 done

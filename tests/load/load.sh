@@ -12,30 +12,18 @@
 # usage: load.sh CASE   (BIN: the build's bin directory)
 set -euo pipefail
 BIN=$(readlink -f "${BIN:-$(dirname "$0")/../../build/bin}")
+source "$(dirname "$0")/farm.sh"
 TMP=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
+trap bench_farm_stop EXIT
 fail() { echo "FAIL: $*" >&2; cat "$TMP"/*.log >&2 2> /dev/null || true; exit 1; }
 ADDR="ipc://$TMP/coordinator.sock"
 TOOLCHAIN=$("$BIN/thinfarm-backend" --identity)
 
-start_farm() { # WORKER-ARGS...
-  "$BIN/thinfarm-coordinator" --listen "$ADDR" --store "$TMP/store" --probation 0 --verify-fraction 0 \
-    2> "$TMP/coordinator.log" &
-  pids+=($!)
-  COORD=$!
-  local n=0 args
-  for args in "$@"; do
-    n=$((n + 1))
-    # shellcheck disable=SC2086 # word splitting of the worker's arguments is wanted
-    "$BIN/thinfarm-worker" --coordinator "$ADDR" --store "$TMP/w$n" --name "w$n" $args 2> "$TMP/w$n.log" &
-    pids+=($!)
-  done
-  for ((i = 1; i <= n; i++)); do
-    for _ in $(seq 100); do grep -q registered "$TMP/w$i.log" 2> /dev/null && break; sleep 0.1; done
-    grep -q registered "$TMP/w$i.log" || fail "worker $i did not register"
-  done
+start_farm() { # WORKERS WORKER-FLAGS...
+  local workers=$1
+  shift
+  start_bench_farm "$ADDR" "$workers" --probation 0 --verify-fraction 0 -- "$@" || fail "a worker did not register"
 }
 
 # A table of 40 modules, 10 to 400 ms, sizes not in the same order as times.
@@ -47,7 +35,7 @@ table() {
 
 case "$1" in
 noop)
-  start_farm "--slots 16 --noop"
+  start_farm 1 --slots 16 --noop
   "$BIN/thinfarm-loadgen" --coordinator "$ADDR" --toolchain "$TOOLCHAIN" --clients 20 --jobs 200 \
     --seconds 4 --coordinator-pid "$COORD" > "$TMP/out" || fail "loadgen: $(cat "$TMP/out")"
   cat "$TMP/out"
@@ -55,7 +43,7 @@ noop)
   ;;
 simulated)
   table > "$TMP/costs"
-  start_farm "--slots 4 --simulate-costs $TMP/costs" "--slots 4 --simulate-costs $TMP/costs"
+  start_farm 2 --slots 4 --simulate-costs "$TMP/costs"
   "$BIN/thinfarm-loadgen" --coordinator "$ADDR" --toolchain "$TOOLCHAIN" --costs "$TMP/costs" \
     --slots 8 --coordinator-pid "$COORD" > "$TMP/out" || fail "loadgen: $(cat "$TMP/out")"
   cat "$TMP/out"
@@ -66,7 +54,7 @@ simulated)
 unknown)
   table > "$TMP/costs"
   head -n 20 "$TMP/costs" > "$TMP/short"
-  start_farm "--slots 8 --simulate-costs $TMP/short"
+  start_farm 1 --slots 8 --simulate-costs "$TMP/short"
   if "$BIN/thinfarm-loadgen" --coordinator "$ADDR" --toolchain "$TOOLCHAIN" --costs "$TMP/costs" \
     --slots 8 > "$TMP/out"; then
     fail "a module without a simulated cost was answered: $(cat "$TMP/out")"
