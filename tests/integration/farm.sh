@@ -201,6 +201,18 @@ start_two() { # W1-FLAGS W2-FLAGS (each one word or empty)
   done
 }
 
+# N modules m0..m(N-1), each of 300 functions: backends that take a while.
+# The same SEED writes the same sources.
+big_modules() { # SEED N
+  python3 - "$1" "$2" <<'PY'
+import random, sys
+random.seed(int(sys.argv[1]))
+for i in range(int(sys.argv[2])):
+    body = "\n".join(f"int f{i}_{k}(int x) {{ return x * {random.randint(2, 99)} + {k}; }}" for k in range(300))
+    open(f"m{i}.c", "w").write(body + f"\nint g{i}(int x) {{ return f{i}_0(x); }}\n")
+PY
+}
+
 # Modules enough for both workers to take some: N modules m1..mN.
 many_modules() { # N
   for i in $(seq "$1"); do
@@ -287,13 +299,7 @@ case_farm_coordinator_restart() {
   pids+=($!)
   for _ in $(seq 100); do grep -q registered worker.log && break; sleep 0.1; done
   grep -q registered worker.log || fail "the worker did not register: $(cat worker.log)"
-  python3 - <<'PY'
-import random
-random.seed(2)
-for i in range(24):
-    body = "\n".join(f"int f{i}_{k}(int x) {{ return x * {random.randint(2, 99)} + {k}; }}" for k in range(300))
-    open(f"m{i}.c", "w").write(body + f"\nint g{i}(int x) {{ return f{i}_0(x); }}\n")
-PY
+  big_modules 2 24
   ccthin -c m*.c
   ld.lld-19 -r m*.o -o stock.out
   local start; start=$(date +%s.%N)
@@ -472,13 +478,7 @@ case_cache_corrupt_blob() {
 # reopens and the output is identical again.
 case_cache_kill9() {
   export THINFARM_CACHE_DIR=$W/cache XDG_CONFIG_HOME=$W/noconfig
-  python3 - <<'PY'
-import random
-random.seed(1)
-for i in range(48):
-    body = "\n".join(f"int f{i}_{k}(int x) {{ return x * {random.randint(2, 99)} + {k}; }}" for k in range(300))
-    open(f"m{i}.c", "w").write(body + f"\nint g{i}(int x) {{ return f{i}_0(x); }}\n")
-PY
+  big_modules 1 48
   ccthin -c m*.c
   ld.lld-19 -r m*.o -o stock.out
   for round in 1 2; do
