@@ -11,8 +11,21 @@ using namespace std::chrono_literals;
 
 namespace {
 using Clock = std::chrono::steady_clock;
-// The coordinator reports progress every second; this much silence means it is gone.
-constexpr auto kSilence = 10s;
+// How a lost coordinator is noticed (issue #13: within 2 s, the link finished
+// locally within 3 s of the loss). A closed connection (the coordinator's
+// process gone, its machine rebooted) shows at once as a loss on the socket.
+// A silent one (frozen, or the network cut) takes kSilence: the coordinator
+// reports each session's progress twice a second.
+constexpr auto kSilence = 1500ms;
+// A new connection must complete its handshake within kConnectWithin at the
+// start of a link (a coordinator that is down, or not the one whose key is
+// pinned, costs no more). After a loss the coordinator may be restarting: a
+// new connection may take until kGiveUpAfter past the last word heard from
+// it (1.25 s after a silence, up to 2.75 s after a closed connection), at
+// least kReconnectAtLeast.
+constexpr auto kConnectWithin = 3s;
+constexpr auto kGiveUpAfter = 2750ms;
+constexpr auto kReconnectAtLeast = 500ms;
 } // namespace
 
 Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::vector<bool> &done,
@@ -21,6 +34,7 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
   // Results that arrive while a transfer is under way wait here.
   std::vector<wire::Message> queued;
   auto other = [&](wire::Message &&m) { queued.push_back(std::move(m)); };
+  const uint64_t since = sock.disconnects();
 
   std::vector<Digest> digests;
   digests.reserve(sub.blobs.size());
@@ -41,32 +55,34 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
   session.toolchain = sub.toolchain;
   session.output = sub.output;
   session.config = sub.config;
+  size_t remaining = 0;
   for (const wire::JobSpec &j : sub.jobs)
-    if (!done[j.task])
-      session.jobs.push_back(j);
-  size_t remaining = session.jobs.size();
+    remaining += !done[j.task];
   if (remaining == 0)
     return ok();
-  uint64_t submitId = sock.newRequestId();
-  TF_CHECK(sock.send(wire::Message{submitId, session}));
+  TF_CHECK(submit(sock, session, sub.jobs, done));
   struct End {
     wire::Socket &sock;
     uint64_t id;
     ~End() { (void)sock.send(wire::Message{0, wire::EndSession{id}}); }
   } end{sock, session.sessionId};
 
-  auto lastHeard = Clock::now();
+  auto &lastHeard = lastHeard_;
+  lastHeard = Clock::now();
   auto lastBeat = Clock::now();
   uint32_t cachedSeen = 0;
   while (remaining > 0) {
     if (queued.empty()) {
-      auto r = sock.receive(1s);
+      auto r = sock.receive(250ms);
       auto now = Clock::now();
       if (now - lastBeat >= 1s) {
         lastBeat = now;
         (void)sock.send(wire::Message{0, wire::Heartbeat{}});
       }
       if (!r) {
+        if (sock.disconnects() != since)
+          return Error{ErrorKind::Disconnected,
+                       "the connection to the coordinator at " + endpoint_ + " was lost"};
         if (now - lastHeard > kSilence)
           return Error{ErrorKind::Disconnected,
                        "the coordinator at " + endpoint_ + " stopped answering"};
@@ -132,6 +148,55 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
     TF_CHECK(take(std::move(fr)));
   }
   return ok();
+}
+
+namespace {
+// What a job adds to a session's frame, from above: Cap'n Proto spends a
+// few words on each struct and pointer beside the text and digests.
+size_t encodedBound(const wire::JobSpec &j) {
+  size_t n = 256 + j.module.identifier.size();
+  for (const wire::ModuleRef &m : j.imports)
+    n += 96 + m.identifier.size();
+  for (const wire::FileRef &f : j.incbins)
+    n += 96 + f.path.size();
+  return n;
+}
+} // namespace
+
+// The unfinished jobs go in parts of at most half a frame each (by the bound
+// above), so a link of any size fits the wire. A part that still comes out
+// over the limit is an Exceeded error from send(): the link runs locally.
+Status FarmClient::submit(wire::Socket &sock, wire::Session &session,
+                          const std::vector<wire::JobSpec> &jobs, const std::vector<bool> &done) {
+  constexpr size_t kPartBytes = wire::kMaxFrame / 2;
+  size_t bytes = 0;
+  auto sendPart = [&]() -> Status {
+    TF_CHECK(sock.send(wire::Message{sock.newRequestId(), session}));
+    session.jobs.clear();
+    session.part++;
+    bytes = 0;
+    return ok();
+  };
+  for (const wire::JobSpec &j : jobs) {
+    if (done[j.task])
+      continue;
+    size_t size = encodedBound(j);
+    if (!session.jobs.empty() && bytes + size > kPartBytes)
+      TF_CHECK(sendPart());
+    bytes += size;
+    session.jobs.push_back(j);
+  }
+  return session.jobs.empty() ? ok() : sendPart();
+}
+
+// Why a connection did not come up: a refused handshake says so itself
+// (receive() reports it), anything else is silence.
+Status FarmClient::connectFailure(wire::Socket &sock, std::chrono::milliseconds within) {
+  if (auto r = sock.receive(0ms); r && !r->message.ok())
+    return std::move(r->message).error();
+  return Error{ErrorKind::Disconnected,
+               "no connection to the coordinator at " + endpoint_ + " within " +
+                   std::to_string(within.count()) + " ms"};
 }
 
 Result<wire::Socket *> FarmClient::socket() {
@@ -202,9 +267,19 @@ Result<FarmOutcome> FarmClient::run(const FarmSubmission &sub, const TakeResult 
     tasks = std::max(tasks, j.task + 1);
   std::vector<bool> done(tasks, false);
   int overloaded = 0, disconnected = 0;
+  bool lost = false;     // the last attempt lost its connection
+  std::string firstLoss; // why the connection was lost before the reconnect
   for (;;) {
     TF_TRY(wire::Socket sock, wire::Socket::connect(ctx_, endpoint_, curve_));
-    Status st = attempt(sock, sub, done, take, progress, outcome);
+    const auto within =
+        lost ? std::max<std::chrono::milliseconds>(
+                   kReconnectAtLeast, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          lastHeard_ + kGiveUpAfter - Clock::now()))
+             : std::chrono::milliseconds(kConnectWithin);
+    Status st = sock.waitConnected(within)
+                    ? attempt(sock, sub, done, take, progress, outcome)
+                    : connectFailure(sock, within);
+    lost = !st.ok() && st.error().kind == ErrorKind::Disconnected;
     if (st.ok())
       return outcome;
     const Error &e = st.error();
@@ -216,14 +291,18 @@ Result<FarmOutcome> FarmClient::run(const FarmSubmission &sub, const TakeResult 
       std::this_thread::sleep_for(backOffDelay(count));
       continue;
     }
-    if (next == Next::Reconnect)
+    if (next == Next::Reconnect) {
+      firstLoss = e.message;
       continue;
+    }
     // The farm cannot finish the link (GiveUp on an infrastructure error
     // included: asking again gives the same answer): this machine does.
     for (const wire::JobSpec &j : sub.jobs)
       if (!done[j.task])
         outcome.unfinished.push_back(j.task);
-    outcome.why = e.message;
+    // The loss itself first (the reconnect's failure alone would hide it).
+    outcome.why = firstLoss.empty() ? e.message : firstLoss + ", then " + e.message;
+    outcome.farmLost = e.kind == ErrorKind::Disconnected;
     return outcome;
   }
 }

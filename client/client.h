@@ -3,15 +3,18 @@
 //
 // One session per link: find which blobs the coordinator's store lacks,
 // upload them, submit the jobs, then take results as they come (each native
-// object inline, or downloaded when larger than a chunk), heartbeating meanwhile. Errors follow retry.h: an
-// overloaded coordinator is retried after a pause; a lost one is reconnected
-// once and the unfinished jobs resubmitted; after that the jobs still
-// unfinished come back to the caller to run locally. A job whose backend
-// failed ends the session with that error.
+// object inline, or downloaded when larger than a chunk), heartbeating meanwhile. A session with
+// more jobs than one frame holds goes in parts. Errors follow retry.h: an
+// overloaded coordinator is retried after a pause; a lost one (its connection
+// closed, or 1.5 s without a word) is reconnected once and the unfinished
+// jobs resubmitted; after that the jobs still unfinished come back to the
+// caller to run locally, within 3 s of the loss. A job whose backend failed
+// ends the session with that error.
 #pragma once
 
 #include "wire/blob_transfer.h"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -38,6 +41,7 @@ struct FarmResult {
 struct FarmOutcome {
   std::vector<uint32_t> unfinished; // tasks to run locally
   std::string why;                  // why they were not finished on the farm
+  bool farmLost = false;            // the coordinator was lost (or never reached)
   size_t merged = 0;
   std::string backendFailure; // set when a job's backend failed
 };
@@ -73,12 +77,16 @@ public:
 private:
   Result<wire::Socket *> socket();
   Result<wire::StoreStats> askStats(wire::Body &&request);
+  Status connectFailure(wire::Socket &sock, std::chrono::milliseconds within);
+  Status submit(wire::Socket &sock, wire::Session &session, const std::vector<wire::JobSpec> &jobs,
+                const std::vector<bool> &done);
   Status attempt(wire::Socket &sock, const FarmSubmission &sub, std::vector<bool> &done,
                  const TakeResult &take, const ShowProgress &progress, FarmOutcome &outcome);
   wire::Context &ctx_;
   std::string endpoint_;
   std::optional<wire::ClientCurve> curve_;
   std::optional<wire::Socket> sock_; // for the calls above
+  std::chrono::steady_clock::time_point lastHeard_; // the coordinator's last word in a session
 };
 
 } // namespace thinfarm

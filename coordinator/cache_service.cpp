@@ -46,7 +46,7 @@ void CacheService::answerHits(const wire::PeerId &peer, wire::Session &s, Outbox
       auto bytes = found(store_.get(hit->native));
       if (!bytes) {
         hit.reset();
-      } else if (bytes->size() <= wire::kChunk) {
+      } else if (bytes->size() <= wire::kChunk && wire::fitsFrame(*hit, bytes->size())) {
         hit->nativeBytes = std::move(*bytes);
       }
     }

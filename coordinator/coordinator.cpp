@@ -291,6 +291,15 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
     }
     if (now - lastTick >= 200ms) {
       lastTick = now;
+      // Connections closed: their uploads end with them; a worker's jobs run
+      // elsewhere at once (a killed worker, not 2 s of silence later: the
+      // tick below dispatches them); a client's sessions end (it resubmits on
+      // a new connection).
+      for (const wire::PeerId &gone : sock_.takeGone()) {
+        blobs_.forgetPeer(gone);
+        scheduler_.dropWorker(gone, "closed its connection", out_);
+        scheduler_.dropClient(gone);
+      }
       scheduler_.tick(now, out_);
       act(scheduler_.takeEvents());
       if (peerKeys_.size() > 64 + 2 * (scheduler_.workers() + scheduler_.sessions())) {
@@ -298,8 +307,6 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
         std::erase_if(peerKeys_, [&](const auto &e) { return !live.count(e.first); });
       }
       blobs_.forgetIdle(now);
-      for (const wire::PeerId &gone : sock_.takeGone()) // their uploads end with them
-        blobs_.forgetPeer(gone);
       (void)store_.flushStats();
       flush();
       if (options_.idleExit.count() > 0 && scheduler_.idle() && now - lastClient_ > options_.idleExit)

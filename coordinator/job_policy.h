@@ -16,11 +16,14 @@
 //    up to kAttempts runs; then the client runs it.
 //  * Overran its deadline: once on another worker, then on the client.
 //  * Wrong key (a result for another job): on another worker, as lost.
+//  * Too large (ErrorKind::Exceeded from the worker: a result that cannot fit
+//    a message, its diagnostics alone over the limit): every worker would
+//    say the same, so the client runs it.
 #pragma once
 
 namespace thinfarm {
 
-enum class RunEnd { BackendFailed, Lost, Overran, WrongKey };
+enum class RunEnd { BackendFailed, Lost, Overran, WrongKey, TooLarge };
 
 enum class JobNext {
   RunElsewhere, // queue it again (the workers that failed or lost it excluded if others can)
@@ -46,6 +49,7 @@ inline JobNext nextRun(RunEnd end, const JobHistory &h) {
     return h.attempts < kJobAttempts ? JobNext::RunElsewhere : JobNext::RunOnClient;
   case RunEnd::Overran:
     return h.overran < 2 ? JobNext::RunElsewhere : JobNext::RunOnClient;
+  case RunEnd::TooLarge: return JobNext::RunOnClient;
   }
   return JobNext::RunOnClient;
 }

@@ -93,14 +93,24 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
                                                             : ErrorKind::Overloaded;
     out.push_back({peer, wire::errorReply(requestId, kind, why)});
   };
-  if (open >= options_.maxSessions)
+  auto existing = sessions_.find(s.sessionId);
+  if (s.part > 0 && (existing == sessions_.end() || existing->second.client != peer)) {
+    // Its first part was refused, or went to a coordinator that has since
+    // restarted: the client submits the whole session again.
+    out.push_back({peer, wire::errorReply(requestId, ErrorKind::Disconnected,
+                                          "part " + std::to_string(s.part) + " of session " +
+                                              std::to_string(s.sessionId) +
+                                              ", which is not open here: submit again")});
+    return;
+  }
+  if (s.part == 0 && open >= options_.maxSessions)
     return refuse("client " + who + " has " + std::to_string(open) +
                   " sessions open, the most one client may (--max-sessions)");
   if (queued + s.jobs.size() > options_.maxQueuedJobs)
     return refuse("client " + who + " has " + std::to_string(queued) + " jobs queued; " +
                   std::to_string(s.jobs.size()) + " more would pass " +
                   std::to_string(options_.maxQueuedJobs) + ", the most one client may (--max-queued-jobs)");
-  if (sessions_.count(s.sessionId)) {
+  if (s.part == 0 && existing != sessions_.end()) {
     out.push_back({peer, wire::errorReply(requestId, ErrorKind::Failed,
                                           "session " + std::to_string(s.sessionId) +
                                               " exists already")});
@@ -113,12 +123,14 @@ void Scheduler::onSubmit(const wire::PeerId &peer, wire::Session &&s, uint64_t r
     return;
   }
   Session &sess = sessions_[s.sessionId];
-  sess.id = s.sessionId;
-  sess.client = peer;
-  sess.owner = who;
-  sess.toolchain = s.toolchain;
-  sess.config = std::make_shared<const BackendConfig>(std::move(s.config));
-  sess.total = static_cast<uint32_t>(s.jobs.size());
+  if (s.part == 0) {
+    sess.id = s.sessionId;
+    sess.client = peer;
+    sess.owner = who;
+    sess.toolchain = s.toolchain;
+    sess.config = std::make_shared<const BackendConfig>(std::move(s.config));
+  } // (a later part's toolchain and config are its first's)
+  sess.total += static_cast<uint32_t>(s.jobs.size());
   sess.lastSeen = now;
   for (wire::JobSpec &spec : s.jobs) {
     Digest key = jobKey(sess.toolchain, *sess.config, spec);
@@ -185,10 +197,12 @@ void Scheduler::onJobResult(const wire::PeerId &peer, wire::JobResult &&r, Clock
     Job &job = jit->second;
     runOn(job, peer);
     if (r.error && r.error->kind != ErrorKind::Failed) {
-      events_.log.push_back(job.spec.module.identifier + " was lost on worker " + conn.name +
-                            ": " + r.error->message);
-      requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out, RunEnd::Lost,
-                      conn.name);
+      const bool tooLarge = r.error->kind == ErrorKind::Exceeded;
+      events_.log.push_back(job.spec.module.identifier +
+                            (tooLarge ? " cannot come back from worker " : " was lost on worker ") +
+                            conn.name + ": " + r.error->message);
+      requeueOrGiveUp(job, r.error->message + " (on " + conn.name + ")", out,
+                      tooLarge ? RunEnd::TooLarge : RunEnd::Lost, conn.name);
     } else if (r.error && job.returned.empty() && !job.delivered) {
       backendFailed(job, conn, std::move(r), out);
     } else if (r.error) {
@@ -424,6 +438,9 @@ void Scheduler::dropWorker(const wire::PeerId &peer, const std::string &why, Out
   std::string name = it->second.name;
   free_.erase(peer);
   conns_.erase(it);
+  if (!lost.empty())
+    events_.log.push_back("worker " + name + " " + why + ": its " + std::to_string(lost.size()) +
+                          " running job" + (lost.size() == 1 ? "" : "s") + " run again");
   for (uint64_t id : lost) {
     Job &job = jobs_.at(id);
     runOn(job, peer);
@@ -565,7 +582,7 @@ void Scheduler::tick(Clock::time_point now, Outbox &out) {
       gone.push_back({s.client, id});
       continue;
     }
-    if (now - s.lastProgress >= std::chrono::seconds(1))
+    if (now - s.lastProgress >= kProgressEvery)
       progress(s, now, out);
   }
   for (auto &[peer, id] : gone)
@@ -753,8 +770,10 @@ void Scheduler::requeueOrGiveUp(Job &job, const std::string &why, Outbox &out, R
   wire::JobResult r;
   r.task = job.spec.task;
   r.error = wire::ErrorMsg{ErrorKind::Disconnected,
-                           "gave up on " + job.spec.module.identifier + " after " +
-                               std::to_string(kAttempts) + " attempts: " + why};
+                           end == RunEnd::TooLarge
+                               ? why
+                               : "gave up on " + job.spec.module.identifier + " after " +
+                                     std::to_string(kAttempts) + " attempts: " + why};
   answer(job, r, out);
   dropJob(job.id);
 }

@@ -88,7 +88,12 @@ struct SchedulerOptions {
 class Scheduler {
 public:
   static constexpr int kAttempts = kJobAttempts;
-  static constexpr auto kWorkerTimeout = std::chrono::seconds(5);
+  // A worker heartbeats twice a second: silence this long (frozen, cut off)
+  // loses it and its jobs (a closed connection loses it at once).
+  static constexpr auto kWorkerTimeout = std::chrono::seconds(2);
+  // Each running session hears from the coordinator this often (progress):
+  // its client calls it gone after 1.5 s without a word (client/client.cpp).
+  static constexpr auto kProgressEvery = std::chrono::milliseconds(500);
   static constexpr auto kClientTimeout = std::chrono::seconds(30);
   static constexpr auto kStragglerAge = std::chrono::seconds(2);
 
@@ -117,7 +122,7 @@ public:
                    Outbox &out, bool stored = true);
   // A worker connection is gone (or no longer admitted): its jobs run elsewhere.
   void dropWorker(const wire::PeerId &peer, const std::string &why, Outbox &out);
-  // A client is no longer admitted: its sessions end.
+  // A client is no longer admitted, or its connection closed: its sessions end.
   void dropClient(const wire::PeerId &peer);
   // An admin's drain (no new jobs for the worker of this name; its running
   // ones finish) or its end. False: no such worker is registered.

@@ -300,6 +300,8 @@ Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
                  jobs.size());
     for (uint32_t t : outcome.unfinished)
       hereJobs.push_back(t);
+    if (outcome.farmLost)
+      farm.lost(outcome.why); // nothing more is asked of it in this link (the memo)
   }
   std::sort(hereJobs.begin(), hereJobs.end());
   TF_CHECK(runHere(ctx, cmd, jobs, hereJobs, threads, keep, result));

@@ -1,5 +1,6 @@
 #include "wire/blob_transfer.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <unordered_map>
@@ -9,10 +10,19 @@ namespace thinfarm::wire {
 namespace {
 
 // The next answer on the socket (a message with a request id); the rest goes
-// to `other`.
-Result<Message> nextAnswer(Socket &s, const OtherMessage &other) {
+// to `other`. `since`: the socket's disconnects() before the requests were
+// sent; a loss after it means they may never be answered.
+Result<Message> nextAnswer(Socket &s, uint64_t since, const OtherMessage &other) {
+  const auto deadline = std::chrono::steady_clock::now() + kAnswerTimeout;
   for (;;) {
-    auto r = s.receive(kAnswerTimeout);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    auto r = s.receive(std::max(left, std::chrono::milliseconds(0)));
+    if (!r && s.disconnects() != since)
+      return Error{ErrorKind::Disconnected,
+                   "the connection to " + s.endpoint() + " was lost"};
+    if (!r && std::chrono::steady_clock::now() < deadline)
+      continue;
     if (!r)
       return Error{ErrorKind::Disconnected,
                    "no answer from " + s.endpoint() + " in " +
@@ -31,13 +41,26 @@ Result<Message> nextAnswer(Socket &s, const OtherMessage &other) {
 
 Error fromReply(const ErrorMsg &e) { return Error{e.kind, e.message}; }
 
+// The socket's losses so far, once it has a connection to send on.
+Result<uint64_t> connection(Socket &s) {
+  if (!s.waitConnected(kConnectTimeout)) {
+    if (auto r = s.receive(std::chrono::milliseconds(0)); r && !r->message.ok())
+      return std::move(r->message).error(); // a refused handshake says why
+    return Error{ErrorKind::Disconnected, "no connection to " + s.endpoint() + " within " +
+                                              std::to_string(kConnectTimeout.count() / 1000) +
+                                              " s"};
+  }
+  return s.disconnects();
+}
+
 } // namespace
 
 Result<Message> call(Socket &s, Body request, const OtherMessage &other) {
+  TF_TRY(const uint64_t since, connection(s));
   uint64_t id = s.newRequestId();
   TF_CHECK(s.send(Message{id, std::move(request)}));
   for (;;) {
-    TF_TRY(Message m, nextAnswer(s, other));
+    TF_TRY(Message m, nextAnswer(s, since, other));
     if (m.requestId != id)
       continue; // the late answer of an abandoned request
     if (auto *e = m.get<ErrorMsg>())
@@ -48,13 +71,14 @@ Result<Message> call(Socket &s, Body request, const OtherMessage &other) {
 
 Result<std::vector<Digest>> findMissing(Socket &s, std::span<const Digest> digests,
                                         const OtherMessage &other) {
+  TF_TRY(const uint64_t since, connection(s));
   std::vector<Digest> missing;
   constexpr size_t kBatch = 16384; // keeps a frame well under kMaxFrame
   for (size_t i = 0; i < digests.size(); i += kBatch) {
     size_t n = std::min(kBatch, digests.size() - i);
     uint64_t id = s.newRequestId();
     TF_CHECK(s.send(Message{id, FindMissing{{digests.begin() + i, digests.begin() + i + n}}}));
-    TF_TRY(Message m, nextAnswer(s, other));
+    TF_TRY(Message m, nextAnswer(s, since, other));
     if (auto *e = m.get<ErrorMsg>())
       return fromReply(*e);
     auto *got = m.get<Missing>();
@@ -80,6 +104,7 @@ Status upload(Socket &s, std::span<const BlobRef> blobs, const OtherMessage &oth
       off += kChunk;
     } while (off < size);
   }
+  TF_TRY(const uint64_t since, connection(s));
   std::unordered_map<uint64_t, Piece> inFlight;
   while (!todo.empty() || !inFlight.empty()) {
     while (!todo.empty() && inFlight.size() < kWindow) {
@@ -94,7 +119,7 @@ Status upload(Socket &s, std::span<const BlobRef> blobs, const OtherMessage &oth
       TF_CHECK(s.send(Message{id, std::move(c)}));
       inFlight.emplace(id, p);
     }
-    TF_TRY(Message m, nextAnswer(s, other));
+    TF_TRY(Message m, nextAnswer(s, since, other));
     auto it = inFlight.find(m.requestId);
     if (it == inFlight.end())
       continue; // a late answer to an earlier, abandoned call
@@ -127,6 +152,7 @@ Status download(Socket &s, std::span<const Digest> digests,
       next = {next.blob + 1, 0};
     return p;
   };
+  TF_TRY(const uint64_t since, connection(s));
   std::unordered_map<uint64_t, Piece> inFlight;
   while (more() || !inFlight.empty()) {
     while (more() && inFlight.size() < kWindow) {
@@ -138,7 +164,7 @@ Status download(Socket &s, std::span<const Digest> digests,
       TF_CHECK(s.send(Message{id, g}));
       inFlight.emplace(id, p);
     }
-    TF_TRY(Message m, nextAnswer(s, other));
+    TF_TRY(Message m, nextAnswer(s, since, other));
     auto it = inFlight.find(m.requestId);
     if (it == inFlight.end())
       continue;

@@ -23,6 +23,10 @@ struct BlobRef {
 
 // How long to wait for any answer before calling the peer gone.
 constexpr std::chrono::milliseconds kAnswerTimeout{10000};
+// A request on a socket without a connection (never made, or lost and not
+// yet made again) first waits this long for one; then the peer is gone. A
+// loss while a request waits ends the wait at once (Socket::disconnects()).
+constexpr std::chrono::milliseconds kConnectTimeout{3000};
 
 // Called with any message that is not an answer to the call in progress
 // (a client's job results arrive while it downloads); may be empty.

@@ -158,6 +158,7 @@ struct Encoder {
     b.setSessionId(m.sessionId);
     b.setToolchain(m.toolchain);
     b.setOutput(m.output);
+    b.setPart(m.part);
     put(b.initConfig(), m.config);
     auto jobs = b.initJobs(m.jobs.size());
     for (size_t i = 0; i < m.jobs.size(); ++i)
@@ -442,6 +443,7 @@ Body getBody(cw::Envelope::Reader env, bool nested = false) {
     s.sessionId = r.getSessionId();
     s.toolchain = str(r.getToolchain());
     s.output = str(r.getOutput());
+    s.part = r.getPart();
     s.config = get(r.getConfig());
     for (auto j : r.getJobs())
       s.jobs.push_back(get(j));

@@ -104,6 +104,7 @@ struct Session {
   std::string output;
   BackendConfig config;
   std::vector<JobSpec> jobs;
+  uint32_t part = 0; // > 0: more jobs for the session of this id (see thinfarm.capnp)
 };
 
 struct EndSession {
@@ -130,6 +131,21 @@ struct JobResult {
   Digest key;              // the worker's backend key (W -> K)
   bool cached = false;     // answered from the action cache (K -> C)
 };
+
+// What a result takes on the wire besides its inline object, from above.
+inline size_t resultTextBound(const JobResult &r) {
+  size_t n = 1024 + r.worker.size() + (r.error ? r.error->message.size() : 0);
+  for (const Diagnostic &d : r.diagnostics)
+    n += 32 + d.text.size();
+  return n;
+}
+
+// Whether a result fits one frame with `inlineBytes` of its object riding
+// with it (else the object goes as a blob; without it, when even the text is
+// too much, the result cannot go at all).
+inline bool fitsFrame(const JobResult &r, size_t inlineBytes) {
+  return resultTextBound(r) + inlineBytes <= kMaxFrame - (64u << 10);
+}
 
 struct Progress {
   uint64_t sessionId = 0;

@@ -23,7 +23,9 @@
 #   K -> W  cancelJob                a job another worker finished first
 #                                    (stragglers run twice): its backend is
 #                                    killed, no result is sent
-#   W -> K  heartbeat                every second, also while a job runs
+#   W -> K  heartbeat                twice a second, also while a job runs
+#                                    (2 s silent: K gives its jobs out again;
+#                                    a closed connection: at once)
 #   C -> K  heartbeat                every second while a session runs
 #   K -> W  runJob                   up to the worker's slot count at a time,
 #                                    plus one waiting while many are pending
@@ -38,7 +40,10 @@
 #   W -> K  blob traffic             each slot fetches inputs and uploads large
 #                                    natives over a data connection of its own
 #   C -> K  submit                   a link session: backend config and jobs
-#   K -> C  progress                 at least once a second while it runs
+#                                    (more jobs than one frame holds: parts)
+#   K -> C  progress                 twice a second while it runs (1.5 s
+#                                    silent, or a closed connection: C
+#                                    connects again, or runs the rest itself)
 #   K -> C  jobResult                one per job; `cached` when the action
 #                                    cache answered it at once (a hit),
 #                                    `merged` when another session's identical
@@ -156,6 +161,9 @@ struct Session {
   output @2 :Text;       # for progress and logs only
   config @3 :BackendConfig;
   jobs @4 :List(JobSpec);
+  part @5 :UInt32;       # 0: a new session. A session whose jobs do not fit
+                         # one frame is submitted in parts, in order, all
+                         # under its id: part n > 0 adds its jobs to it
 }
 
 struct EndSession {

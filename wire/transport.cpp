@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 namespace thinfarm::wire {
 
@@ -223,17 +224,21 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
     return zmqError("cannot create a socket");
   configure(s, limits);
   Socket sock(s, false, endpoint);
+  sock.curve_ = curve.has_value();
   if (curve) {
     const std::string *keys[] = {&curve->serverKey, &curve->own.publicKey, &curve->own.secretKey};
     const int options[] = {ZMQ_CURVE_SERVERKEY, ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY};
     for (int i = 0; i < 3; ++i)
       if (zmq_setsockopt(s, options[i], keys[i]->c_str(), keys[i]->size()) != 0)
         return zmqError("cannot use the CURVE keys");
-    TF_TRY(sock.monitor_,
-           watch(ctx, s,
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL));
   }
+  // Every connecting socket is watched: its handshakes (refused ones come
+  // out of receive() as errors) and its connection's losses (disconnects()).
+  TF_TRY(sock.monitor_,
+         watch(ctx, s,
+               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                   ZMQ_EVENT_DISCONNECTED));
   // Messages wait for the connection instead of being dropped.
   setInt(s, ZMQ_IMMEDIATE, 0);
   if (zmq_connect(s, endpoint.c_str()) != 0)
@@ -242,7 +247,9 @@ Result<Socket> Socket::connect(Context &ctx, const std::string &endpoint,
 }
 
 Socket::Socket(Socket &&o) noexcept
-    : sock_(o.sock_), monitor_(o.monitor_), limiter_(std::move(o.limiter_)),
+    : sock_(o.sock_), monitor_(o.monitor_), disconnects_(o.disconnects_),
+      connected_(o.connected_), refused_(std::move(o.refused_)),
+      refusedForGood_(o.refusedForGood_), curve_(o.curve_), limiter_(std::move(o.limiter_)),
       peersOn_(std::move(o.peersOn_)), gone_(std::move(o.gone_)), guard_(std::move(o.guard_)),
       router_(o.router_), endpoint_(std::move(o.endpoint_)), nextRequestId_(o.nextRequestId_),
       unbatched_(std::move(o.unbatched_)) {
@@ -256,6 +263,11 @@ Socket &Socket::operator=(Socket &&o) noexcept {
     sock_ = o.sock_;
     monitor_ = o.monitor_;
     o.monitor_ = nullptr;
+    disconnects_ = o.disconnects_;
+    connected_ = o.connected_;
+    refused_ = std::move(o.refused_);
+    refusedForGood_ = o.refusedForGood_;
+    curve_ = o.curve_;
     limiter_ = std::move(o.limiter_);
     peersOn_ = std::move(o.peersOn_);
     gone_ = std::move(o.gone_);
@@ -284,27 +296,64 @@ void Socket::release() {
   monitor_ = sock_ = nullptr;
 }
 
-// A handshake event from the monitor, if one is queued: two frames, the
-// event (16-bit id, 32-bit value) and the endpoint.
-std::optional<Error> Socket::handshakeFailure() {
-  std::optional<Error> failure;
+// A connecting socket's monitor events queued so far (each two frames: the
+// event, a 16-bit id and a 32-bit value, and the endpoint): the connection
+// made or lost, counted; a refused handshake kept for receive() to report
+// (until a later handshake succeeds: a connection shut during its handshake,
+// by a cap or the peer's restart, fails one too).
+void Socket::connectionState() {
   uint16_t id = 0;
   uint32_t value = 0;
+  while (monitor_ && nextMonitorEvent(monitor_, id, value)) {
+    if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      connected_ = true;
+      refused_.reset();
+      refusedForGood_ = false;
+    } else if (id == ZMQ_EVENT_DISCONNECTED) {
+      connected_ = false;
+      ++disconnects_;
+    } else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) { // the Authenticator's verdict
+      refusedForGood_ = true;
+      refused_ = value == 500 ? Error{ErrorKind::Overloaded,
+                                      "the coordinator at " + endpoint_ +
+                                          " refused the connection: it has as many as its cap "
+                                          "allows (see its log)"}
+                              : Error{ErrorKind::Denied, "the coordinator at " + endpoint_ +
+                                                             " refused this key (not on its "
+                                                             "allow-list)"};
+    } else if (id != 0 && curve_) {
+      refused_ = Error{ErrorKind::Denied,
+                       "the CURVE handshake with " + endpoint_ +
+                           " failed (it is not the coordinator whose key is pinned, or it runs "
+                           "without keys)"};
+    } else if (id != 0) {
+      refused_ = Error{ErrorKind::Denied,
+                       "the handshake with " + endpoint_ +
+                           " failed (it runs with keys: give this side its key file and the "
+                           "coordinator's public key, see README)"};
+    }
+  }
+}
+
+uint64_t Socket::disconnects() {
+  if (!router_)
+    connectionState();
+  return disconnects_;
+}
+
+bool Socket::waitConnected(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (!nextMonitorEvent(monitor_, id, value))
-      return failure;
-    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 500) // Authenticator: over a cap
-      failure = Error{ErrorKind::Overloaded, "the coordinator at " + endpoint_ +
-                                                 " refused the connection: it has as many as "
-                                                 "its cap allows (see its log)"};
-    else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-      failure = Error{ErrorKind::Denied, "the coordinator at " + endpoint_ +
-                                             " refused this key (not on its allow-list)"};
-    else if (id != 0)
-      failure = Error{ErrorKind::Denied,
-                      "the CURVE handshake with " + endpoint_ +
-                          " failed (it is not the coordinator whose key is pinned, or it runs "
-                          "without keys)"};
+    if (router_ || !monitor_ || endpoint_.starts_with("inproc://")) // (no handshake, no events)
+      return true;
+    connectionState();
+    if (connected_ || refusedForGood_)
+      return connected_;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    zmq_pollitem_t item{monitor_, 0, ZMQ_POLLIN, 0};
+    if (left.count() <= 0 || zmq_poll(&item, 1, static_cast<long>(left.count())) <= 0)
+      return connected_;
   }
 }
 
@@ -359,6 +408,14 @@ std::vector<PeerId> Socket::takeGone() {
 
 Status Socket::send(const PeerId &peer, const Message &m) {
   std::string frame = encode(m);
+  // Checked here, not left to the receiver: its ZMQ_MAXMSGSIZE would drop
+  // the connection with the message unread, and the sender would learn
+  // nothing but silence.
+  if (frame.size() > kMaxFrame)
+    return Error{ErrorKind::Exceeded, std::string("a ") + kindName(m.body) + " message of " +
+                                          std::to_string(frame.size()) +
+                                          " bytes is over the wire's limit of " +
+                                          std::to_string(kMaxFrame) + " bytes per message"};
   if (router_ && zmq_send(sock_, peer.data(), peer.size(), ZMQ_SNDMORE) < 0) {
     if (zmq_errno() == EHOSTUNREACH)
       return Error{ErrorKind::Disconnected, "the peer is gone"};
@@ -396,12 +453,21 @@ std::optional<Received> Socket::receive(std::chrono::milliseconds timeout) {
         r.message = failed("malformed message: its last frame is missing");
         break;
       }
-      if (monitor_ && !router_)
-        if (auto refused = handshakeFailure())
-          return Received{PeerId(), std::move(*refused), {}};
+      if (monitor_ && !router_) {
+        const uint64_t lost = disconnects_;
+        connectionState();
+        if (refused_) {
+          Received refusal{PeerId(), std::move(*refused_), {}};
+          refused_.reset();
+          refusedForGood_ = false;
+          return refusal;
+        }
+        if (disconnects_ != lost)
+          return std::nullopt; // the caller decides what the loss costs it (disconnects())
+      }
       // Nothing queued: wait for what is left of the timeout (trying first
       // saves a poll per message when a burst is being drained). A
-      // connecting socket wakes for its handshake events too (a listening
+      // connecting socket wakes for its connection's events too (a listening
       // one's monitor is the guard's); a wake with no message waits on.
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
@@ -473,12 +539,27 @@ Status Socket::sendAll(const PeerId &peer, std::vector<Message> &&ms) {
   constexpr size_t kMaxBatch = 256;
   Batch batch;
   size_t bytes = 0; // the bulk of what batch holds
+  // A batch whose frame comes out over the limit after all (the estimate
+  // below counts bulk bytes only: a job with thousands of imports is large
+  // too) goes again as two halves; a single message too large is an error.
+  std::function<Status(std::vector<Message> &&)> sendBatch = [&](std::vector<Message> &&part) -> Status {
+    if (part.size() == 1)
+      return send(peer, part[0]);
+    Message m{0, Batch{std::move(part)}};
+    Status st = send(peer, m);
+    if (st.ok() || st.error().kind != ErrorKind::Exceeded)
+      return st;
+    std::vector<Message> all = std::move(std::get<Batch>(m.body).messages);
+    std::vector<Message> second(std::make_move_iterator(all.begin() + all.size() / 2),
+                                std::make_move_iterator(all.end()));
+    all.resize(all.size() / 2);
+    TF_CHECK(sendBatch(std::move(all)));
+    return sendBatch(std::move(second));
+  };
   auto flush = [&]() -> Status {
     Status st = ok();
-    if (batch.messages.size() == 1)
-      st = send(peer, batch.messages[0]);
-    else if (!batch.messages.empty())
-      st = send(peer, Message{0, Batch{std::move(batch.messages)}});
+    if (!batch.messages.empty())
+      st = sendBatch(std::move(batch.messages));
     batch.messages.clear();
     bytes = 0;
     return st;

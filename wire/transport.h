@@ -162,6 +162,16 @@ public:
   // A request id unique on this socket, for matching answers to requests.
   uint64_t newRequestId() { return nextRequestId_++; }
 
+  // DEALER: how many times its connection was lost so far. A request sent
+  // before a loss may never be answered, so whoever waits for an answer
+  // compares this with its value from before the request (a loss while
+  // nothing was outstanding costs nothing: the socket reconnects by itself).
+  // receive() returns early when a loss is seen.
+  uint64_t disconnects();
+  // DEALER: waits up to `timeout` for a completed handshake with the peer
+  // (or returns at once when the connection is up); false when none came.
+  bool waitConnected(std::chrono::milliseconds timeout);
+
   // A listening socket's connection counts, for its ZAP handler.
   std::shared_ptr<ConnectionLimiter> limiter() const { return limiter_; }
   // ROUTER: the peers whose connection closed since the last call.
@@ -174,12 +184,17 @@ public:
 private:
   Socket(void *sock, bool router, std::string endpoint)
       : sock_(sock), router_(router), endpoint_(std::move(endpoint)) {}
-  std::optional<Error> handshakeFailure();
+  void connectionState();
   void connectionEvents();
   void release(); // the monitor stopped, the guard joined, both sockets closed
   void *sock_ = nullptr;
-  void *monitor_ = nullptr; // PAIR: the DEALER's handshake events (CURVE only), the
+  void *monitor_ = nullptr; // PAIR: the DEALER's handshakes and losses, the
                             // ROUTER's connections opened and closed
+  uint64_t disconnects_ = 0; // DEALER
+  bool connected_ = false;   // DEALER: a handshake completed since the last loss
+  std::optional<Error> refused_; // DEALER: a refused handshake receive() has yet to report
+  bool refusedForGood_ = false;  // ... by the coordinator's verdict, not a connection shut
+  bool curve_ = false;           // DEALER: a CURVE client
   std::shared_ptr<ConnectionLimiter> limiter_;           // ROUTER
   std::unordered_map<int, std::vector<PeerId>> peersOn_; // ROUTER: fd -> peers seen on it
   std::vector<PeerId> gone_;

@@ -293,7 +293,12 @@ struct Worker::Slot {
     res.key = reply->key;
     if (auto st = w.store_.put(res.native, *object); !st.ok())
       return Error{ErrorKind::Disconnected, st.error().message};
-    if (object->size() <= wire::kChunk) {
+    if (!wire::fitsFrame(res, 0))
+      return Error{ErrorKind::Exceeded,
+                   "the backend's diagnostics of " + rj.spec.module.identifier + " (" +
+                       std::to_string(wire::resultTextBound(res)) +
+                       " bytes) are more than one message carries"};
+    if (object->size() <= wire::kChunk && wire::fitsFrame(res, object->size())) {
       res.nativeBytes = std::move(*object); // rides with the result
     } else {
       auto need = wire::findMissing(data, std::span<const Digest>(&res.native, 1));
@@ -364,7 +369,15 @@ void Worker::control(wire::Socket sock) {
   };
   registerNow();
   auto lastBeat = std::chrono::steady_clock::now();
+  uint64_t losses = sock.disconnects();
   while (!stop_.load()) {
+    if (uint64_t now = sock.disconnects(); now != losses) {
+      // The coordinator went away (restarted, or the network): register
+      // again at once, on the connection the socket makes anew. What was
+      // running is the coordinator's to give out again.
+      losses = now;
+      registerNow();
+    }
     auto [ready, woken] = wire::poll(sock, q.wake, 200ms);
     if (woken) {
       uint64_t n;
@@ -424,7 +437,7 @@ void Worker::control(wire::Socket sock) {
     if (!answered.empty())
       (void)sock.sendAll(wire::PeerId(), std::move(answered));
     auto now = std::chrono::steady_clock::now();
-    if (now - lastBeat >= 1s) {
+    if (now - lastBeat >= 500ms) { // the coordinator's kWorkerTimeout is 2 s
       lastBeat = now;
       (void)sock.send(wire::Message{0, wire::Heartbeat{}});
     }

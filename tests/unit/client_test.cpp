@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 #include <future>
 #include <thread>
@@ -97,10 +98,17 @@ void expectAllLocal(const Result<FarmOutcome> &outcome, const std::string &why) 
   EXPECT_NE(outcome->why.find(why), std::string::npos) << outcome->why;
 }
 
+// How long the client may take to give a lost farm's jobs back (issue #13:
+// 3 s; measured by bench/detection.sh), with room for a loaded machine: the
+// old client took 20 s.
+constexpr auto kGivesUpWithin = 6s;
+
 TEST_F(ClientTest, NoCoordinatorMeansEveryJobRunsLocally) {
+  auto start = std::chrono::steady_clock::now();
   auto outcome = runClient().get();
-  expectAllLocal(outcome, "no answer from " + endpoint_);
+  expectAllLocal(outcome, "no connection to the coordinator at " + endpoint_);
   EXPECT_TRUE(results_.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, kGivesUpWithin);
 }
 
 TEST_F(ClientTest, FrozenCoordinatorMeansEveryJobRunsLocally) {
@@ -109,10 +117,13 @@ TEST_F(ClientTest, FrozenCoordinatorMeansEveryJobRunsLocally) {
   auto client = runClient();
   ASSERT_TRUE(nextJob(worker, 10s)) << "the session never reached the worker";
   ::kill(coordinator_->pid(), SIGSTOP);
+  auto lost = std::chrono::steady_clock::now();
   auto outcome = client.get();
+  auto noticed = std::chrono::steady_clock::now();
   ::kill(coordinator_->pid(), SIGCONT);
   expectAllLocal(outcome, endpoint_);
   EXPECT_TRUE(results_.empty());
+  EXPECT_LT(noticed - lost, kGivesUpWithin);
 }
 
 TEST_F(ClientTest, KilledCoordinatorMeansEveryJobRunsLocally) {
@@ -121,8 +132,86 @@ TEST_F(ClientTest, KilledCoordinatorMeansEveryJobRunsLocally) {
   auto client = runClient();
   ASSERT_TRUE(nextJob(worker, 10s)) << "the session never reached the worker";
   coordinator_->kill();
+  auto lost = std::chrono::steady_clock::now();
   expectAllLocal(client.get(), endpoint_);
   EXPECT_TRUE(results_.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - lost, kGivesUpWithin);
+}
+
+// A link with more jobs than one frame holds (a defconfig vmlinux.o has
+// thousands of modules, each naming its imports) is submitted in parts and
+// finished on the farm, every job once.
+TEST_F(ClientTest, ASessionLargerThanAFrameGoesInParts) {
+  startCoordinator();
+  static const std::string shard = "shard";
+  FarmSubmission sub;
+  sub.toolchain = "T";
+  sub.output = "vmlinux.o";
+  for (uint32_t t = 0; t < 3000; ++t) {
+    wire::JobSpec spec;
+    spec.task = t;
+    spec.module = {"drivers/a/long/enough/path/module-" + std::to_string(t) + ".o",
+                   Digest::of("module " + std::to_string(t))};
+    spec.shard = Digest::of(shard);
+    for (uint32_t i = 0; i < 20; ++i)
+      spec.imports.push_back({"drivers/a/long/enough/path/module-" + std::to_string((t + i) % 3000) + ".o",
+                              Digest::of("module " + std::to_string((t + i) % 3000))});
+    spec.cost = 1;
+    sub.jobs.push_back(spec);
+  }
+  sub.blobs = {{Digest::of(shard), shard}};
+  wire::Session whole;
+  whole.jobs = sub.jobs;
+  ASSERT_GT(wire::encode(wire::Message{1, whole}).size(), wire::kMaxFrame);
+
+  auto w = wire::Socket::connect(ctx_, endpoint_);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(w->send(wire::Message{1, wire::RegisterWorker{"held", "T", 64}}).ok());
+  std::atomic<bool> stop{false};
+  std::thread worker([&] {
+    while (!stop.load()) {
+      auto r = w->receive(100ms);
+      if (!r || !r->message.ok())
+        continue;
+      if (auto *job = r->message->get<wire::RunJob>()) {
+        std::string native = "native of task " + std::to_string(job->spec.task);
+        wire::JobResult res;
+        res.jobId = job->jobId;
+        res.task = job->spec.task;
+        res.native = Digest::of(native);
+        res.nativeBytes = native;
+        res.worker = "held";
+        (void)w->send(wire::Message{0, res});
+      }
+    }
+  });
+  auto outcome = test::runFarmClient(ctx_, endpoint_, sub, results_);
+  stop = true;
+  worker.join();
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_TRUE(outcome->unfinished.empty()) << outcome->why;
+  ASSERT_EQ(results_.size(), 3000u);
+  std::vector<bool> seen(3000);
+  for (const FarmResult &r : results_) {
+    EXPECT_FALSE(seen[r.task]) << "task " << r.task << " came back twice";
+    seen[r.task] = true;
+    EXPECT_EQ(r.native, "native of task " + std::to_string(r.task));
+  }
+}
+
+// A connection lost while the client's memo socket was idle (the coordinator
+// restarted between two links of a build) costs its next request nothing.
+TEST_F(ClientTest, AnIdleSocketsLostConnectionCostsTheNextRequestNothing) {
+  startCoordinator();
+  FarmClient client(ctx_, endpoint_);
+  auto before = client.lookupLink(Digest::of("no such link"));
+  ASSERT_TRUE(before.ok()) << before.error().message;
+  EXPECT_FALSE(before->has_value());
+  coordinator_->kill();
+  startCoordinator();
+  auto after = client.lookupLink(Digest::of("no such link"));
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  EXPECT_FALSE(after->has_value());
 }
 
 TEST_F(ClientTest, RestartedCoordinatorGetsTheUnfinishedJobsAgain) {

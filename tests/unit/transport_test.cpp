@@ -93,6 +93,111 @@ TEST(Transport, ClosingWatchedSocketsLeavesTheIoThreadFree) {
 
 // sendAll batches small messages into one frame and sends chunks alone; the
 // receiver gets them one by one, in order, as if sent singly.
+// A job naming this many imports of long names: a few dozen of them
+// outgrow one frame together.
+RunJob jobWithImports(uint64_t id, size_t imports) {
+  RunJob j;
+  j.jobId = id;
+  j.spec.module = {"drivers/some/rather/long/path/module.o", Digest::of("m")};
+  for (size_t i = 0; i < imports; ++i)
+    j.spec.imports.push_back({"drivers/another/long/path/import-" + std::to_string(i) + ".o",
+                              Digest::of(std::to_string(i))});
+  return j;
+}
+
+// What does not fit one frame is refused by the sender, by name and size,
+// and the connection carries on; a batch too large for a frame (its
+// messages' bulk does not show it: jobs with many imports) goes in pieces.
+TEST(Transport, OversizedMessagesAreRefusedAtTheSenderAndBatchesSplit) {
+  test::ScratchDir dir;
+  Context ctx;
+  std::string endpoint = "ipc://" + dir.file("s");
+  auto router = Socket::listen(ctx, {endpoint});
+  ASSERT_TRUE(router.ok()) << router.error().message;
+  auto dealer = Socket::connect(ctx, endpoint);
+  ASSERT_TRUE(dealer.ok());
+  ASSERT_TRUE(dealer->send(Message{1, Heartbeat{}}).ok());
+  auto hello = router->receive(2s);
+  ASSERT_TRUE(hello.has_value());
+
+  Message huge{2, jobWithImports(1, 60000)};
+  ASSERT_GT(encode(huge).size(), kMaxFrame);
+  Status st = dealer->send(huge);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().kind, ErrorKind::Exceeded);
+  EXPECT_NE(st.error().message.find("runJob message of"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("over the wire's limit"), std::string::npos);
+  ASSERT_TRUE(dealer->send(Message{3, Heartbeat{}}).ok()); // the connection is still up
+  auto after = router->receive(2s);
+  ASSERT_TRUE(after.has_value());
+  ASSERT_TRUE(after->message.ok()) << after->message.error().message;
+  EXPECT_EQ(after->message->requestId, 3u);
+
+  std::vector<Message> jobs;
+  for (uint64_t i = 0; i < 200; ++i)
+    jobs.push_back(Message{i + 1, jobWithImports(i, 500)});
+  size_t total = 0;
+  for (const Message &m : jobs)
+    total += encode(m).size();
+  ASSERT_GT(total, 2 * kMaxFrame); // one batch (by bulk: 200 KiB) would be refused
+  ASSERT_TRUE(router->sendAll(hello->peer, std::move(jobs)).ok());
+  for (uint64_t i = 0; i < 200; ++i) {
+    auto r = dealer->receive(2s);
+    ASSERT_TRUE(r.has_value()) << "job " << i;
+    ASSERT_TRUE(r->message.ok()) << r->message.error().message;
+    ASSERT_NE(r->message->get<RunJob>(), nullptr);
+    EXPECT_EQ(r->message->get<RunJob>()->jobId, i);
+    EXPECT_EQ(r->message->get<RunJob>()->spec.imports.size(), 500u);
+  }
+}
+
+// A connecting socket counts the losses of its connection, and a wait for an
+// answer that was lost with it ends at once, not after kAnswerTimeout; a
+// loss while nothing was asked costs the next request nothing.
+TEST(Transport, LostConnectionsEndTheWaitForAnAnswer) {
+  test::ScratchDir dir;
+  Context ctx;
+  std::string endpoint = "ipc://" + dir.file("s");
+  auto listen = [&] {
+    auto l = Socket::listen(ctx, {endpoint});
+    EXPECT_TRUE(l.ok());
+    return std::move(*l);
+  };
+  std::optional<Socket> router(listen());
+  auto dealer = Socket::connect(ctx, endpoint);
+  ASSERT_TRUE(dealer.ok());
+  ASSERT_TRUE(dealer->waitConnected(2s));
+  EXPECT_EQ(dealer->disconnects(), 0u);
+
+  // Lost while idle: the socket reconnects by itself; a call then works.
+  router.reset();
+  for (int i = 0; i < 100 && dealer->disconnects() == 0; ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(dealer->disconnects(), 1u);
+  router.emplace(listen());
+  std::thread answer([&] {
+    auto q = router->receive(5s);
+    if (q && q->message.ok())
+      (void)router->send(q->peer, Message{q->message->requestId, Missing{}});
+  });
+  auto missing = findMissing(*dealer, std::vector<Digest>{Digest::of("x")});
+  answer.join();
+  EXPECT_TRUE(missing.ok()) << missing.error().message;
+
+  // Lost while a call waits: the call ends with the loss, at once.
+  std::thread drop([&] {
+    auto q = router->receive(5s); // the request, never answered
+    router.reset();
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto lost = call(*dealer, FindMissing{{Digest::of("y")}});
+  drop.join();
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.error().kind, ErrorKind::Disconnected);
+  EXPECT_NE(lost.error().message.find("was lost"), std::string::npos) << lost.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, kAnswerTimeout / 2);
+}
+
 TEST(Transport, BatchesArriveInOrder) {
   Context ctx;
   auto router = Socket::listen(ctx, {"inproc://batches"});
