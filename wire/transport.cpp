@@ -142,7 +142,10 @@ bool ConnectionLimiter::attribute(int fd, const std::string &key) {
   return ++perKey_[key] <= maxPerKey_;
 }
 
-Context::Context() : ctx_(zmq_ctx_new()) {}
+// Every connecting socket has a monitor (a second socket): a process with
+// hundreds of clients (thinfarm-loadgen) or slots would pass libzmq's default
+// of 1023 sockets.
+Context::Context() : ctx_(zmq_ctx_new()) { zmq_ctx_set(ctx_, ZMQ_MAX_SOCKETS, 8192); }
 Context::~Context() {
   zmq_ctx_term(ctx_);
 }

@@ -198,6 +198,20 @@ TEST(Transport, LostConnectionsEndTheWaitForAnAnswer) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, kAnswerTimeout / 2);
 }
 
+// Each connecting socket has a monitor beside it: a process with 600 of them
+// (thinfarm-loadgen's clients, a big worker's slots) holds 1200 sockets,
+// past libzmq's default cap of 1023 per context.
+TEST(Transport, AContextHoldsHundredsOfConnectingSockets) {
+  test::ScratchDir dir;
+  Context ctx;
+  std::vector<Socket> socks;
+  for (int i = 0; i < 600; ++i) {
+    auto s = Socket::connect(ctx, "inproc://nobody-" + std::to_string(i));
+    ASSERT_TRUE(s.ok()) << "socket " << i << ": " << s.error().message;
+    socks.push_back(std::move(*s));
+  }
+}
+
 TEST(Transport, BatchesArriveInOrder) {
   Context ctx;
   auto router = Socket::listen(ctx, {"inproc://batches"});
