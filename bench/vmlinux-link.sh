@@ -11,7 +11,12 @@
 # ld.lld-19 gets --thinlto-cache-dir (lld's own ThinLTO cache) and thinfarm-ld
 # its link memo and action cache; one unmeasured link of each fills them.
 #
-# usage: [WARM=1] bench/vmlinux-link.sh [PAIRS]   (default 5)
+# With COLD=1 (THINFARM_COORDINATOR unset: the embedded default), every
+# thinfarm-ld link is a user's first: a new THINFARM_CACHE_DIR, so it starts
+# the embedded coordinator and fills an empty store; the daemon is stopped
+# after the pair. THINFARM_TIMING=1 prints each thinfarm link's stage times.
+#
+# usage: [WARM=1 | COLD=1] bench/vmlinux-link.sh [PAIRS]   (default 5)
 # Needs a built test kernel: THINFARM_KERNEL_WORK (default build/kernel-work,
 # as left by the kernel test) and THINFARM_LD (default build/bin/thinfarm-ld).
 set -euo pipefail
@@ -38,9 +43,21 @@ timed() { # LINKER OUTPUT -> seconds on stdout
   [ "$1" != ld.lld-19 ] || extra=("${stockextra[@]}")
   lines=0
   [ ! -f "$THINFARM_LOG" ] || lines=$(wc -l < "$THINFARM_LOG")
+  if [ "$1" != ld.lld-19 ] && [ "${COLD:-0}" = 1 ]; then
+    export THINFARM_CACHE_DIR=$TMP/cache # (removed after the link: always a new one)
+  fi
   t0=$(date +%s.%N)
-  (cd "$OUT" && "$1" "${clean[@]}" "${extra[@]}" -o "$2" 2> /dev/null)
+  (cd "$OUT" && "$1" "${clean[@]}" "${extra[@]}" -o "$2" 2> "$TMP/err")
   t1=$(date +%s.%N)
+  if [ "$1" != ld.lld-19 ] && [ -n "${THINFARM_TIMING:-}" ]; then
+    grep -E '^thinfarm-ld: [a-z ]+ +[0-9.]+ s$|peak RSS' "$TMP/err" | tr -s ' ' | tr '\n' ';' >&2
+    echo >&2
+  fi
+  if [ "$1" != ld.lld-19 ] && [ "${COLD:-0}" = 1 ]; then # the daemon goes; the next link starts its own
+    local pid; pid=$(cat "$THINFARM_CACHE_DIR/daemon.lock" 2> /dev/null || true)
+    [ -z "$pid" ] || { kill "$pid" 2> /dev/null; while kill -0 "$pid" 2> /dev/null; do sleep 0.05; done; }
+    rm -rf "$THINFARM_CACHE_DIR"
+  fi
   if [ "$1" != ld.lld-19 ]; then
     [ -f "$THINFARM_LOG" ] && [ "$(wc -l < "$THINFARM_LOG")" = $((lines + 1)) ] ||
       { echo "thinfarm-ld wrote no THINFARM_LOG line: it did not split the link" >&2; exit 1; }
