@@ -50,7 +50,7 @@ timed() { # LINKER OUTPUT -> seconds on stdout
   (cd "$OUT" && "$1" "${clean[@]}" "${extra[@]}" -o "$2" 2> "$TMP/err")
   t1=$(date +%s.%N)
   if [ "$1" != ld.lld-19 ] && [ -n "${THINFARM_TIMING:-}" ]; then
-    grep -E '^thinfarm-ld: [a-z ]+ +[0-9.]+ s$|peak RSS' "$TMP/err" | tr -s ' ' | tr '\n' ';' >&2
+    grep -E '^thinfarm-ld: [a-z +]+ +[0-9.]+ s$|peak RSS' "$TMP/err" | tr -s ' ' | tr '\n' ';' >&2
     echo >&2
   fi
   if [ "$1" != ld.lld-19 ] && [ "${COLD:-0}" = 1 ]; then # the daemon goes; the next link starts its own
