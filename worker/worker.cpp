@@ -76,7 +76,8 @@ Result<std::unordered_map<std::string, double>> readCostTable(const std::string 
 // writes when it queues a result).
 struct Worker::Queues {
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv;    // a slot's --test-delay-ms wait: cancelled, or stop
+  std::condition_variable ready; // idle slots: a job queued (one is woken per job), or stop
   std::deque<wire::RunJob> jobs;
   std::vector<wire::Message> results;
   struct Child {
@@ -320,7 +321,7 @@ struct Worker::Slot {
       wire::RunJob rj;
       {
         std::unique_lock<std::mutex> lock(q.mu);
-        q.cv.wait(lock, [&] { return w.stop_.load() || !q.jobs.empty(); });
+        q.ready.wait(lock, [&] { return w.stop_.load() || !q.jobs.empty(); });
         if (w.stop_.load())
           return;
         rj = std::move(q.jobs.front());
@@ -431,7 +432,9 @@ void Worker::control(wire::Socket sock) {
           std::lock_guard<std::mutex> lock(q.mu);
           q.jobs.push_back(std::move(*rj));
         }
-        q.cv.notify_all(); // (a slot may wait on it for --test-delay-ms too)
+        // One idle slot per job: waking all of them for each (64 slots, 200
+        // clients' no-op jobs) kept the control thread in futex calls.
+        q.ready.notify_one();
       }
     }
     if (!answered.empty())
@@ -491,6 +494,7 @@ Status Worker::start(std::chrono::milliseconds timeout) {
       stop_ = true;
       std::lock_guard<std::mutex> lock(queues_->mu);
       queues_->cv.notify_all();
+      queues_->ready.notify_all();
     }
   };
   for (unsigned i = 0; i < options_.slots; ++i)
@@ -519,6 +523,7 @@ void Worker::stop() {
   if (queues_) {
     std::lock_guard<std::mutex> lock(queues_->mu);
     queues_->cv.notify_all();
+    queues_->ready.notify_all();
   }
   for (std::thread &t : threads_)
     if (t.joinable())
