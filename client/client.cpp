@@ -189,16 +189,6 @@ Status FarmClient::submit(wire::Socket &sock, wire::Session &session,
   return session.jobs.empty() ? ok() : sendPart();
 }
 
-// Why a connection did not come up: a refused handshake says so itself
-// (receive() reports it), anything else is silence.
-Status FarmClient::connectFailure(wire::Socket &sock, std::chrono::milliseconds within) {
-  if (auto r = sock.receive(0ms); r && !r->message.ok())
-    return std::move(r->message).error();
-  return Error{ErrorKind::Disconnected,
-               "no connection to the coordinator at " + endpoint_ + " within " +
-                   std::to_string(within.count()) + " ms"};
-}
-
 Result<wire::Socket *> FarmClient::socket() {
   if (!sock_) {
     TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, endpoint_, curve_));
@@ -276,9 +266,9 @@ Result<FarmOutcome> FarmClient::run(const FarmSubmission &sub, const TakeResult 
                    kReconnectAtLeast, std::chrono::duration_cast<std::chrono::milliseconds>(
                                           lastHeard_ + kGiveUpAfter - Clock::now()))
              : std::chrono::milliseconds(kConnectWithin);
-    Status st = sock.waitConnected(within)
-                    ? attempt(sock, sub, done, take, progress, outcome)
-                    : connectFailure(sock, within);
+    Status st = wire::awaitConnection(sock, within);
+    if (st.ok())
+      st = attempt(sock, sub, done, take, progress, outcome);
     lost = !st.ok() && st.error().kind == ErrorKind::Disconnected;
     if (st.ok())
       return outcome;

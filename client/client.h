@@ -77,7 +77,6 @@ public:
 private:
   Result<wire::Socket *> socket();
   Result<wire::StoreStats> askStats(wire::Body &&request);
-  Status connectFailure(wire::Socket &sock, std::chrono::milliseconds within);
   Status submit(wire::Socket &sock, wire::Session &session, const std::vector<wire::JobSpec> &jobs,
                 const std::vector<bool> &done);
   Status attempt(wire::Socket &sock, const FarmSubmission &sub, std::vector<bool> &done,

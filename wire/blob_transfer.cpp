@@ -43,17 +43,20 @@ Error fromReply(const ErrorMsg &e) { return Error{e.kind, e.message}; }
 
 // The socket's losses so far, once it has a connection to send on.
 Result<uint64_t> connection(Socket &s) {
-  if (!s.waitConnected(kConnectTimeout)) {
-    if (auto r = s.receive(std::chrono::milliseconds(0)); r && !r->message.ok())
-      return std::move(r->message).error(); // a refused handshake says why
-    return Error{ErrorKind::Disconnected, "no connection to " + s.endpoint() + " within " +
-                                              std::to_string(kConnectTimeout.count() / 1000) +
-                                              " s"};
-  }
+  TF_CHECK(awaitConnection(s, kConnectTimeout));
   return s.disconnects();
 }
 
 } // namespace
+
+Status awaitConnection(Socket &s, std::chrono::milliseconds within) {
+  if (s.waitConnected(within))
+    return ok();
+  if (auto r = s.receive(std::chrono::milliseconds(0)); r && !r->message.ok())
+    return std::move(r->message).error(); // a refused handshake says why
+  return Error{ErrorKind::Disconnected, "no connection to the coordinator at " + s.endpoint() +
+                                            " within " + std::to_string(within.count()) + " ms"};
+}
 
 Result<Message> call(Socket &s, Body request, const OtherMessage &other) {
   TF_TRY(const uint64_t since, connection(s));

@@ -28,6 +28,10 @@ constexpr std::chrono::milliseconds kAnswerTimeout{10000};
 // loss while a request waits ends the wait at once (Socket::disconnects()).
 constexpr std::chrono::milliseconds kConnectTimeout{3000};
 
+// Waits up to `within` for the socket's connection (at once when it is up):
+// a refused handshake is its error (Denied, Overloaded), silence Disconnected.
+Status awaitConnection(Socket &s, std::chrono::milliseconds within);
+
 // Called with any message that is not an answer to the call in progress
 // (a client's job results arrive while it downloads); may be empty.
 using OtherMessage = std::function<void(Message &&)>;

@@ -60,6 +60,18 @@ protected:
     return std::nullopt;
   }
 
+  // What the held worker answers a job with: "native of task N".
+  static wire::JobResult answer(const wire::RunJob &job) {
+    std::string native = "native of task " + std::to_string(job.spec.task);
+    wire::JobResult r;
+    r.jobId = job.jobId;
+    r.task = job.spec.task;
+    r.native = Digest::of(native);
+    r.nativeBytes = native;
+    r.worker = "held";
+    return r;
+  }
+
   // Two jobs (tasks 0 and 1) with made-up blobs: only the worker here reads them.
   static FarmSubmission submission() {
     static const std::string a = "module a", b = "module b", shard = "shard";
@@ -173,16 +185,8 @@ TEST_F(ClientTest, ASessionLargerThanAFrameGoesInParts) {
       auto r = w->receive(100ms);
       if (!r || !r->message.ok())
         continue;
-      if (auto *job = r->message->get<wire::RunJob>()) {
-        std::string native = "native of task " + std::to_string(job->spec.task);
-        wire::JobResult res;
-        res.jobId = job->jobId;
-        res.task = job->spec.task;
-        res.native = Digest::of(native);
-        res.nativeBytes = native;
-        res.worker = "held";
-        (void)w->send(wire::Message{0, res});
-      }
+      if (auto *job = r->message->get<wire::RunJob>())
+        (void)w->send(wire::Message{0, answer(*job)});
     }
   });
   auto outcome = test::runFarmClient(ctx_, endpoint_, sub, results_);
@@ -228,14 +232,7 @@ TEST_F(ClientTest, RestartedCoordinatorGetsTheUnfinishedJobsAgain) {
   for (int answered = 0; answered < 2; ++answered) {
     auto job = nextJob(*worker, 30s);
     ASSERT_TRUE(job) << "the client did not resubmit its unfinished jobs";
-    std::string native = "native of task " + std::to_string(job->spec.task);
-    wire::JobResult r;
-    r.jobId = job->jobId;
-    r.task = job->spec.task;
-    r.native = Digest::of(native);
-    r.nativeBytes = native;
-    r.worker = "held";
-    ASSERT_TRUE(worker->send(wire::Message{0, r}).ok());
+    ASSERT_TRUE(worker->send(wire::Message{0, answer(*job)}).ok());
   }
   auto outcome = client.get();
   ASSERT_TRUE(outcome.ok()) << outcome.error().message;
