@@ -4,12 +4,15 @@
 #include "coordinator/blob_service.h"
 #include "wire/blob_transfer.h"
 #include "wire/keys.h"
+#include "wire/unread_guard.h"
 #include "scratch_dir.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
+
+#include <sys/resource.h>
 
 namespace thinfarm::wire {
 namespace {
@@ -89,6 +92,26 @@ TEST(Transport, ClosingWatchedSocketsLeavesTheIoThreadFree) {
   ASSERT_TRUE(in.has_value()) << "libzmq's I/O thread is stuck";
   ASSERT_TRUE(other->send(in->peer, Message{1, Heartbeat{}}).ok());
   EXPECT_TRUE(dealer->receive(2s).has_value()) << "libzmq's I/O thread is stuck";
+}
+
+// The unread guard sleeps between its checks: with nothing to watch, a
+// second of it at a 2 ms interval costs next to no CPU. (Its wait was once
+// cut down to whole milliseconds and spun through the last one of every
+// interval: half of a core here, 1.5% at the daemons' 50 ms, through a link.)
+TEST(Transport, TheUnreadGuardSleepsBetweenChecks) {
+  auto cpu = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  };
+  double before = cpu();
+  {
+    UnreadGuard guard({}, 64u << 20, 2ms, [](int) { return std::string(); });
+    std::this_thread::sleep_for(1s);
+  }
+  double used = cpu() - before;
+  EXPECT_LT(used, 0.1) << "an idle unread guard used " << used << " s of CPU in a second";
 }
 
 // sendAll batches small messages into one frame and sends chunks alone; the
