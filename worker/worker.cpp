@@ -485,7 +485,9 @@ Status Worker::start(std::chrono::milliseconds timeout) {
   }
   // No exception escapes a thread: one that does is logged and stops this
   // worker cleanly (its jobs run elsewhere), instead of std::terminate.
-  auto guarded = [this](const char *what, auto &&body) {
+  // Each thread named (tf-slotN, tf-control) so top and /proc say whose CPU it is.
+  auto guarded = [this](const char *what, auto &&body, std::string name) {
+    ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
     try {
       body();
     } catch (const std::exception &e) {
@@ -502,10 +504,10 @@ Status Worker::start(std::chrono::milliseconds timeout) {
       guarded("slot", [&] {
         Slot slot{*this, i, std::move(s), std::nullopt};
         slot.loop();
-      });
+      }, "tf-slot" + std::to_string(i));
     });
   threads_.emplace_back([this, guarded, s = std::move(control)]() mutable {
-    guarded("control", [&] { this->control(std::move(s)); });
+    guarded("control", [&] { this->control(std::move(s)); }, "tf-control");
   });
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!registered_.load()) {
