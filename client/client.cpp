@@ -2,6 +2,7 @@
 
 #include "client/retry.h"
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -189,6 +190,86 @@ Status FarmClient::submit(wire::Socket &sock, wire::Session &session,
   return session.jobs.empty() ? ok() : sendPart();
 }
 
+// The thread that sends ahead owns sock_ until finishAhead() joins it. It
+// sends in groups of kAheadGroup blobs, so stopping (a link that goes to lld
+// after all) waits for one group at most. A coordinator that goes silent
+// (kSilence) or drops the connection meanwhile ends it, and run() starts as
+// after a loss: one connection more, within kGiveUpAfter of the last word.
+struct FarmClient::Ahead {
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  std::optional<Error> lost;           // set by the thread, read after the join
+  Clock::time_point heard = Clock::now();
+};
+
+namespace {
+constexpr size_t kAheadGroup = 64;
+} // namespace
+
+void FarmClient::sendAhead(std::vector<std::string_view> blobs) {
+  finishAhead();
+  ahead_ = std::make_unique<Ahead>();
+  ahead_->thread = std::thread([this, blobs = std::move(blobs), &a = *ahead_] {
+    auto loss = [&](const Error &e) {
+      if (e.kind == ErrorKind::Disconnected)
+        a.lost = e;
+    };
+    try {
+      std::vector<wire::BlobRef> refs;
+      std::vector<Digest> digests;
+      for (std::string_view b : blobs) {
+        refs.push_back({Digest::of(b), b});
+        digests.push_back(refs.back().digest);
+      }
+      auto s = socket();
+      if (!s.ok())
+        return;
+      if (Status st = wire::awaitConnection(**s, kConnectWithin); !st.ok())
+        return loss(st.error());
+      auto missing = wire::findMissing(**s, digests, {}, kSilence);
+      if (!missing.ok())
+        return loss(missing.error());
+      a.heard = Clock::now();
+      std::sort(missing->begin(), missing->end());
+      std::vector<wire::BlobRef> up;
+      for (const wire::BlobRef &r : refs)
+        if (std::binary_search(missing->begin(), missing->end(), r.digest))
+          up.push_back(r);
+      for (size_t i = 0; i < up.size() && !a.stop.load(); i += kAheadGroup) {
+        size_t n = std::min(kAheadGroup, up.size() - i);
+        Status st = wire::upload(**s, std::span<const wire::BlobRef>(up.data() + i, n), {}, kSilence);
+        if (!st.ok())
+          return loss(st.error());
+        a.heard = Clock::now();
+      }
+    } catch (const std::exception &) { // (memory): run() sends what is missing
+    }
+  });
+}
+
+std::optional<Error> FarmClient::finishAhead() {
+  if (!ahead_)
+    return std::nullopt;
+  ahead_->thread.join();
+  std::optional<Error> lost = std::move(ahead_->lost);
+  if (lost) {
+    lastHeard_ = ahead_->heard;
+    sock_.reset(); // a new connection for what comes next
+  }
+  ahead_.reset();
+  return lost;
+}
+
+FarmClient::FarmClient(wire::Context &ctx, std::string endpoint,
+                       std::optional<wire::ClientCurve> curve)
+    : ctx_(ctx), endpoint_(std::move(endpoint)), curve_(std::move(curve)) {}
+
+FarmClient::~FarmClient() {
+  if (ahead_)
+    ahead_->stop = true;
+  finishAhead();
+}
+
 Result<wire::Socket *> FarmClient::socket() {
   if (!sock_) {
     TF_TRY(wire::Socket s, wire::Socket::connect(ctx_, endpoint_, curve_));
@@ -198,6 +279,7 @@ Result<wire::Socket *> FarmClient::socket() {
 }
 
 Result<std::optional<wire::LinkMemo>> FarmClient::lookupLink(const Digest &key) {
+  finishAhead();
   TF_TRY(wire::Socket * s, socket());
   TF_TRY(wire::Message m, wire::call(*s, wire::LookupLink{key}));
   auto *memo = m.get<wire::LinkMemo>();
@@ -209,6 +291,7 @@ Result<std::optional<wire::LinkMemo>> FarmClient::lookupLink(const Digest &key) 
 }
 
 Status FarmClient::recordLink(const wire::RecordLink &memo, std::string_view output) {
+  finishAhead();
   TF_TRY(wire::Socket * s, socket());
   TF_TRY(std::vector<Digest> missing, wire::findMissing(*s, std::span<const Digest>(&memo.output, 1)));
   if (!missing.empty()) {
@@ -222,6 +305,7 @@ Status FarmClient::recordLink(const wire::RecordLink &memo, std::string_view out
 }
 
 Result<std::string> FarmClient::fetch(const Digest &digest) {
+  finishAhead();
   TF_TRY(wire::Socket * s, socket());
   std::string out;
   TF_CHECK(wire::download(*s, std::span<const Digest>(&digest, 1),
@@ -241,6 +325,7 @@ Result<wire::StoreStats> FarmClient::drain(const std::string &worker, bool drain
 }
 
 Result<wire::StoreStats> FarmClient::askStats(wire::Body &&request) {
+  finishAhead();
   TF_TRY(wire::Socket * s, socket());
   TF_TRY(wire::Message m, wire::call(*s, std::move(request)));
   auto *st = m.get<wire::StoreStats>();
@@ -251,14 +336,15 @@ Result<wire::StoreStats> FarmClient::askStats(wire::Body &&request) {
 
 Result<FarmOutcome> FarmClient::run(const FarmSubmission &sub, const TakeResult &take,
                                     const ShowProgress &progress) {
+  std::optional<Error> aheadLost = finishAhead();
   FarmOutcome outcome;
   uint32_t tasks = 0;
   for (const wire::JobSpec &j : sub.jobs)
     tasks = std::max(tasks, j.task + 1);
   std::vector<bool> done(tasks, false);
-  int overloaded = 0, disconnected = 0;
-  bool lost = false;     // the last attempt lost its connection
-  std::string firstLoss; // why the connection was lost before the reconnect
+  bool lost = aheadLost.has_value(); // the last attempt (or sendAhead) lost its connection
+  int overloaded = 0, disconnected = lost ? 1 : 0; // (sendAhead's loss was the first)
+  std::string firstLoss = lost ? aheadLost->message : ""; // why, before the reconnect
   for (;;) {
     TF_TRY(wire::Socket sock, wire::Socket::connect(ctx_, endpoint_, curve_));
     const auto within =

@@ -2,7 +2,8 @@
 // backend jobs on a farm.
 //
 // One session per link: find which blobs the coordinator's store lacks,
-// upload them, submit the jobs, then take results as they come (each native
+// upload them (most of them ahead, while the link's thin link runs:
+// sendAhead), submit the jobs, then take results as they come (each native
 // object inline, or downloaded when larger than a chunk), heartbeating meanwhile. A session with
 // more jobs than one frame holds goes in parts. Errors follow retry.h: an
 // overloaded coordinator is retried after a pause; a lost one (its connection
@@ -14,8 +15,10 @@
 
 #include "wire/blob_transfer.h"
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 
@@ -54,9 +57,19 @@ class FarmClient {
 public:
   // curve: the keys to reach a coordinator that runs with them (wire/keys.h).
   FarmClient(wire::Context &ctx, std::string endpoint,
-             std::optional<wire::ClientCurve> curve = std::nullopt)
-      : ctx_(ctx), endpoint_(std::move(endpoint)), curve_(std::move(curve)) {}
+             std::optional<wire::ClientCurve> curve = std::nullopt);
+  ~FarmClient(); // stops what is sent ahead (after the blob under way)
+  FarmClient(const FarmClient &) = delete;
+  FarmClient &operator=(const FarmClient &) = delete;
   const std::string &endpoint() const { return endpoint_; }
+
+  // Starts sending blobs a coming run() will name (a link's bitcode, known
+  // before its thin link) on a thread of its own, over the connection the
+  // memo calls use, while the caller goes on; every other call waits for it
+  // first, so nothing is sent twice. Best effort: what it could not send,
+  // run() sends. The bytes must stay valid until the next call or the
+  // client's end.
+  void sendAhead(std::vector<std::string_view> blobs);
 
   // Runs the submission. Failed: a backend failed (the message names the
   // module); every other way the farm can let the link down ends in an
@@ -75,6 +88,8 @@ public:
   Result<wire::StoreStats> drain(const std::string &worker, bool drain);
 
 private:
+  struct Ahead;
+  std::optional<Error> finishAhead(); // the loss that ended it early, if any
   Result<wire::Socket *> socket();
   Result<wire::StoreStats> askStats(wire::Body &&request);
   Status submit(wire::Socket &sock, wire::Session &session, const std::vector<wire::JobSpec> &jobs,
@@ -85,6 +100,7 @@ private:
   std::string endpoint_;
   std::optional<wire::ClientCurve> curve_;
   std::optional<wire::Socket> sock_; // for the calls above
+  std::unique_ptr<Ahead> ahead_;     // while sendAhead's thread owns sock_
   std::chrono::steady_clock::time_point lastHeard_; // the coordinator's last word in a session
 };
 

@@ -1,6 +1,7 @@
 // The link driver: a ThinLTO link as a list of stages.
 //
-//   parse → expand archives → link memo → inspect modules → thin link → complete shards
+//   parse → expand archives → link memo → inspect modules → thin link
+//   (meanwhile the bitcode goes ahead to the farm) → complete shards
 //   → plan jobs → run
 //   → assemble → record the memo
 //
@@ -256,6 +257,8 @@ Result<Outcome> splitLink(const DriverContext &ctx, const std::vector<std::strin
   if (!thin)
     return Outcome(PassThrough{});
   clock.lap("inspect");
+  // The rest of the thin link keeps one core busy: the other sends ahead.
+  sendInputsAhead(farm, cmd, inputs);
   TF_TRY(std::optional<ThinLinkResult> thinLinked, pending.finish());
   if (!thinLinked) // lld rejected the link: lld reports it, on the original command
     return Outcome(PassThrough{});

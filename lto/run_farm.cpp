@@ -248,6 +248,24 @@ void FarmConnection::lost(std::string why) {
   client_.reset();
 }
 
+void sendInputsAhead(FarmConnection &farm, const LinkCommand &cmd, const Inputs &inputs) {
+  if (!farm.client() || !checkRemoteOptions(cmd.backend).ok())
+    return;
+  std::vector<std::string_view> blobs;
+  for (const InputFile &f : inputs.files) {
+    if (f.lazy)
+      continue;
+    if (f.kind == FileKind::Bitcode)
+      blobs.push_back(f.bytes.bytes());
+    else if (f.kind == FileKind::Archive && f.wholeArchive)
+      for (const ExpandedMember &m : f.members)
+        if (m.kind == FileKind::Bitcode)
+          blobs.push_back(m.member.bytes.bytes());
+  }
+  if (!blobs.empty())
+    farm.client()->sendAhead(std::move(blobs));
+}
+
 Result<RunResult> runBackends(FarmConnection &farm, const DriverContext &ctx,
                               const LinkCommand &cmd, const std::vector<BackendJob> &jobs,
                               unsigned threads, const KeepOutput &keep) {

@@ -2,6 +2,7 @@
 
 #include "client/client.h"
 #include "lto/driver.h"
+#include "lto/expand.h"
 #include "lto/run.h"
 
 #include <map>
@@ -40,6 +41,12 @@ private:
 // submission and the job's spec (the shard's bytes are not in the spec).
 Result<Digest> jobKey(const FarmSubmission &sub, const wire::JobSpec &spec,
                       std::string_view shard);
+
+// Before the thin link: the bitcode every job will name (each module the
+// link surely loads: object files and --whole-archive members) starts on
+// its way to the farm, so the upload overlaps the thin link instead of
+// delaying the first job. Nothing when the backends will run here.
+void sendInputsAhead(FarmConnection &farm, const LinkCommand &cmd, const Inputs &inputs);
 
 // Stage 6: runs the jobs on the farm, if there is one, else in this process,
 // and keeps each output as it arrives.

@@ -12,8 +12,9 @@ namespace {
 // The next answer on the socket (a message with a request id); the rest goes
 // to `other`. `since`: the socket's disconnects() before the requests were
 // sent; a loss after it means they may never be answered.
-Result<Message> nextAnswer(Socket &s, uint64_t since, const OtherMessage &other) {
-  const auto deadline = std::chrono::steady_clock::now() + kAnswerTimeout;
+Result<Message> nextAnswer(Socket &s, uint64_t since, const OtherMessage &other,
+                           std::chrono::milliseconds silence = kAnswerTimeout) {
+  const auto deadline = std::chrono::steady_clock::now() + silence;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -26,7 +27,7 @@ Result<Message> nextAnswer(Socket &s, uint64_t since, const OtherMessage &other)
     if (!r)
       return Error{ErrorKind::Disconnected,
                    "no answer from " + s.endpoint() + " in " +
-                       std::to_string(kAnswerTimeout.count() / 1000) + " s"};
+                       std::to_string(silence.count()) + " ms"};
     if (!r->message.ok())
       return std::move(r->message).error();
     Message m = std::move(*r->message);
@@ -73,7 +74,8 @@ Result<Message> call(Socket &s, Body request, const OtherMessage &other) {
 }
 
 Result<std::vector<Digest>> findMissing(Socket &s, std::span<const Digest> digests,
-                                        const OtherMessage &other) {
+                                        const OtherMessage &other,
+                                        std::chrono::milliseconds silence) {
   TF_TRY(const uint64_t since, connection(s));
   std::vector<Digest> missing;
   constexpr size_t kBatch = 16384; // keeps a frame well under kMaxFrame
@@ -81,7 +83,7 @@ Result<std::vector<Digest>> findMissing(Socket &s, std::span<const Digest> diges
     size_t n = std::min(kBatch, digests.size() - i);
     uint64_t id = s.newRequestId();
     TF_CHECK(s.send(Message{id, FindMissing{{digests.begin() + i, digests.begin() + i + n}}}));
-    TF_TRY(Message m, nextAnswer(s, since, other));
+    TF_TRY(Message m, nextAnswer(s, since, other, silence));
     if (auto *e = m.get<ErrorMsg>())
       return fromReply(*e);
     auto *got = m.get<Missing>();
@@ -92,7 +94,8 @@ Result<std::vector<Digest>> findMissing(Socket &s, std::span<const Digest> diges
   return missing;
 }
 
-Status upload(Socket &s, std::span<const BlobRef> blobs, const OtherMessage &other) {
+Status upload(Socket &s, std::span<const BlobRef> blobs, const OtherMessage &other,
+              std::chrono::milliseconds silence) {
   // Every chunk to send, in order.
   struct Piece {
     size_t blob;
@@ -122,7 +125,7 @@ Status upload(Socket &s, std::span<const BlobRef> blobs, const OtherMessage &oth
       TF_CHECK(s.send(Message{id, std::move(c)}));
       inFlight.emplace(id, p);
     }
-    TF_TRY(Message m, nextAnswer(s, since, other));
+    TF_TRY(Message m, nextAnswer(s, since, other, silence));
     auto it = inFlight.find(m.requestId);
     if (it == inFlight.end())
       continue; // a late answer to an earlier, abandoned call

@@ -40,12 +40,15 @@ using OtherMessage = std::function<void(Message &&)>;
 // error answer comes back as that Error.
 Result<Message> call(Socket &s, Body request, const OtherMessage &other = {});
 
-// Asks the peer which of `digests` its store lacks.
+// Asks the peer which of `digests` its store lacks. `silence`: how long
+// without an answer calls the peer gone (both here and in upload).
 Result<std::vector<Digest>> findMissing(Socket &s, std::span<const Digest> digests,
-                                        const OtherMessage &other = {});
+                                        const OtherMessage &other = {},
+                                        std::chrono::milliseconds silence = kAnswerTimeout);
 
 // Uploads every blob; returns once all are acknowledged.
-Status upload(Socket &s, std::span<const BlobRef> blobs, const OtherMessage &other = {});
+Status upload(Socket &s, std::span<const BlobRef> blobs, const OtherMessage &other = {},
+              std::chrono::milliseconds silence = kAnswerTimeout);
 
 // Downloads every digest; calls `take` with each blob (digest checked) as it
 // completes.

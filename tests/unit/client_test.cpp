@@ -218,6 +218,56 @@ TEST_F(ClientTest, AnIdleSocketsLostConnectionCostsTheNextRequestNothing) {
   EXPECT_FALSE(after->has_value());
 }
 
+// Blobs sent ahead (a link's bitcode, during its thin link) are in the
+// coordinator's store once any later call of the client returns, each once.
+TEST_F(ClientTest, BlobsSentAheadAreStoredBeforeTheNextCall) {
+  startCoordinator();
+  std::vector<std::string> blobs;
+  for (int i = 0; i < 150; ++i) // more than one of sendAhead's groups
+    blobs.push_back(std::string(20000 + static_cast<size_t>(i), static_cast<char>('a' + i % 26)));
+  std::vector<std::string_view> views(blobs.begin(), blobs.end());
+  FarmClient client(ctx_, endpoint_);
+  ASSERT_TRUE(client.lookupLink(Digest::of("no such link")).ok());
+  client.sendAhead(views);
+  auto stats = client.stats(); // waits for what was sent ahead
+  ASSERT_TRUE(stats.ok()) << stats.error().message;
+  uint64_t bytes = 0;
+  std::vector<Digest> digests;
+  for (const std::string &b : blobs) {
+    bytes += b.size();
+    digests.push_back(Digest::of(b));
+  }
+  EXPECT_EQ(stats->bytesStored, bytes);
+  auto s = wire::Socket::connect(ctx_, endpoint_);
+  ASSERT_TRUE(s.ok());
+  auto missing = wire::findMissing(*s, digests);
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_TRUE(missing->empty()) << missing->size() << " blobs sent ahead are not in the store";
+}
+
+// A coordinator that freezes while blobs go ahead costs the link no more
+// than a loss during its session: the session's jobs come back to run
+// locally within the same bound.
+TEST_F(ClientTest, AFarmFrozenWhileSendingAheadGivesTheJobsBackInTime) {
+  startCoordinator();
+  wire::Socket worker = registerWorker();
+  std::vector<std::string> blobs(96, std::string(1u << 20, 'x'));
+  for (size_t i = 0; i < blobs.size(); ++i)
+    blobs[i][0] = static_cast<char>(i);
+  std::vector<std::string_view> views(blobs.begin(), blobs.end());
+  FarmClient client(ctx_, endpoint_);
+  ASSERT_TRUE(client.lookupLink(Digest::of("no such link")).ok());
+  client.sendAhead(views);
+  std::this_thread::sleep_for(30ms);
+  ::kill(coordinator_->pid(), SIGSTOP);
+  auto lost = std::chrono::steady_clock::now();
+  auto outcome = client.run(submission(), [](FarmResult &&) { return ok(); }, {});
+  auto noticed = std::chrono::steady_clock::now();
+  ::kill(coordinator_->pid(), SIGCONT);
+  expectAllLocal(outcome, endpoint_);
+  EXPECT_LT(noticed - lost, kGivesUpWithin);
+}
+
 TEST_F(ClientTest, RestartedCoordinatorGetsTheUnfinishedJobsAgain) {
   startCoordinator();
   std::optional<wire::Socket> worker = registerWorker();
