@@ -292,8 +292,6 @@ struct Worker::Slot {
     res.diagnostics = std::move(reply->diagnostics);
     res.seconds = reply->seconds;
     res.key = reply->key;
-    if (auto st = w.store_.put(res.native, *object); !st.ok())
-      return Error{ErrorKind::Disconnected, st.error().message};
     if (!wire::fitsFrame(res, 0))
       return Error{ErrorKind::Exceeded,
                    "the backend's diagnostics of " + rj.spec.module.identifier + " (" +

@@ -1,15 +1,18 @@
 // A worker: runs ThinLTO backend jobs for a coordinator.
 //
 // A control connection (a DEALER socket) and its thread register the worker
-// with its slot count, heartbeat every second, take jobs and send results:
-// the coordinator never sends more jobs than there are slots, so the control
-// thread only queues them for the slot threads. A job the coordinator cancels
+// with its slot count, heartbeat twice a second, take jobs and send results:
+// the coordinator sends no more jobs than there are slots (plus one that
+// waits while plenty are pending), so the control thread only queues them
+// for the slot threads. A job the coordinator cancels
 // (another run of it won) leaves the queue, or its backend child is killed
 // (through a pidfd: never another process that took its pid); it sends nothing. Each slot thread runs one job
 // at a time through a plain sequence: fetch the inputs its store lacks (over
 // the slot's own data connection, so transfers never hold up the control
 // traffic), lay them out as files, run the backend in the slot's
-// thinfarm-backend child, store and upload the native object, report.
+// thinfarm-backend child, report with the native object (inline, or
+// uploaded first when larger than a chunk). Its store holds inputs only: the
+// natives are the coordinator's to keep.
 //
 // Scratch layout: blobs/<digest> (Staging: every job's files, read-only);
 // per slot slotN/in, filled for one job at a time with hard links to that
