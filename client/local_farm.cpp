@@ -159,11 +159,13 @@ Result<std::string> ensureLocalCoordinator(const LocalFarm &farm) {
   std::string log = dir + "/coordinator.log";
   // A daemon of its own: new session, no terminal, output to its log.
   TF_CHECK(spawnDaemon(args, log));
-  // Ready when it holds its lock (it takes it after binding the socket).
-  for (int i = 0; i < 500; ++i) {
+  // Ready when it holds its lock (it takes it after binding the socket);
+  // looked for every 2 ms: a first link waits for nothing else.
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+       std::chrono::steady_clock::now() < until;) {
     if (daemonRunning(daemonLock))
       return endpoint;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return failed("the local coordinator did not start (see " + log + ")");
 }

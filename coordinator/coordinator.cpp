@@ -262,15 +262,8 @@ void Coordinator::guardedHandle(wire::Received &&r, Clock::time_point now) {
 }
 
 Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void()> &ready) {
-  bool announced = false;
-  auto announce = [&] {
-    if (!announced && (!options_.readyWithWorker || scheduler_.workers() > 0)) {
-      announced = true;
-      if (ready)
-        ready();
-    }
-  };
-  announce();
+  if (ready)
+    ready();
   auto lastTick = Clock::now();
   while (!stop.load()) {
     if (auth_ && reload_.exchange(false))
@@ -287,7 +280,6 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
         guardedHandle(std::move(*more), now);
       }
       flush();
-      announce();
     }
     if (now - lastTick >= 200ms) {
       lastTick = now;

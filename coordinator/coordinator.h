@@ -30,7 +30,6 @@ struct CoordinatorOptions {
   std::vector<std::string> listen; // endpoints to bind
   std::string storeDir;
   uint64_t storeBudget = 0;         // bytes; 0: unlimited
-  bool readyWithWorker = false;     // ready only once a worker has registered
   std::chrono::seconds idleExit{0}; // 0: run until stopped
   bool verbose = false;
   // CURVE (wire/keys.h): the coordinator's keypair and its allow-list. Every
@@ -53,8 +52,7 @@ public:
   ~Coordinator();
 
   // Serves until `stop` is set or, with idleExit, no client has been heard
-  // from for that long. `ready` is called once it can take sessions: at once,
-  // or with readyWithWorker once a worker has registered.
+  // from for that long. `ready` is called once it can take sessions (at once).
   Status run(const std::atomic<bool> &stop, const std::function<void()> &ready = {});
 
   // For a worker pool in the same process (see the top of this file).

@@ -171,10 +171,8 @@ int run(int argc, char **argv) {
   o.blobs.uploadBytesPerPeer = *peerBytes;
   o.blobs.uploadIdle = std::chrono::seconds(*uploadTimeout);
   const unsigned localSlots = static_cast<unsigned>(*slots);
-  if (localSlots) {
+  if (localSlots)
     o.listen.push_back(kPoolEndpoint);
-    o.readyWithWorker = true;
-  }
   std::string scratch; // the local slots' staging directory (mkdtemp), removed on exit
   o.idleExit = std::chrono::seconds(*idle);
   o.verbose = flags.has("verbose");
@@ -216,48 +214,57 @@ int run(int argc, char **argv) {
                  o.keys ? (" (CURVE, key " + o.keys->publicKey + ")").c_str() : "",
                  o.storeDir.c_str(),
                  localSlots ? (", " + std::to_string(localSlots) + " local slots").c_str() : "");
+    // The local slots start beside the loop (they register through it), all
+    // of it (the sandbox's probe, ~15 ms, and the backend's identity
+    // included) off the path to "ready": a first link's memo lookup need not
+    // wait for them, and its session waits for them (workerGrace). Slots
+    // that cannot start stop the daemon: its links run here, with a notice.
     std::unique_ptr<Worker> pool;
+    std::atomic<bool> poolFailed{false};
     std::thread poolStarter;
-    if (localSlots) {
-      WorkerOptions w;
-      w.coordinator = kPoolEndpoint;
-      w.slots = localSlots;
-      w.name = "embedded"; // "local" is thinfarm-ld's own in-process pool
-      w.backendProgram = flags.get("backend");
-      // Local slots run this user's own jobs: sandboxed when this machine
-      // can (probed once, ~15 ms), else unconfined, said once here; a first
-      // build never fails for want of bubblewrap.
-      if (auto sandbox = Sandbox::probe(w.backendProgram, flags.get("bwrap")); sandbox.ok())
-        w.sandbox = std::move(*sandbox);
-      else
-        std::fprintf(stderr, "thinfarm-coordinator: notice: local slots run without a sandbox: %s\n",
-                     sandbox.error().message.c_str());
-      auto dir = makeScratchDir("/dev/shm/thinfarm-coordinator-");
-      if (!dir.ok()) {
-        std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
-                     dir.error().message.c_str());
-        return 1;
-      }
-      scratch = w.scratch = *dir;
-      auto complete = completeOptions(std::move(w));
-      if (!complete.ok()) {
-        std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
-                     complete.error().message.c_str());
-        std::filesystem::remove_all(scratch);
-        return 1;
-      }
-      pool = std::make_unique<Worker>(ctx, (*coord)->store(), std::move(*complete));
-      // The pool registers through the coordinator's loop, so it starts beside it.
-      poolStarter = std::thread([&pool] {
+    if (localSlots)
+      poolStarter = std::thread([&] {
         try {
-          if (Status st = pool->start(10s); !st.ok())
+          WorkerOptions w;
+          w.coordinator = kPoolEndpoint;
+          w.slots = localSlots;
+          w.name = "embedded"; // "local" is thinfarm-ld's own in-process pool
+          w.backendProgram = flags.get("backend");
+          // Local slots run this user's own jobs: sandboxed when this machine
+          // can, else unconfined, said once here; a first build never fails
+          // for want of bubblewrap.
+          if (auto sandbox = Sandbox::probe(w.backendProgram, flags.get("bwrap")); sandbox.ok())
+            w.sandbox = std::move(*sandbox);
+          else
+            std::fprintf(stderr,
+                         "thinfarm-coordinator: notice: local slots run without a sandbox: %s\n",
+                         sandbox.error().message.c_str());
+          auto dir = makeScratchDir("/dev/shm/thinfarm-coordinator-");
+          if (!dir.ok()) {
+            std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
+                         dir.error().message.c_str());
+            poolFailed = stop = true;
+            return;
+          }
+          scratch = w.scratch = *dir;
+          auto complete = completeOptions(std::move(w));
+          if (!complete.ok()) {
+            std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
+                         complete.error().message.c_str());
+            poolFailed = stop = true;
+            return;
+          }
+          pool = std::make_unique<Worker>(ctx, (*coord)->store(), std::move(*complete));
+          if (Status st = pool->start(10s); !st.ok()) {
             std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
                          st.error().message.c_str());
+            poolFailed = stop = true;
+          }
         } catch (const std::exception &e) { // never std::terminate from a thread
           std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n", e.what());
+          poolFailed = stop = true;
         }
       });
-    }
     // Ready: the lock file gets our pid, which is what a starter waits for
     // (local_farm.h) and how it stops us.
     auto ready = [&] {
@@ -280,6 +287,8 @@ int run(int argc, char **argv) {
     }
     if (poolStarter.joinable())
       poolStarter.join();
+    if (poolFailed)
+      status = 1;
     if (pool)
       pool->stop();
   }

@@ -366,6 +366,27 @@ case_embedded_default() {
     fail "not run by the new local farm: $(tail -n1 log.jsonl) $(cat tf5.err)"
 }
 
+# The embedded default whose local slots cannot start (a backend program
+# that does not run): the daemon says why in its log and stops; the link
+# runs here, identical, with one notice, in seconds (it once waited 5 s
+# for a daemon that never became ready).
+case_embedded_broken_slots() {
+  program
+  export THINFARM_CACHE_DIR=$W/cache XDG_CONFIG_HOME=$W/noconfig
+  mkdir "$W/bin"
+  cp "$TFLD" "$BIN/thinfarm-coordinator" "$W/bin/"
+  printf '#!/bin/sh\nexit 1\n' > "$W/bin/thinfarm-backend"
+  chmod +x "$W/bin/thinfarm-backend"
+  ld.lld-19 -r a.o b.o -o stock.out
+  "$W/bin/thinfarm-ld" -r a.o b.o -o tf.out 2> tf.err || fail "thinfarm-ld failed: $(cat tf.err)"
+  cmp stock.out tf.out || fail "the link differs: $(cat tf.err)"
+  [ "$(grep -c 'running 2 of 2 backends here' tf.err)" = 1 ] || fail "no notice: $(cat tf.err)"
+  grep -q 'error: local slots: cannot run the backend program' "$W/cache/coordinator.log" ||
+    fail "the daemon's log does not say why: $(cat "$W/cache/coordinator.log")"
+  for _ in $(seq 50); do flock -n "$W/cache/daemon.lock" true && return; sleep 0.1; done
+  fail "the daemon without slots still runs"
+}
+
 # Three modules: a imports helper() from b; c imports nothing.
 three_modules() {
   program
