@@ -3,6 +3,7 @@
 #include "client/retry.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <random>
 #include <thread>
 
@@ -242,7 +243,8 @@ void FarmClient::sendAhead(std::vector<std::string_view> blobs) {
           return loss(st.error());
         a.heard = Clock::now();
       }
-    } catch (const std::exception &) { // (memory): run() sends what is missing
+    } catch (const std::exception &e) { // (memory): run() sends what is missing
+      std::fprintf(stderr, "thinfarm-ld: warning: sending the bitcode ahead stopped: %s\n", e.what());
     }
   });
 }

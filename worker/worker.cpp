@@ -484,7 +484,7 @@ Status Worker::start(std::chrono::milliseconds timeout) {
   // No exception escapes a thread: one that does is logged and stops this
   // worker cleanly (its jobs run elsewhere), instead of std::terminate.
   // Each thread named (tf-slotN, tf-control) so top and /proc say whose CPU it is.
-  auto guarded = [this](const char *what, auto &&body, std::string name) {
+  auto guarded = [this](const char *what, auto &&body, const std::string &name) {
     ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
     try {
       body();
