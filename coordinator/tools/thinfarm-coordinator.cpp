@@ -222,46 +222,37 @@ int run(int argc, char **argv) {
     std::unique_ptr<Worker> pool;
     std::atomic<bool> poolFailed{false};
     std::thread poolStarter;
+    auto startSlots = [&]() -> Status {
+      WorkerOptions w;
+      w.coordinator = kPoolEndpoint;
+      w.slots = localSlots;
+      w.name = "embedded"; // "local" is thinfarm-ld's own in-process pool
+      w.backendProgram = flags.get("backend");
+      // Local slots run this user's own jobs: sandboxed when this machine
+      // can, else unconfined, said once here; a first build never fails for
+      // want of bubblewrap.
+      if (auto sandbox = Sandbox::probe(w.backendProgram, flags.get("bwrap")); sandbox.ok())
+        w.sandbox = std::move(*sandbox);
+      else
+        std::fprintf(stderr, "thinfarm-coordinator: notice: local slots run without a sandbox: %s\n",
+                     sandbox.error().message.c_str());
+      TF_TRY(scratch, makeScratchDir("/dev/shm/thinfarm-coordinator-"));
+      w.scratch = scratch;
+      TF_TRY(WorkerOptions complete, completeOptions(std::move(w)));
+      pool = std::make_unique<Worker>(ctx, (*coord)->store(), std::move(complete));
+      return pool->start(10s);
+    };
     if (localSlots)
       poolStarter = std::thread([&] {
+        Status st = ok();
         try {
-          WorkerOptions w;
-          w.coordinator = kPoolEndpoint;
-          w.slots = localSlots;
-          w.name = "embedded"; // "local" is thinfarm-ld's own in-process pool
-          w.backendProgram = flags.get("backend");
-          // Local slots run this user's own jobs: sandboxed when this machine
-          // can, else unconfined, said once here; a first build never fails
-          // for want of bubblewrap.
-          if (auto sandbox = Sandbox::probe(w.backendProgram, flags.get("bwrap")); sandbox.ok())
-            w.sandbox = std::move(*sandbox);
-          else
-            std::fprintf(stderr,
-                         "thinfarm-coordinator: notice: local slots run without a sandbox: %s\n",
-                         sandbox.error().message.c_str());
-          auto dir = makeScratchDir("/dev/shm/thinfarm-coordinator-");
-          if (!dir.ok()) {
-            std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
-                         dir.error().message.c_str());
-            poolFailed = stop = true;
-            return;
-          }
-          scratch = w.scratch = *dir;
-          auto complete = completeOptions(std::move(w));
-          if (!complete.ok()) {
-            std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
-                         complete.error().message.c_str());
-            poolFailed = stop = true;
-            return;
-          }
-          pool = std::make_unique<Worker>(ctx, (*coord)->store(), std::move(*complete));
-          if (Status st = pool->start(10s); !st.ok()) {
-            std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
-                         st.error().message.c_str());
-            poolFailed = stop = true;
-          }
+          st = startSlots();
         } catch (const std::exception &e) { // never std::terminate from a thread
-          std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n", e.what());
+          st = failed(e.what());
+        }
+        if (!st.ok()) {
+          std::fprintf(stderr, "thinfarm-coordinator: error: local slots: %s\n",
+                       st.error().message.c_str());
           poolFailed = stop = true;
         }
       });
