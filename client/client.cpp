@@ -28,6 +28,22 @@ constexpr auto kSilence = 1500ms;
 constexpr auto kConnectWithin = 3s;
 constexpr auto kGiveUpAfter = 2750ms;
 constexpr auto kReconnectAtLeast = 500ms;
+// Which of `blobs` the coordinator's store lacks, in their order.
+Result<std::vector<wire::BlobRef>> lacking(wire::Socket &sock, std::span<const wire::BlobRef> blobs,
+                                           const wire::OtherMessage &other,
+                                           std::chrono::milliseconds silence) {
+  std::vector<Digest> digests;
+  digests.reserve(blobs.size());
+  for (const wire::BlobRef &b : blobs)
+    digests.push_back(b.digest);
+  TF_TRY(std::vector<Digest> missing, wire::findMissing(sock, digests, other, silence));
+  std::sort(missing.begin(), missing.end());
+  std::vector<wire::BlobRef> out;
+  for (const wire::BlobRef &b : blobs)
+    if (std::binary_search(missing.begin(), missing.end(), b.digest))
+      out.push_back(b);
+  return out;
+}
 } // namespace
 
 Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::vector<bool> &done,
@@ -38,19 +54,9 @@ Status FarmClient::attempt(wire::Socket &sock, const FarmSubmission &sub, std::v
   auto other = [&](wire::Message &&m) { queued.push_back(std::move(m)); };
   const uint64_t since = sock.disconnects();
 
-  std::vector<Digest> digests;
-  digests.reserve(sub.blobs.size());
-  for (const wire::BlobRef &b : sub.blobs)
-    digests.push_back(b.digest);
-  TF_TRY(std::vector<Digest> missing, wire::findMissing(sock, digests, other));
-  if (!missing.empty()) {
-    std::sort(missing.begin(), missing.end());
-    std::vector<wire::BlobRef> up;
-    for (const wire::BlobRef &b : sub.blobs)
-      if (std::binary_search(missing.begin(), missing.end(), b.digest))
-        up.push_back(b);
+  TF_TRY(std::vector<wire::BlobRef> up, lacking(sock, sub.blobs, other, wire::kAnswerTimeout));
+  if (!up.empty())
     TF_CHECK(wire::upload(sock, up, other));
-  }
 
   wire::Session session;
   session.sessionId = std::random_device{}() | static_cast<uint64_t>(std::random_device{}()) << 32;
@@ -217,28 +223,20 @@ void FarmClient::sendAhead(std::vector<std::string_view> blobs) {
     };
     try {
       std::vector<wire::BlobRef> refs;
-      std::vector<Digest> digests;
-      for (std::string_view b : blobs) {
+      for (std::string_view b : blobs)
         refs.push_back({Digest::of(b), b});
-        digests.push_back(refs.back().digest);
-      }
       auto s = socket();
       if (!s.ok())
         return;
       if (Status st = wire::awaitConnection(**s, kConnectWithin); !st.ok())
         return loss(st.error());
-      auto missing = wire::findMissing(**s, digests, {}, kSilence);
-      if (!missing.ok())
-        return loss(missing.error());
+      auto up = lacking(**s, refs, {}, kSilence);
+      if (!up.ok())
+        return loss(up.error());
       a.heard = Clock::now();
-      std::sort(missing->begin(), missing->end());
-      std::vector<wire::BlobRef> up;
-      for (const wire::BlobRef &r : refs)
-        if (std::binary_search(missing->begin(), missing->end(), r.digest))
-          up.push_back(r);
-      for (size_t i = 0; i < up.size() && !a.stop.load(); i += kAheadGroup) {
-        size_t n = std::min(kAheadGroup, up.size() - i);
-        Status st = wire::upload(**s, std::span<const wire::BlobRef>(up.data() + i, n), {}, kSilence);
+      for (size_t i = 0; i < up->size() && !a.stop.load(); i += kAheadGroup) {
+        size_t n = std::min(kAheadGroup, up->size() - i);
+        Status st = wire::upload(**s, std::span<const wire::BlobRef>(up->data() + i, n), {}, kSilence);
         if (!st.ok())
           return loss(st.error());
         a.heard = Clock::now();
