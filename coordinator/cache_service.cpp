@@ -1,5 +1,7 @@
 #include "coordinator/cache_service.h"
 
+#include <algorithm>
+
 namespace thinfarm {
 
 namespace {
@@ -32,11 +34,23 @@ bool intact(Store &store, const Digest &d) {
 
 } // namespace
 
+namespace {
+
+bool lookedUp(const wire::JobSpec &spec) {
+  return hasKey(spec.key) && !spec.noop;
+}
+
+} // namespace
+
+bool CacheService::mayHit(const wire::Session &s) {
+  return std::any_of(s.jobs.begin(), s.jobs.end(), lookedUp);
+}
+
 void CacheService::answerHits(const wire::PeerId &peer, wire::Session &s, Outbox &out) {
   std::vector<wire::JobSpec> misses;
   for (wire::JobSpec &spec : s.jobs) {
     std::optional<wire::JobResult> hit;
-    if (hasKey(spec.key) && !spec.noop) {
+    if (lookedUp(spec)) {
       if (auto value = found(store_.getRecord(RecordKind::Action, spec.key)))
         hit = decodeAs<wire::JobResult>(*value);
     }

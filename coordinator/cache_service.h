@@ -33,6 +33,8 @@ public:
   explicit CacheService(Store &store) : store_(store) {}
 
   // Answers the session's cached jobs and removes them from it.
+  // mayHit: whether it has jobs to look up at all (no-op ones are not).
+  static bool mayHit(const wire::Session &s);
   void answerHits(const wire::PeerId &peer, wire::Session &s, Outbox &out);
 
   // What of a worker's result the cache keeps, if it is a success with a key;

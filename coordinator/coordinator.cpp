@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <cstdio>
+#include <poll.h>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -29,8 +30,12 @@ Result<std::unique_ptr<Coordinator>> Coordinator::create(wire::Context &ctx, Coo
 Coordinator::Coordinator(CoordinatorOptions o, Store store, wire::Socket sock,
                          std::unique_ptr<wire::Authenticator> auth)
     : options_(std::move(o)), store_(std::move(store)), auth_(std::move(auth)),
-      sock_(std::move(sock)), scheduler_(options_.scheduling), blobs_(store_, options_.blobs),
-      cache_(store_), lastClient_(Clock::now()) {}
+      sock_(std::move(sock)), scheduler_(options_.scheduling), cache_(store_),
+      lastClient_(Clock::now()), lanes_(std::max<size_t>(1, options_.storeLanes)) {
+  blobs_.reserve(lanes_.lanes());
+  for (size_t i = 0; i < lanes_.lanes(); ++i)
+    blobs_.emplace_back(store_, options_.blobs);
+}
 
 Coordinator::~Coordinator() = default;
 
@@ -146,31 +151,135 @@ void Coordinator::applyReload() {
       ++it;
       continue;
     }
-    scheduler_.dropWorker(it->first, "lost its key", out_);
-    scheduler_.dropClient(it->first);
+    forgetPeer(it->first, "lost its key");
     it = peerKeys_.erase(it);
   }
-  act(scheduler_.takeEvents());
+  act(scheduler_.takeEvents(), {});
   flush();
 }
 
-// What the scheduler's verdicts ask of the store and the log. Quarantines
-// first: a record a wrong worker wrote goes before the right one is written.
-void Coordinator::act(Scheduler::Events &&e) {
+// What the scheduler's verdicts ask of the store and the log, and what it
+// produced to send. The store's part runs on lane 0, in order: quarantines
+// first, so a record a wrong worker wrote goes before the right one is
+// written. The results among `produced` go out once it is done: a client
+// that has a result finds it cached in its next session, whatever lane that
+// session's lookups run on.
+void Coordinator::act(Scheduler::Events &&e, Outbox &&produced) {
   for (const std::string &line : e.log)
     std::fprintf(stderr, "thinfarm-coordinator: %s\n", line.c_str());
-  for (const std::string &worker : e.quarantined)
-    if (auto n = cache_.dropResultsOf(worker); n.ok())
-      std::fprintf(stderr, "thinfarm-coordinator: dropped %zu cached results of worker %s\n", *n,
-                   worker.c_str());
+  Outbox held;
+  for (auto &m : produced)
+    if (!e.cache.empty() && m.second.get<wire::JobResult>())
+      held.push_back(std::move(m));
     else
-      std::fprintf(stderr, "thinfarm-coordinator: error: cannot drop the results of worker %s: %s\n",
-                   worker.c_str(), n.error().message.c_str());
-  for (const Digest &key : e.uncache)
-    cache_.forget(key);
-  for (const wire::JobResult &r : e.cache)
-    if (auto kept = CacheService::cacheable(r))
-      cache_.record(*kept);
+      out_.push_back(std::move(m));
+  if (e.quarantined.empty() && e.uncache.empty() && e.cache.empty())
+    return;
+  lanes_.post(0, [this, quarantined = std::move(e.quarantined), uncache = std::move(e.uncache),
+                  cache = std::move(e.cache), held = std::move(held)]() mutable -> StoreLanes::Done {
+    for (const std::string &worker : quarantined)
+      if (auto n = cache_.dropResultsOf(worker); n.ok())
+        std::fprintf(stderr, "thinfarm-coordinator: dropped %zu cached results of worker %s\n", *n,
+                     worker.c_str());
+      else
+        std::fprintf(stderr,
+                     "thinfarm-coordinator: error: cannot drop the results of worker %s: %s\n",
+                     worker.c_str(), n.error().message.c_str());
+    for (const Digest &key : uncache)
+      cache_.forget(key);
+    for (const wire::JobResult &r : cache)
+      if (auto kept = CacheService::cacheable(r))
+        cache_.record(*kept);
+    if (held.empty())
+      return {};
+    return [this, held = std::move(held)]() mutable {
+      for (auto &m : held)
+        out_.push_back(std::move(m));
+    };
+  });
+}
+
+void Coordinator::couldNotHandle(const wire::PeerId &peer, uint64_t id, const std::string &why) {
+  std::fprintf(stderr, "thinfarm-coordinator: error: a message could not be handled: %s\n",
+               why.c_str());
+  out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
+                                         "the coordinator could not handle this: " + why)});
+}
+
+StoreLanes::Done Coordinator::guarded(const wire::PeerId &peer, uint64_t id,
+                                      StoreLanes::Done done) {
+  if (!done)
+    return {};
+  return [this, peer, id, done = std::move(done)] {
+    try {
+      done();
+    } catch (const std::exception &e) {
+      couldNotHandle(peer, id, e.what());
+    }
+  };
+}
+
+void Coordinator::then(const wire::PeerId &peer, uint64_t id, StoreLanes::Done done) {
+  lanes_.after(peer, guarded(peer, id, std::move(done)));
+}
+
+void Coordinator::onStore(const wire::PeerId &peer, uint64_t id, StoreLanes::Work work,
+                          uint64_t bytes) {
+  lanes_.submit(
+      peer,
+      [this, peer, id, work = std::move(work)]() -> StoreLanes::Done {
+        try {
+          return guarded(peer, id, work());
+        } catch (const std::exception &e) { // on the lane: the loop reports it
+          return [this, peer, id, why = std::string(e.what())] { couldNotHandle(peer, id, why); };
+        }
+      },
+      bytes);
+}
+
+bool Coordinator::refusedBusy(const wire::PeerId &peer, uint64_t id) {
+  if (!lanes_.busy(peer))
+    return false;
+  out_.push_back({peer, wire::errorReply(id, ErrorKind::Overloaded,
+                                         "the coordinator holds " +
+                                             std::to_string(StoreLanes::kMaxPerPeer) +
+                                             " of this connection's requests for its store already")});
+  return true;
+}
+
+void Coordinator::storeRequest(const wire::PeerId &peer, uint64_t id,
+                               std::function<void(Outbox &)> work, uint64_t bytes) {
+  if (refusedBusy(peer, id))
+    return;
+  onStore(
+      peer, id,
+      [this, work = std::move(work)]() -> StoreLanes::Done {
+        Outbox replies;
+        work(replies);
+        if (replies.empty())
+          return {};
+        return [this, replies = std::move(replies)]() mutable {
+          for (auto &reply : replies)
+            out_.push_back(std::move(reply));
+        };
+      },
+      bytes);
+}
+
+// Its uploads end (on its lane, after its chunks queued there); then a
+// worker's jobs run elsewhere and a client's sessions end (it resubmits on
+// a new connection).
+void Coordinator::forgetPeer(const wire::PeerId &peer, const std::string &why) {
+  BlobService &blobs = blobs_[lanes_.laneOf(peer)];
+  onStore(peer, 0, [this, &blobs, peer, why]() -> StoreLanes::Done {
+    blobs.forgetPeer(peer);
+    return [this, peer, why] {
+      Outbox produced;
+      scheduler_.dropWorker(peer, why, produced);
+      scheduler_.dropClient(peer);
+      act(scheduler_.takeEvents(), std::move(produced));
+    };
+  });
 }
 
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
@@ -186,7 +295,7 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
   if (!name.empty() && (r.message->get<wire::RegisterWorker>() || r.message->get<wire::Session>()))
     peerKeys_[r.peer] = r.user;
   wire::Message &m = *r.message;
-  uint64_t id = m.requestId;
+  const uint64_t id = m.requestId;
   const wire::PeerId &peer = r.peer;
   std::visit(
       [&](auto &body) { // m.body is ours (r came as an rvalue) to move from
@@ -197,48 +306,107 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
           if (options_.verbose)
             std::fprintf(stderr, "thinfarm-coordinator: worker %s registered a slot (%s)\n",
                          body.name.c_str(), body.toolchain.c_str());
-          scheduler_.onRegister(peer, body, id, now, out_, /*trusted=*/auth_ && r.user.empty());
+          bool trusted = auth_ && r.user.empty();
+          then(peer, id, [this, peer, id, trusted, body = std::move(body)] {
+            scheduler_.onRegister(peer, body, id, Clock::now(), out_, trusted);
+          });
         } else if constexpr (std::is_same_v<T, wire::Heartbeat>) {
-          scheduler_.onHeartbeat(peer, now, out_);
+          then(peer, id, [this, peer] { scheduler_.onHeartbeat(peer, Clock::now(), out_); });
         } else if constexpr (std::is_same_v<T, wire::JobResult>) {
           if (!name.empty())
             body.worker = name;
-          bool stored = keepInlineNative(body);
-          scheduler_.onJobResult(peer, std::move(body), now, out_, stored);
-          act(scheduler_.takeEvents());
+          auto deliver = [this, peer](wire::JobResult &result, bool stored) {
+            Outbox produced;
+            scheduler_.onJobResult(peer, std::move(result), Clock::now(), produced, stored);
+            act(scheduler_.takeEvents(), std::move(produced));
+          };
+          if (body.error || body.nativeBytes.empty()) { // nothing to store
+            then(peer, id, [deliver, result = std::move(body)]() mutable { deliver(result, true); });
+          } else {
+            uint64_t bytes = body.nativeBytes.size();
+            onStore(
+                peer, id,
+                [this, deliver, result = std::move(body)]() mutable -> StoreLanes::Done {
+                  bool stored = keepInlineNative(result);
+                  return [deliver, stored, result = std::move(result)]() mutable {
+                    deliver(result, stored);
+                  };
+                },
+                bytes);
+          }
         } else {
           lastClient_ = now;
           if constexpr (std::is_same_v<T, wire::Session>) {
-            cache_.answerHits(peer, body, out_);
-            scheduler_.onSubmit(peer, std::move(body), id, now, out_, name);
-          } else if constexpr (std::is_same_v<T, wire::LookupLink>)
-            cache_.onLookupLink(peer, id, body, name, out_);
-          else if constexpr (std::is_same_v<T, wire::RecordLink>)
-            cache_.onRecordLink(peer, id, body, name, out_);
-          else if constexpr (std::is_same_v<T, wire::GetStats>)
-            cache_.onGetStats(peer, id, scheduler_.workerStats(), out_);
-          else if constexpr (std::is_same_v<T, wire::DrainWorker>) {
-            if (!scheduler_.drain(body.name, body.drain, out_)) {
-              out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
-                                                     "no worker named " + body.name + " is registered")});
-            } else {
-              std::fprintf(stderr, "thinfarm-coordinator: %s %s worker %s\n", name.empty() ? "an admin" : name.c_str(),
+            auto submit = [this, peer, id, name](wire::Session &s) {
+              scheduler_.onSubmit(peer, std::move(s), id, Clock::now(), out_, name);
+            };
+            if (!CacheService::mayHit(body)) {
+              then(peer, id, [submit, s = std::move(body)]() mutable { submit(s); });
+            } else if (!refusedBusy(peer, id)) {
+              // Its cached jobs are answered from the store; the rest go on.
+              onStore(peer, id, [this, peer, submit, s = std::move(body)]() mutable -> StoreLanes::Done {
+                Outbox hits;
+                cache_.answerHits(peer, s, hits);
+                return [this, submit, hits = std::move(hits), s = std::move(s)]() mutable {
+                  for (auto &hit : hits)
+                    out_.push_back(std::move(hit));
+                  submit(s);
+                };
+              });
+            }
+          } else if constexpr (std::is_same_v<T, wire::LookupLink>) {
+            storeRequest(peer, id, [this, peer, id, name, body](Outbox &o) {
+              cache_.onLookupLink(peer, id, body, name, o);
+            });
+          } else if constexpr (std::is_same_v<T, wire::RecordLink>) {
+            storeRequest(peer, id, [this, peer, id, name, body](Outbox &o) {
+              cache_.onRecordLink(peer, id, body, name, o);
+            });
+          } else if constexpr (std::is_same_v<T, wire::GetStats>) {
+            then(peer, id, [this, peer, id] {
+              cache_.onGetStats(peer, id, scheduler_.workerStats(), out_);
+            });
+          } else if constexpr (std::is_same_v<T, wire::DrainWorker>) {
+            then(peer, id, [this, peer, id, name, body] {
+              if (!scheduler_.drain(body.name, body.drain, out_)) {
+                out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
+                                                       "no worker named " + body.name +
+                                                           " is registered")});
+                return;
+              }
+              std::fprintf(stderr, "thinfarm-coordinator: %s %s worker %s\n",
+                           name.empty() ? "an admin" : name.c_str(),
                            body.drain ? "drained" : "resumed", body.name.c_str());
               cache_.onGetStats(peer, id, scheduler_.workerStats(), out_);
-            }
-          }
-          else if constexpr (std::is_same_v<T, wire::EndSession>)
-            scheduler_.onEndSession(peer, body.sessionId);
-          else if constexpr (std::is_same_v<T, wire::FindMissing>)
-            blobs_.onFindMissing(peer, id, body, out_);
-          else if constexpr (std::is_same_v<T, wire::PutChunk>)
-            blobs_.onPutChunk(peer, id, std::move(body), out_);
-          else if constexpr (std::is_same_v<T, wire::GetChunk>)
-            blobs_.onGetChunk(peer, id, body, out_);
-          else
+            });
+          } else if constexpr (std::is_same_v<T, wire::EndSession>) {
+            then(peer, id, [this, peer, session = body.sessionId] {
+              scheduler_.onEndSession(peer, session);
+            });
+          } else if constexpr (std::is_same_v<T, wire::FindMissing>) {
+            BlobService &blobs = blobs_[lanes_.laneOf(peer)];
+            storeRequest(peer, id, [&blobs, peer, id, body = std::move(body)](Outbox &o) {
+              blobs.onFindMissing(peer, id, body, o);
+            });
+          } else if constexpr (std::is_same_v<T, wire::PutChunk>) {
+            BlobService &blobs = blobs_[lanes_.laneOf(peer)];
+            uint64_t bytes = body.bytes.size();
+            storeRequest(
+                peer, id,
+                [&blobs, peer, id, body = std::move(body)](Outbox &o) mutable {
+                  blobs.onPutChunk(peer, id, std::move(body), o);
+                },
+                bytes);
+          } else if constexpr (std::is_same_v<T, wire::GetChunk>) {
+            BlobService &blobs = blobs_[lanes_.laneOf(peer)];
+            storeRequest(
+                peer, id, [&blobs, peer, id, body](Outbox &o) { blobs.onGetChunk(peer, id, body, o); },
+                wire::kChunk);
+          } else {
             out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
                                                    std::string("the coordinator does not take ") +
                                                        wire::kindName(m.body) + " messages")});
+          }
         }
       },
       m.body);
@@ -253,14 +421,14 @@ void Coordinator::guardedHandle(wire::Received &&r, Clock::time_point now) {
   try {
     handle(std::move(r), now);
   } catch (const std::exception &e) {
-    std::fprintf(stderr, "thinfarm-coordinator: error: a message could not be handled: %s\n",
-                 e.what());
-    out_.push_back({peer, wire::errorReply(id, ErrorKind::Failed,
-                                           std::string("the coordinator could not handle this: ") +
-                                               e.what())});
+    couldNotHandle(peer, id, e.what());
   }
 }
 
+// Each turn: wait for a message or for store work handed back (not for
+// messages while the lanes are full: back-pressure), run what came back,
+// read a burst of messages, send what the turn produced; a few times a
+// second, timers.
 Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void()> &ready) {
   if (ready)
     ready();
@@ -268,43 +436,57 @@ Status Coordinator::run(const std::atomic<bool> &stop, const std::function<void(
   while (!stop.load()) {
     if (auth_ && reload_.exchange(false))
       applyReload();
-    auto r = sock_.receive(100ms);
-    auto now = Clock::now();
-    if (r) {
-      guardedHandle(std::move(*r), now);
-      // Drain what is queued before acting on timers.
-      for (int i = 0; i < 256; ++i) {
-        auto more = sock_.receive(std::chrono::milliseconds(0));
-        if (!more)
-          break;
-        guardedHandle(std::move(*more), now);
-      }
-      flush();
+    bool reading = !lanes_.full();
+    bool messages = reading && sock_.buffered();
+    if (!messages && reading) {
+      messages = wire::poll(sock_, lanes_.fd(), 100ms).first;
+    } else if (!messages) {
+      pollfd p{lanes_.fd(), POLLIN, 0};
+      (void)::poll(&p, 1, 100);
     }
+    auto now = Clock::now();
+    lanes_.runDone();
+    for (int i = 0; messages && i < 256 && !lanes_.full(); ++i) {
+      auto r = sock_.receive(std::chrono::milliseconds(0));
+      if (!r)
+        break;
+      guardedHandle(std::move(*r), now);
+    }
+    flush();
     if (now - lastTick >= 200ms) {
       lastTick = now;
+      const bool quiet = lanes_.empty(); // before this tick's own store work
       // Connections closed: their uploads end with them; a worker's jobs run
-      // elsewhere at once (a killed worker, not 2 s of silence later: the
-      // tick below dispatches them); a client's sessions end (it resubmits on
-      // a new connection).
-      for (const wire::PeerId &gone : sock_.takeGone()) {
-        blobs_.forgetPeer(gone);
-        scheduler_.dropWorker(gone, "closed its connection", out_);
-        scheduler_.dropClient(gone);
-      }
-      scheduler_.tick(now, out_);
-      act(scheduler_.takeEvents());
+      // elsewhere at once (a killed worker, not 2 s of silence later); a
+      // client's sessions end (it resubmits on a new connection).
+      for (const wire::PeerId &gone : sock_.takeGone())
+        forgetPeer(gone, "closed its connection");
+      Outbox produced;
+      scheduler_.tick(now, produced);
+      act(scheduler_.takeEvents(), std::move(produced));
       if (peerKeys_.size() > 64 + 2 * (scheduler_.workers() + scheduler_.sessions())) {
         std::set<wire::PeerId> live = scheduler_.peers(); // forget the peers that left
         std::erase_if(peerKeys_, [&](const auto &e) { return !live.count(e.first); });
       }
-      blobs_.forgetIdle(now);
-      (void)store_.flushStats();
+      for (size_t lane = 0; lane < lanes_.lanes(); ++lane)
+        lanes_.post(lane, [&blobs = blobs_[lane], now]() -> StoreLanes::Done {
+          blobs.forgetIdle(now);
+          return {};
+        });
+      lanes_.post(0, [this]() -> StoreLanes::Done {
+        (void)store_.flushStats(); // only when they changed
+        return {};
+      });
       flush();
-      if (options_.idleExit.count() > 0 && scheduler_.idle() && now - lastClient_ > options_.idleExit)
+      if (options_.idleExit.count() > 0 && scheduler_.idle() && quiet &&
+          now - lastClient_ > options_.idleExit)
         break;
     }
   }
+  // What the lanes hold is finished (an upload's last chunk, a memo record,
+  // the cache's writes) and answered before the loop ends.
+  lanes_.drain();
+  flush();
   return ok();
 }
 

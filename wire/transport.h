@@ -158,6 +158,9 @@ public:
 
   // The socket's handle, for zmq_poll together with other descriptors.
   void *raw() const { return sock_; }
+  // Messages of a batch received already: receive() has them though the
+  // socket's handle polls empty.
+  bool buffered() const { return !unbatched_.empty(); }
   const std::string &endpoint() const { return endpoint_; }
   // A request id unique on this socket, for matching answers to requests.
   uint64_t newRequestId() { return nextRequestId_++; }
