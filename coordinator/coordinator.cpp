@@ -137,25 +137,26 @@ bool Coordinator::admit(const wire::Received &r, std::string &name) {
 }
 
 // A reload that drops a member drops what it holds: a worker's jobs run
-// elsewhere, a client's sessions end.
+// elsewhere, a client's sessions end. The list is a file: read on lane 0.
 void Coordinator::applyReload() {
-  auto n = auth_->reload();
-  if (!n.ok()) {
-    std::fprintf(stderr, "thinfarm-coordinator: error: the allow-list was not reloaded: %s\n",
-                 n.error().message.c_str());
-    return;
-  }
-  std::fprintf(stderr, "thinfarm-coordinator: allow-list reloaded: %zu keys\n", *n);
-  for (auto it = peerKeys_.begin(); it != peerKeys_.end();) {
-    if (auth_->member(it->second)) {
-      ++it;
-      continue;
-    }
-    forgetPeer(it->first, "lost its key");
-    it = peerKeys_.erase(it);
-  }
-  act(scheduler_.takeEvents(), {});
-  flush();
+  lanes_.post(0, [this]() -> StoreLanes::Done {
+    return [this, n = auth_->reload()] {
+      if (!n.ok()) {
+        std::fprintf(stderr, "thinfarm-coordinator: error: the allow-list was not reloaded: %s\n",
+                     n.error().message.c_str());
+        return;
+      }
+      std::fprintf(stderr, "thinfarm-coordinator: allow-list reloaded: %zu keys\n", *n);
+      for (auto it = peerKeys_.begin(); it != peerKeys_.end();) {
+        if (auth_->member(it->second)) {
+          ++it;
+          continue;
+        }
+        forgetPeer(it->first, "lost its key");
+        it = peerKeys_.erase(it);
+      }
+    };
+  });
 }
 
 // What the scheduler's verdicts ask of the store and the log, and what it

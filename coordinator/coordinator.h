@@ -65,8 +65,9 @@ public:
 
   // For a worker pool in the same process (see the top of this file).
   Store &store() { return store_; }
-  // Re-read the allow-list (SIGHUP), from any thread: the loop does it,
-  // and ends the sessions and drops the workers whose keys it no longer lists.
+  // Re-read the allow-list (SIGHUP), from any thread: the loop has a store
+  // lane read it, then ends the sessions and drops the workers whose keys it
+  // no longer lists.
   void reloadAccess() { reload_ = true; }
 
 private:
