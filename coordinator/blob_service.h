@@ -14,6 +14,9 @@
 // Overloaded error, the client backs off). An upload ends when its last chunk
 // is stored, on an error, when its peer is gone (forgetPeer) or after
 // `uploadIdle` without a chunk (forgetIdle); its reservation ends with it.
+//
+// The coordinator has one per store lane (store_lanes.h), used by that lane's
+// thread alone: a peer's uploads, and its caps, live on its lane's.
 #pragma once
 
 #include "coordinator/scheduler.h"
@@ -43,8 +46,6 @@ public:
   void forgetIdle(Clock::time_point now);
   // Drops the unfinished uploads of a peer that is gone.
   void forgetPeer(const wire::PeerId &peer);
-  // Unfinished uploads, all peers (tests, logs).
-  size_t uploadsInFlight() const { return uploads_.size(); }
 
 private:
   struct Upload {
