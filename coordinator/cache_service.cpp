@@ -32,10 +32,7 @@ bool intact(Store &store, const Digest &d) {
   return store.read(d, [](std::string_view) { return ok(); }).ok();
 }
 
-} // namespace
-
-namespace {
-
+// Whether a job is looked up in the action cache (no-op jobs never are).
 bool lookedUp(const wire::JobSpec &spec) {
   return hasKey(spec.key) && !spec.noop;
 }

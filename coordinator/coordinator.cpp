@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <cstdio>
+#include <iterator>
 #include <poll.h>
 #include <set>
 #include <thread>
@@ -38,6 +39,11 @@ Coordinator::Coordinator(CoordinatorOptions o, Store store, wire::Socket sock,
 }
 
 Coordinator::~Coordinator() = default;
+
+void Coordinator::queue(Outbox &&messages) {
+  out_.insert(out_.end(), std::make_move_iterator(messages.begin()),
+              std::make_move_iterator(messages.end()));
+}
 
 void Coordinator::flush() {
   // One batch per peer: after a burst, a worker gets its jobs and a client
@@ -193,10 +199,7 @@ void Coordinator::act(Scheduler::Events &&e, Outbox &&produced) {
         cache_.record(*kept);
     if (held.empty())
       return {};
-    return [this, held = std::move(held)]() mutable {
-      for (auto &m : held)
-        out_.push_back(std::move(m));
-    };
+    return [this, held = std::move(held)]() mutable { queue(std::move(held)); };
   });
 }
 
@@ -220,9 +223,6 @@ StoreLanes::Done Coordinator::guarded(const wire::PeerId &peer, uint64_t id,
   };
 }
 
-void Coordinator::then(const wire::PeerId &peer, uint64_t id, StoreLanes::Done done) {
-  lanes_.after(peer, guarded(peer, id, std::move(done)));
-}
 
 void Coordinator::onStore(const wire::PeerId &peer, uint64_t id, StoreLanes::Work work,
                           uint64_t bytes) {
@@ -259,10 +259,7 @@ void Coordinator::storeRequest(const wire::PeerId &peer, uint64_t id,
         work(replies);
         if (replies.empty())
           return {};
-        return [this, replies = std::move(replies)]() mutable {
-          for (auto &reply : replies)
-            out_.push_back(std::move(reply));
-        };
+        return [this, replies = std::move(replies)]() mutable { queue(std::move(replies)); };
       },
       bytes);
 }
@@ -281,6 +278,15 @@ void Coordinator::forgetPeer(const wire::PeerId &peer, const std::string &why) {
       act(scheduler_.takeEvents(), std::move(produced));
     };
   });
+}
+
+// In line when the peer has no store work queued (most messages: no
+// std::function is made; guardedHandle catches what it throws), else as a
+// continuation behind that work.
+template <class F> void Coordinator::then(const wire::PeerId &peer, uint64_t id, F &&done) {
+  if (!lanes_.holds(peer))
+    return done();
+  lanes_.after(peer, guarded(peer, id, std::forward<F>(done)));
 }
 
 void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
@@ -349,8 +355,7 @@ void Coordinator::handle(wire::Received &&r, Clock::time_point now) {
                 Outbox hits;
                 cache_.answerHits(peer, s, hits);
                 return [this, submit, hits = std::move(hits), s = std::move(s)]() mutable {
-                  for (auto &hit : hits)
-                    out_.push_back(std::move(hit));
+                  queue(std::move(hits));
                   submit(s);
                 };
               });

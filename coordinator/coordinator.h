@@ -78,6 +78,7 @@ private:
   bool admit(const wire::Received &r, std::string &name);
   void applyReload();
   void act(Scheduler::Events &&e, Outbox &&produced);
+  void queue(Outbox &&messages); // to go out with this turn's
   void flush();
   bool keepInlineNative(wire::JobResult &r);
   // Store work for a message of peer's (on its lane, in the peer's order) and
@@ -90,7 +91,7 @@ private:
   // Over the peer's share of the lanes: its request is answered Overloaded.
   bool refusedBusy(const wire::PeerId &peer, uint64_t id);
   // The loop's part of a message, after the peer's store work queued before it.
-  void then(const wire::PeerId &peer, uint64_t id, StoreLanes::Done done);
+  template <class F> void then(const wire::PeerId &peer, uint64_t id, F &&done);
   StoreLanes::Done guarded(const wire::PeerId &peer, uint64_t id, StoreLanes::Done done);
   void couldNotHandle(const wire::PeerId &peer, uint64_t id, const std::string &why);
   // A peer whose connection closed or whose key went: its uploads, jobs and sessions.

@@ -74,7 +74,7 @@ void StoreLanes::submit(const wire::PeerId &peer, Work work, uint64_t bytes) {
 }
 
 void StoreLanes::after(const wire::PeerId &peer, Done then) {
-  if (!perPeer_.count(peer)) {
+  if (!holds(peer)) {
     then();
     return;
   }

@@ -65,6 +65,8 @@ public:
 
   // work on peer's lane, after the peer's earlier tasks; bytes: what it holds.
   void submit(const wire::PeerId &peer, Work work, uint64_t bytes = 0);
+  // Whether peer has tasks queued (submitted, continuation not yet run).
+  bool holds(const wire::PeerId &peer) const { return perPeer_.count(peer) != 0; }
   // then on the loop: now, when peer has nothing queued; else after it.
   void after(const wire::PeerId &peer, Done then);
   // work of no peer, on the given lane, after what that lane holds.
